@@ -1,0 +1,182 @@
+//! Applying planned jobs to the inventory (SPEC §1).
+//!
+//! A location's jobs, and its full-mode zeroing, commit in one transaction
+//! together with their `success` status: after a crash a job is either
+//! wholly applied and marked so, or not applied at all and still `pending`.
+//! Only this module and `store` write inventory.
+
+use serde_json::{json, Map, Value};
+
+use crate::model::{Item, Optionals};
+use crate::plan::JobPlan;
+use crate::store::queries::{self, PendingJob};
+use crate::store::records::{self, Record};
+use crate::store::{Result, Store, StoreError, Write};
+
+/// The RFC 3339 UTC timestamp the store and reports use.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Applies every pending job of an import, one transaction per location.
+/// `progress` is told (jobs done, jobs in all) after each location.
+pub fn apply_import(
+    store: &mut Store,
+    import_id: i64,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<()> {
+    let pending = queries::pending_jobs(&store.read(), import_id)?;
+    let mut locations: Vec<&str> = Vec::new();
+    for job in &pending {
+        if !locations.contains(&job.location.as_str()) {
+            locations.push(&job.location);
+        }
+    }
+    let total = pending.len() as u64;
+    let mut done = 0;
+    for location in locations {
+        let write = store.write()?;
+        for job in pending.iter().filter(|j| j.location == location) {
+            apply_job(&write, job)?;
+            done += 1;
+        }
+        write.commit()?;
+        crate::crashpoint::hit_commit();
+        progress(done, total);
+    }
+    Ok(())
+}
+
+fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
+    let plan = JobPlan::decode(&job.plan).map_err(|e| StoreError::Corrupt {
+        what: "job plan",
+        detail: format!("job {}: {e}", job.id),
+    })?;
+    let started = now();
+    for planned in &plan.items {
+        let existing = match planned.record {
+            Some(id) => records::get(w, id)?,
+            None => None,
+        };
+        match existing {
+            Some(before) => {
+                let after = merged(&before, &planned.item);
+                let (old, new) = changes(&before, &after);
+                if !new.is_empty() {
+                    records::update(w, &after, job.id, &started)?;
+                    records::add_history(w, job.id, before.id, "update", &old, &new, &started)?;
+                }
+            }
+            None => {
+                let mut record = Record {
+                    id: 0,
+                    location: job.location.clone(),
+                    ids: planned.item.ids.clone(),
+                    quantity: planned.item.quantity,
+                    optionals: planned.item.optionals.clone(),
+                    attributes: planned.item.attributes.clone(),
+                };
+                record.id = records::insert(w, &record, job.id, &started)?;
+                let (_, new) = changes(&empty_like(&record), &record);
+                records::add_history(w, job.id, record.id, "create", &Map::new(), &new, &started)?;
+            }
+        }
+    }
+    let mut zeroed = 0u64;
+    for &id in &plan.zero {
+        let Some(before) = records::get(w, id)? else {
+            continue;
+        };
+        if before.quantity == 0 {
+            continue;
+        }
+        let after = Record {
+            quantity: 0,
+            ..before.clone()
+        };
+        let (old, new) = changes(&before, &after);
+        records::update(w, &after, job.id, &started)?;
+        records::add_history(w, job.id, id, "zero", &old, &new, &started)?;
+        zeroed += 1;
+    }
+    queries::finish_job(w, job.id, &started, &now(), zeroed)
+}
+
+/// The record after applying `item`: quantity set, the optional fields the
+/// item carries set, identifiers added, attributes merged (set union, in
+/// first-seen order).
+fn merged(record: &Record, item: &Item) -> Record {
+    let mut after = record.clone();
+    after.quantity = item.quantity;
+    let o = &item.optionals;
+    let a = &mut after.optionals;
+    a.bin_id = o.bin_id.or(a.bin_id);
+    a.ltd = o.ltd.or(a.ltd);
+    a.floor = o.floor.or(a.floor);
+    a.safety_stock = o.safety_stock.or(a.safety_stock);
+    a.currency_id = o.currency_id.or(a.currency_id);
+    a.retail_price = o.retail_price.or(a.retail_price);
+    if after.ids.sku.is_none() {
+        after.ids.sku = item.ids.sku.clone();
+    }
+    if after.ids.part_number.is_none() {
+        after.ids.part_number = item.ids.part_number.clone();
+    }
+    if after.ids.upc.is_none() {
+        after.ids.upc = item.ids.upc.clone();
+    }
+    for attribute in &item.attributes {
+        if !after.attributes.contains(attribute) {
+            after.attributes.push(attribute.clone());
+        }
+    }
+    after
+}
+
+fn empty_like(record: &Record) -> Record {
+    Record {
+        id: record.id,
+        location: record.location.clone(),
+        ids: Default::default(),
+        quantity: 0,
+        optionals: Optionals::default(),
+        attributes: Vec::new(),
+    }
+}
+
+/// The fields that differ, by their API names: (before, after).
+pub fn changes(before: &Record, after: &Record) -> (Map<String, Value>, Map<String, Value>) {
+    let fields = |r: &Record| -> Vec<(&'static str, Value)> {
+        let o = &r.optionals;
+        vec![
+            ("sku", json!(r.ids.sku)),
+            ("partNumber", json!(r.ids.part_number)),
+            ("upc", json!(r.ids.upc)),
+            ("quantity", json!(r.quantity)),
+            ("binID", json!(o.bin_id)),
+            ("ltd", json!(o.ltd)),
+            ("floor", json!(o.floor)),
+            ("safetyStock", json!(o.safety_stock)),
+            ("currencyID", json!(o.currency_id)),
+            ("retailPrice", json!(o.retail_price)),
+            ("attributes", json!(r.attributes)),
+        ]
+    };
+    let mut old = Map::new();
+    let mut new = Map::new();
+    // A created record has every field "changed" from nothing; show only the
+    // ones it has.
+    let created = before.ids.is_empty();
+    for ((name, b), (_, a)) in fields(before).into_iter().zip(fields(after)) {
+        let unset = a.is_null() || a == json!([]);
+        if b != a && !(created && unset) {
+            old.insert(name.to_string(), b);
+            new.insert(name.to_string(), a);
+        }
+    }
+    if created {
+        // A new record with quantity 0 still records its quantity.
+        new.insert("quantity".into(), json!(after.quantity));
+    }
+    (old, new)
+}

@@ -1,0 +1,108 @@
+//! `stockdrop import FILE…`: process files now through the same pipeline
+//! the daemon uses, leaving the originals where they are.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{open_write, output, CmdResult, Exit, Failure};
+use crate::config::Config;
+use crate::pipeline::{self, ImportOptions, Outcome, Progress};
+
+/// Files larger than this get a progress bar on a terminal.
+const PROGRESS_BYTES: u64 = 10 * 1024 * 1024;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Files to import.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Apply a file even when it repeats the last import of its locations.
+    #[arg(long)]
+    force: bool,
+    /// Write reports here instead of the outbox.
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
+    /// Print each file's JSON report, one per line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, config: &Config) -> CmdResult {
+    let mut store = open_write(config)?;
+    let mut exit = Exit::Success;
+    // An import killed half way is finished first, from its stored plan.
+    for outcome in pipeline::recover(&mut store)? {
+        eprintln!(
+            "stockdrop: finished interrupted import {} ({})",
+            outcome.report.import_id.unwrap_or_default(),
+            outcome.report.file
+        );
+        exit = exit.worst(print(&outcome, args.json)?);
+    }
+    for file in &args.files {
+        let options = ImportOptions {
+            force: args.force,
+            report_dir: args.report_dir.clone(),
+            progress: progress_for(file),
+        };
+        match pipeline::import_file(&mut store, config, file, &options) {
+            Ok(outcome) => exit = exit.worst(print(&outcome, args.json)?),
+            Err(e) => {
+                eprintln!("stockdrop: {}: {e}", file.display());
+                exit = exit.worst(Exit::Operational);
+            }
+        }
+    }
+    Ok(exit)
+}
+
+fn print(outcome: &Outcome, json: bool) -> Result<Exit, Failure> {
+    let report = &outcome.report;
+    if json {
+        let line = serde_json::to_string(report).map_err(|e| Failure::Io(e.to_string()))?;
+        output::println_or_fail(&line)?;
+    } else {
+        let mut text = report.summary();
+        for path in &outcome.paths {
+            text.push_str(&format!("\n  report: {}", path.display()));
+        }
+        output::println_or_fail(&text)?;
+    }
+    Ok(exit_for(&report.status))
+}
+
+/// The exit code a file's status asks for.
+pub fn exit_for(status: &str) -> Exit {
+    match status {
+        "applied" | "duplicate" => Exit::Success,
+        "failed" => Exit::Operational,
+        _ => Exit::Rejected,
+    }
+}
+
+/// A progress bar on stderr for a large file when stderr is a terminal.
+fn progress_for(file: &std::path::Path) -> Option<Progress> {
+    let large = std::fs::metadata(file)
+        .map(|m| m.len() > PROGRESS_BYTES)
+        .unwrap_or(false);
+    if !large || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg} {wide_bar} {pos}/{len}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(Arc::new(move |stage: &str, done: u64, of: u64| {
+        bar.set_message(stage.to_string());
+        bar.set_length(of);
+        bar.set_position(done);
+        if of > 0 && done >= of {
+            bar.finish_and_clear();
+        }
+    }))
+}

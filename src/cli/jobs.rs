@@ -1,0 +1,141 @@
+//! `stockdrop jobs` and `stockdrop job ID`.
+
+use serde::Serialize;
+
+use super::{open_read, output, CmdResult, Exit, Failure};
+use crate::config::Config;
+use crate::store::queries::{self, Change, JobFilter, JobRow};
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only jobs with this status (pending, working, success, failed, rejected, reverted).
+    #[arg(long)]
+    status: Option<String>,
+    /// Only jobs of this location.
+    #[arg(long)]
+    location: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 50)]
+    limit: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The jobID.
+    id: i64,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn list(args: ListArgs, config: &Config) -> CmdResult {
+    let filter = JobFilter {
+        status: args.status,
+        location: args.location,
+        import_id: None,
+        limit: Some(args.limit),
+    };
+    let rows = match open_read(config)? {
+        Some(store) => queries::jobs(&store.read(), &filter)?,
+        None => Vec::new(),
+    };
+    if args.json {
+        output::json(&rows)?;
+        return Ok(Exit::Success);
+    }
+    if rows.is_empty() {
+        output::println_or_fail("no jobs")?;
+        return Ok(Exit::Success);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|j| {
+            vec![
+                j.job_id.to_string(),
+                j.import_id.to_string(),
+                j.location.clone(),
+                j.item_count.to_string(),
+                j.zeroed.to_string(),
+                j.status.clone(),
+                j.file.clone(),
+                j.added.clone(),
+            ]
+        })
+        .collect();
+    output::println_or_fail(&output::table(
+        &[
+            "JOB", "IMPORT", "LOCATION", "ITEMS", "ZEROED", "STATUS", "FILE", "ADDED",
+        ],
+        &table,
+    ))?;
+    Ok(Exit::Success)
+}
+
+#[derive(Serialize)]
+struct JobDetail {
+    #[serde(flatten)]
+    job: JobRow,
+    changes: Vec<Change>,
+}
+
+pub fn show(args: ShowArgs, config: &Config) -> CmdResult {
+    let unknown = || Failure::Usage(format!("there is no job {}", args.id));
+    let store = open_read(config)?.ok_or_else(unknown)?;
+    let read = store.read();
+    let job = queries::job(&read, args.id)?.ok_or_else(unknown)?;
+    let changes = queries::job_changes(&read, args.id)?;
+    if args.json {
+        output::json(&JobDetail { job, changes })?;
+        return Ok(Exit::Success);
+    }
+    let mut text = format!(
+        "job {}  ({}, import {})\n  location:   {}\n  status:     {}\n  items:      {}{}\n  file:       {}\n  added:      {}\n  started:    {}\n  finished:   {}",
+        job.job_id,
+        job.job_type,
+        job.import_id,
+        job.location,
+        job.status,
+        job.item_count,
+        if job.zeroed > 0 { format!(" (+{} set to 0)", job.zeroed) } else { String::new() },
+        job.file,
+        job.added,
+        output::opt(&job.started),
+        output::opt(&job.finished),
+    );
+    for message in &job.messages {
+        text.push_str(&format!("\n  note:       {message}"));
+    }
+    text.push_str(&format!("\n  changes:    {}", changes.len()));
+    for change in &changes {
+        let ids: Vec<String> = [
+            change.sku.as_ref().map(|v| format!("sku {v}")),
+            change
+                .part_number
+                .as_ref()
+                .map(|v| format!("partNumber {v}")),
+            change.upc.as_ref().map(|v| format!("upc {v}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let mut fields = Vec::new();
+        if let Some(after) = change.after.as_object() {
+            for (name, value) in after {
+                let before = change
+                    .before
+                    .get(name)
+                    .map_or("—".to_string(), |v| v.to_string());
+                fields.push(format!("{name} {before} → {value}"));
+            }
+        }
+        text.push_str(&format!(
+            "\n    {:<7} {}: {}",
+            change.action,
+            ids.join(", "),
+            fields.join("; ")
+        ));
+    }
+    output::println_or_fail(&text)?;
+    Ok(Exit::Success)
+}

@@ -1,0 +1,167 @@
+//! The command line (SPEC §6): flags, config lookup, and the one place
+//! errors become exit codes. Each command lives in a module of its own.
+
+mod check_config;
+mod export;
+mod import;
+mod imports;
+mod jobs;
+mod output;
+mod stock;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigError};
+use crate::pipeline::PipelineError;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stockdrop",
+    version,
+    about = "Warehouse stock files → inventory refresh jobs → SQLite, with reports"
+)]
+pub struct Cli {
+    /// Config file (else $STOCKDROP_CONFIG, ./stockdrop.toml, /etc/stockdrop/stockdrop.toml, built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Process files now: validate, apply to the store, write reports. The originals stay where they are.
+    Import(import::Args),
+    /// Parse and validate only; nothing is written to the store.
+    Validate(validate::Args),
+    /// Recent jobs.
+    Jobs(jobs::ListArgs),
+    /// One job, its items and their before/after values.
+    Job(jobs::ShowArgs),
+    /// Recent files and their outcome.
+    Imports(imports::Args),
+    /// Inventory records.
+    Stock(stock::Args),
+    /// The whole inventory, or one location, as CSV or JSON.
+    Export(export::Args),
+    /// Validate the config, create and check the directories, print the effective config.
+    CheckConfig(check_config::Args),
+}
+
+/// How a command ended (SPEC §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    /// Rows, jobs or files rejected, or validation found errors.
+    Rejected = 1,
+    /// Usage or configuration error, unknown id.
+    Usage = 2,
+    /// I/O or database error.
+    Operational = 3,
+}
+
+impl Exit {
+    /// The worse of two outcomes.
+    pub fn worst(self, other: Exit) -> Exit {
+        if other as u8 > self as u8 {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// A command's failure, classified for its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Failure {
+    fn exit(&self) -> Exit {
+        match self {
+            Failure::Config(_) | Failure::Usage(_) => Exit::Usage,
+            Failure::Store(_) | Failure::Pipeline(_) | Failure::Io(_) => Exit::Operational,
+        }
+    }
+}
+
+pub type CmdResult = Result<Exit, Failure>;
+
+pub fn main(cli: Cli) -> ExitCode {
+    let env_config = std::env::var("STOCKDROP_CONFIG").ok();
+    let path = config::locate(cli.config.as_deref(), env_config.as_deref());
+    let result = Config::load(path.as_deref(), None)
+        .map_err(Failure::from)
+        .and_then(|config| {
+            init_logging(&config);
+            dispatch(cli.command, &config)
+        });
+    match result {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(failure) => {
+            eprintln!("stockdrop: {failure}");
+            ExitCode::from(failure.exit() as u8)
+        }
+    }
+}
+
+fn dispatch(command: Command, config: &Config) -> CmdResult {
+    match command {
+        Command::Import(args) => import::run(args, config),
+        Command::Validate(args) => validate::run(args, config),
+        Command::Jobs(args) => jobs::list(args, config),
+        Command::Job(args) => jobs::show(args, config),
+        Command::Imports(args) => imports::run(args, config),
+        Command::Stock(args) => stock::run(args, config),
+        Command::Export(args) => export::run(args, config),
+        Command::CheckConfig(args) => check_config::run(args, config),
+    }
+}
+
+/// Logs go to stderr; one-shot commands only say what went wrong unless
+/// `RUST_LOG` asks for more.
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        config::LogFormat::Json => builder.json().try_init(),
+        config::LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Opens the store for reading; `None` before the first import.
+fn open_read(config: &Config) -> Result<Option<Store>, Failure> {
+    Ok(Store::open_existing(&config.paths.database)?)
+}
+
+/// Opens (creating) the store for writing, with its folder.
+fn open_write(config: &Config) -> Result<Store, Failure> {
+    create_parent(&config.paths.database)?;
+    Ok(Store::open(&config.paths.database)?)
+}
+
+fn create_parent(path: &Path) -> Result<(), Failure> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Failure::Io(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! Printing for the listing commands: JSON for scripts, aligned text
+//! columns for people.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::Failure;
+
+/// Prints `value` as one JSON document on stdout.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::Io(e.to_string()))?;
+    println_or_fail(&text)
+}
+
+/// Prints a line, treating a closed pipe (`| head`) as the end of output.
+pub fn println_or_fail(text: &str) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    match writeln!(out, "{text}") {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::Io(e.to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// A text table with a header row and left-aligned columns.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = widths.get(i).copied().unwrap_or(0)))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+pub fn opt<T: ToString>(value: &Option<T>) -> String {
+    value.as_ref().map_or(String::new(), ToString::to_string)
+}

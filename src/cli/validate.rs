@@ -1,0 +1,50 @@
+//! `stockdrop validate FILE…`: parse, validate and resolve against the
+//! store as an import would, writing nothing.
+
+use std::path::PathBuf;
+
+use super::{open_read, output, CmdResult, Exit, Failure};
+use crate::config::Config;
+use crate::pipeline;
+use crate::store::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Print each file's JSON report, one per line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, config: &Config) -> CmdResult {
+    // Resolve against the real store when there is one, else an empty one in
+    // memory: nothing is created on disk.
+    let store = match open_read(config)? {
+        Some(store) => store,
+        None => Store::in_memory()?,
+    };
+    let mut exit = Exit::Success;
+    for file in &args.files {
+        match pipeline::validate_file(&store, config, file) {
+            Ok(report) => {
+                if args.json {
+                    let line =
+                        serde_json::to_string(&report).map_err(|e| Failure::Io(e.to_string()))?;
+                    output::println_or_fail(&line)?;
+                } else {
+                    output::println_or_fail(&report.summary())?;
+                }
+                let errors: u64 = report.error_counts.values().sum();
+                if errors > 0 {
+                    exit = exit.worst(Exit::Rejected);
+                }
+            }
+            Err(e) => {
+                eprintln!("stockdrop: {}: {e}", file.display());
+                exit = exit.worst(Exit::Operational);
+            }
+        }
+    }
+    Ok(exit)
+}

@@ -1,0 +1,203 @@
+//! Problems found in a file, as data: every error and warning carries its
+//! stable code (SPEC §4.4), where it is and a message a clerk understands.
+//! Validation never returns `Err` for bad input; it returns issues.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The stable codes of SPEC §4.4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Code {
+    // Row errors.
+    MissingIdentifier,
+    MissingQuantity,
+    NotAnInteger,
+    NotANumber,
+    OutOfRange,
+    ValueTooLong,
+    UpcInvalid,
+    UpcScientific,
+    UpcCheckDigit,
+    MissingLocation,
+    UnknownLocation,
+    TooManyAttributes,
+    DuplicateItem,
+    IdentifierConflict,
+    NotApplied,
+    // Location errors.
+    TooManyZeroed,
+    // File errors.
+    MissingColumn,
+    AmbiguousColumn,
+    UnsupportedFormat,
+    UnreadableFile,
+    FileTooLarge,
+    TooManyRows,
+    ArchiveTooLarge,
+    // Warnings only.
+    UnknownColumn,
+    ExtraCells,
+    EncodingFallback,
+    UpcZerosRestored,
+    EmptySheet,
+    NoHeader,
+    // An operational failure (I/O, database) that ended a file as `failed`.
+    OperationalError,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::MissingIdentifier => "missing-identifier",
+            Code::MissingQuantity => "missing-quantity",
+            Code::NotAnInteger => "not-an-integer",
+            Code::NotANumber => "not-a-number",
+            Code::OutOfRange => "out-of-range",
+            Code::ValueTooLong => "value-too-long",
+            Code::UpcInvalid => "upc-invalid",
+            Code::UpcScientific => "upc-scientific",
+            Code::UpcCheckDigit => "upc-check-digit",
+            Code::MissingLocation => "missing-location",
+            Code::UnknownLocation => "unknown-location",
+            Code::TooManyAttributes => "too-many-attributes",
+            Code::DuplicateItem => "duplicate-item",
+            Code::IdentifierConflict => "identifier-conflict",
+            Code::NotApplied => "not-applied",
+            Code::TooManyZeroed => "too-many-zeroed",
+            Code::MissingColumn => "missing-column",
+            Code::AmbiguousColumn => "ambiguous-column",
+            Code::UnsupportedFormat => "unsupported-format",
+            Code::UnreadableFile => "unreadable-file",
+            Code::FileTooLarge => "file-too-large",
+            Code::TooManyRows => "too-many-rows",
+            Code::ArchiveTooLarge => "archive-too-large",
+            Code::UnknownColumn => "unknown-column",
+            Code::ExtraCells => "extra-cells",
+            Code::EncodingFallback => "encoding-fallback",
+            Code::UpcZerosRestored => "upc-zeros-restored",
+            Code::EmptySheet => "empty-sheet",
+            Code::NoHeader => "no-header",
+            Code::OperationalError => "operational-error",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where in the file an issue is. All parts are optional: a file error has
+/// none, a row error has a row, a cell error also a column and cell.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Place {
+    /// 1-based row as a spreadsheet program shows it (for delimited text,
+    /// the line the record starts on).
+    pub row: Option<u64>,
+    pub sheet: Option<String>,
+    /// `F14`: column letters and row.
+    pub cell: Option<String>,
+    /// The field's API name, or the header text for unknown columns.
+    pub column: Option<String>,
+    /// JSON Pointer, for JSON input.
+    pub pointer: Option<String>,
+}
+
+impl Place {
+    /// How a person is shown the place: `Sheet2!C5`, `F14`, `row 14`,
+    /// `/items/3/quantity`, or empty.
+    pub fn human(&self) -> String {
+        if let Some(p) = &self.pointer {
+            return p.clone();
+        }
+        match (&self.sheet, &self.cell, self.row) {
+            (Some(s), Some(c), _) => format!("{s}!{c}"),
+            (None, Some(c), _) => c.clone(),
+            (Some(s), None, Some(r)) => format!("{s} row {r}"),
+            (None, None, Some(r)) => format!("row {r}"),
+            (Some(s), None, None) => s.clone(),
+            (None, None, None) => String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issue {
+    pub code: Code,
+    pub place: Place,
+    /// The offending value as it was in the file.
+    pub value: Option<String>,
+    pub message: String,
+}
+
+impl Issue {
+    pub fn new(code: Code, message: impl Into<String>) -> Issue {
+        Issue {
+            code,
+            place: Place::default(),
+            value: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn at(mut self, place: Place) -> Issue {
+        self.place = place;
+        self
+    }
+
+    pub fn with_value(mut self, value: impl Into<String>) -> Issue {
+        self.value = Some(value.into());
+        self
+    }
+}
+
+/// Spreadsheet column letters for a 0-based index: 0 → `A`, 26 → `AA`.
+pub fn column_letters(index: usize) -> String {
+    let mut n = index + 1;
+    let mut letters = Vec::new();
+    while n > 0 {
+        let rem = (n - 1) % 26;
+        letters.push(b'A' + rem as u8);
+        n = (n - 1) / 26;
+    }
+    letters.reverse();
+    String::from_utf8(letters).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn column_letters_follow_spreadsheets() {
+        assert_eq!(column_letters(0), "A");
+        assert_eq!(column_letters(5), "F");
+        assert_eq!(column_letters(25), "Z");
+        assert_eq!(column_letters(26), "AA");
+        assert_eq!(column_letters(701), "ZZ");
+        assert_eq!(column_letters(702), "AAA");
+    }
+
+    #[test]
+    fn codes_serialise_as_the_spec_spells_them() {
+        assert_eq!(
+            serde_json::to_string(&Code::NotAnInteger).unwrap(),
+            "\"not-an-integer\""
+        );
+        assert_eq!(Code::UpcZerosRestored.as_str(), "upc-zeros-restored");
+    }
+
+    #[test]
+    fn places_read_as_people_expect() {
+        let p = Place {
+            row: Some(5),
+            sheet: Some("Sheet2".into()),
+            cell: Some("C5".into()),
+            ..Place::default()
+        };
+        assert_eq!(p.human(), "Sheet2!C5");
+    }
+}

@@ -1,0 +1,128 @@
+//! Parsing: bytes of a dropped file → a format-neutral stream of cells with
+//! their positions (sheet, row, column). Nothing here knows what a column
+//! means; that is validation's job.
+//!
+//! Parsing never panics on input. A file that cannot be read at all is one
+//! file-level [`Issue`]; everything else is rows.
+
+pub mod decode;
+pub mod delimited;
+pub mod detect;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ImportRules;
+use crate::issue::{Code, Issue};
+
+/// The file formats of SPEC §3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Xlsx,
+    Xls,
+    Ods,
+    Json,
+    Zip,
+    Unknown,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Xlsx => "xlsx",
+            Format::Xls => "xls",
+            Format::Ods => "ods",
+            Format::Json => "json",
+            Format::Zip => "zip",
+            Format::Unknown => "unknown",
+        }
+    }
+}
+
+/// One cell as the file holds it. Delimited text only yields `Text` and
+/// `Empty`; spreadsheets add the typed variants.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Empty,
+    Text(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// A date or time cell, as the spreadsheet shows it.
+    Date(String),
+    /// A formula error such as `#N/A`.
+    Error(String),
+}
+
+impl Cell {
+    /// The cell as a person would type it back into a CSV.
+    pub fn to_text(&self) -> String {
+        match self {
+            Cell::Empty => String::new(),
+            Cell::Text(s) => s.clone(),
+            Cell::Int(i) => i.to_string(),
+            Cell::Float(f) => crate::validate::value::format_number(*f),
+            Cell::Bool(true) => "TRUE".into(),
+            Cell::Bool(false) => "FALSE".into(),
+            Cell::Date(s) | Cell::Error(s) => s.clone(),
+        }
+    }
+
+    pub fn is_blank(&self) -> bool {
+        match self {
+            Cell::Empty => true,
+            Cell::Text(s) => s.trim().is_empty(),
+            _ => false,
+        }
+    }
+}
+
+/// One non-empty row of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// 1-based, as a spreadsheet program numbers rows.
+    pub number: u64,
+    pub cells: Vec<Cell>,
+}
+
+/// A sheet of a workbook, or the single table of a delimited file.
+pub struct Table<'a> {
+    pub sheet: Option<String>,
+    /// `12,5` is a number (a `;`-delimited file, SPEC §4.2).
+    pub decimal_comma: bool,
+    pub rows: Box<dyn Iterator<Item = Result<Row, Issue>> + 'a>,
+}
+
+/// A parsed file: its format, its tables, and file-level warnings
+/// (such as an encoding fallback).
+pub struct Parsed<'a> {
+    pub format: Format,
+    pub tables: Vec<Table<'a>>,
+    pub warnings: Vec<Issue>,
+}
+
+/// Parses `bytes`, the content of the file called `name`.
+pub fn parse<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<Parsed<'a>, Issue> {
+    if bytes.is_empty() {
+        return Err(Issue::new(
+            Code::UnreadableFile,
+            "the file is empty (0 bytes); upload it again once it is complete",
+        ));
+    }
+    let format = detect::detect(Path::new(name), bytes)?;
+    match format {
+        Format::Csv => delimited::parse(bytes, rules),
+        other => Err(Issue::new(
+            Code::UnsupportedFormat,
+            format!(
+                "{} files are not supported by this version of stockdrop; \
+                 save the data as CSV (comma- or semicolon-separated) and drop it again",
+                other.as_str()
+            ),
+        )),
+    }
+}

@@ -1,0 +1,385 @@
+//! One file through the whole pipeline: read → parse and validate → resolve
+//! → store the plan → apply → report. `import`, recovery and (later) the
+//! daemon all go through [`import_file`] and [`finish`].
+//!
+//! Crash safety: the plan (jobs with their items, the report's draft) is
+//! committed before the first job is applied; each location's jobs commit
+//! with their `success` status; the reports are written atomically before
+//! the import is marked finished. A crash anywhere leaves an import in
+//! `planned`, which [`recover`] completes: pending jobs are applied from the
+//! stored plan, committed ones never again, and the reports are (re)written
+//! under the same names.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::io::{self, Read as _};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::apply::{self, now};
+use crate::config::{Config, ImportRules, RefreshMode};
+use crate::issue::{Code, Issue};
+use crate::parse::{self, Cell};
+use crate::plan::{ErrorsCsvRow, LeftOutRow, Plan};
+use crate::report::{self, JobEntry, Report};
+use crate::resolve;
+use crate::store::queries::{self, JobFilter, NewImport, NewJob};
+use crate::store::{Reader, Store, StoreError};
+use crate::validate::{self, Checked};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write the report into {dir}: {source}")]
+    Report { dir: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Told what the pipeline is doing: (stage, done, of).
+pub type Progress = std::sync::Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
+
+#[derive(Clone, Default)]
+pub struct ImportOptions {
+    /// Apply even when the file is a duplicate.
+    pub force: bool,
+    /// Where reports go; the outbox when `None`.
+    pub report_dir: Option<PathBuf>,
+    /// Called as the pipeline advances: (what, done, of).
+    pub progress: Option<Progress>,
+}
+
+/// What became of one file.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub report: Report,
+    pub paths: Vec<PathBuf>,
+}
+
+/// A file's bytes and checksum, read once.
+struct Content {
+    name: String,
+    bytes: Vec<u8>,
+    sha256: String,
+    /// Set when the file is over `import.max_file_bytes` and was hashed
+    /// without being kept in memory.
+    too_large: Option<u64>,
+}
+
+fn read_content(path: &Path, rules: &ImportRules) -> Result<Content, PipelineError> {
+    let fail = |source| PipelineError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let mut file = fs::File::open(path).map_err(fail)?;
+    let size = file.metadata().map_err(fail)?.len();
+    if size > rules.max_file_bytes {
+        // Hash it for the record, in pieces, without holding it.
+        let mut hasher = Sha256::new();
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buffer).map_err(fail)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buffer[..n]);
+        }
+        return Ok(Content {
+            name,
+            bytes: Vec::new(),
+            sha256: hex(&hasher.finalize()),
+            too_large: Some(size),
+        });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.read_to_end(&mut bytes).map_err(fail)?;
+    let sha256 = hex(&Sha256::digest(&bytes));
+    Ok(Content {
+        name,
+        bytes,
+        sha256,
+        too_large: None,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn check(content: &Content, rules: &ImportRules) -> Checked {
+    let mut checked = validate::check(&content.name, &content.bytes, rules);
+    if let Some(size) = content.too_large {
+        checked.file_error = Some(Issue::new(
+            Code::FileTooLarge,
+            format!(
+                "the file is {size} bytes; the limit (import.max_file_bytes) is {}; split it into smaller files",
+                rules.max_file_bytes
+            ),
+        ));
+    }
+    checked
+}
+
+/// Parses the file a second time to copy the rows left out into the errors
+/// CSV with their original cells. Done only when rows were left out, so a
+/// clean import holds no raw text in memory.
+fn copy_left_out_rows(
+    content: &Content,
+    rules: &ImportRules,
+    left_out: &[LeftOutRow],
+) -> Vec<ErrorsCsvRow> {
+    if left_out.is_empty() {
+        return Vec::new();
+    }
+    let wanted: HashSet<(u16, u64)> = left_out.iter().map(|r| (r.table, r.number)).collect();
+    let mut cells: HashMap<(u16, u64), Vec<String>> = HashMap::new();
+    if let Ok(parsed) = parse::parse(&content.name, &content.bytes, rules) {
+        for (index, table) in parsed.tables.into_iter().enumerate() {
+            let table_no = u16::try_from(index).unwrap_or(u16::MAX);
+            for row in table.rows.map_while(Result::ok) {
+                if wanted.contains(&(table_no, row.number)) {
+                    cells.insert(
+                        (table_no, row.number),
+                        row.cells.iter().map(Cell::to_text).collect(),
+                    );
+                }
+            }
+        }
+    }
+    left_out
+        .iter()
+        .map(|r| ErrorsCsvRow {
+            cells: cells.remove(&(r.table, r.number)).unwrap_or_default(),
+            location: r.location.clone(),
+            error: r.error.clone(),
+        })
+        .collect()
+}
+
+/// The earlier import this file repeats (SPEC §2): for every location it
+/// names, the last import applied there has the same SHA-256.
+fn duplicate_of(store: &impl Reader, plan: &Plan, sha256: &str) -> Result<Option<i64>, StoreError> {
+    if plan.locations.is_empty() {
+        return Ok(None);
+    }
+    let mut latest = None;
+    for location in &plan.locations {
+        match queries::last_applied_to(store, location)? {
+            Some((id, sha)) if sha == sha256 => latest = latest.max(Some(id)),
+            _ => return Ok(None),
+        }
+    }
+    Ok(latest)
+}
+
+fn mode_name(mode: RefreshMode) -> &'static str {
+    match mode {
+        RefreshMode::Delta => "delta",
+        RefreshMode::Full => "full",
+    }
+}
+
+/// Plans, applies and reports one file. The original is left where it is.
+pub fn import_file(
+    store: &mut Store,
+    config: &Config,
+    path: &Path,
+    options: &ImportOptions,
+) -> Result<Outcome, PipelineError> {
+    let rules = &config.rules;
+    let received_at = now();
+    let content = read_content(path, rules)?;
+    let progress = |what: &str, done: u64, of: u64| {
+        if let Some(report) = &options.progress {
+            report(what, done, of);
+        }
+    };
+    progress("checking rows", 0, 0);
+    let checked = check(&content, rules);
+    progress("resolving items", 0, 0);
+    let mut plan = resolve::plan(&checked, &store.read(), rules, &content.name)?;
+    plan.draft.errors_csv = copy_left_out_rows(&content, rules, &plan.left_out);
+    let duplicate = if rules.skip_duplicate_files && !options.force && checked.file_error.is_none()
+    {
+        duplicate_of(&store.read(), &plan, &content.sha256)?
+    } else {
+        None
+    };
+    let report_dir = options
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| config.paths.outbox.clone());
+    let source_path = path.display().to_string();
+
+    // The plan, committed before anything is applied.
+    let write = store.write()?;
+    let import_id = queries::insert_import(
+        &write,
+        &NewImport {
+            file: &content.name,
+            source_path: &source_path,
+            sha256: &content.sha256,
+            format: checked.format.as_str(),
+            status: "planned",
+            duplicate_of: duplicate,
+            refresh_mode: mode_name(plan.mode),
+            received_at: &received_at,
+            rows_total: plan.draft.rows_total,
+            rows_accepted: plan.draft.rows_accepted,
+            rows_rejected: plan.draft.rows_rejected,
+            report_dir: &report_dir.display().to_string(),
+            draft: &plan.draft,
+        },
+    )?;
+    if duplicate.is_none() {
+        for job in &plan.jobs {
+            let messages: Vec<String> = if job.rejected {
+                vec!["rejected: not applied because of errors in the file (see its report)".into()]
+            } else {
+                Vec::new()
+            };
+            queries::insert_job(
+                &write,
+                &NewJob {
+                    import_id,
+                    location: &job.location,
+                    manufacturer_id: job.manufacturer_id,
+                    item_count: job.plan.items.len(),
+                    status: if job.rejected { "rejected" } else { "pending" },
+                    file: &content.name,
+                    messages: &messages,
+                    added: &received_at,
+                    plan: &job.plan.encode(),
+                },
+            )?;
+        }
+    }
+    write.commit()?;
+    crate::crashpoint::hit("after-plan");
+    drop(content);
+    tracing::info!(import_id, file = %path.display(), "plan stored");
+    finish(store, import_id, options.progress.as_ref())
+}
+
+/// Applies what is left of a stored plan, writes the reports and marks the
+/// import finished. Safe to call again after a crash at any point.
+pub fn finish(
+    store: &mut Store,
+    import_id: i64,
+    progress: Option<&Progress>,
+) -> Result<Outcome, PipelineError> {
+    apply::apply_import(store, import_id, |done, of| {
+        if let Some(report) = progress {
+            report("applying jobs", done, of);
+        }
+    })?;
+    let read = store.read();
+    let Some(record) = queries::import(&read, import_id)? else {
+        return Err(PipelineError::Store(StoreError::Corrupt {
+            what: "import",
+            detail: format!("import {import_id} vanished"),
+        }));
+    };
+    let jobs = queries::jobs(
+        &read,
+        &JobFilter {
+            import_id: Some(import_id),
+            ..JobFilter::default()
+        },
+    )?;
+    let entries: Vec<JobEntry> = jobs
+        .iter()
+        .map(|j| JobEntry {
+            job_id: Some(j.job_id),
+            location: j.location.clone(),
+            manufacturer_id: j.manufacturer_id,
+            item_count: j.item_count as u64,
+            zeroed: j.zeroed as u64,
+            status: j.status.clone(),
+        })
+        .collect();
+    let status = report::file_status(&record.draft, &entries, record.duplicate_of.is_some());
+    let mut report = Report::from_draft(&record.draft);
+    report.import_id = Some(import_id);
+    report.file = record.file.clone();
+    report.sha256 = record.sha256.clone();
+    report.format = record.format.clone();
+    report.status = status.to_string();
+    report.duplicate_of = record.duplicate_of;
+    report.refresh_mode = record.refresh_mode.clone();
+    report.received_at = record.received_at.clone();
+    report.finished_at = record.finished_at.clone().unwrap_or_else(now);
+    report.jobs = entries;
+    let dir = PathBuf::from(&record.report_dir);
+    fs::create_dir_all(&dir).map_err(|source| PipelineError::Report {
+        dir: dir.clone(),
+        source,
+    })?;
+    let paths = report::write_all(&report, &record.draft, &dir).map_err(|source| {
+        PipelineError::Report {
+            dir: dir.clone(),
+            source,
+        }
+    })?;
+    crate::crashpoint::hit("after-reports");
+    let write = store.write()?;
+    queries::finish_import(&write, import_id, status, &report.finished_at)?;
+    write.commit()?;
+    tracing::info!(import_id, file = %record.file, status, "import finished");
+    Ok(Outcome { report, paths })
+}
+
+/// Finishes every import a crash (or `kill -9`) left half done.
+pub fn recover(store: &mut Store) -> Result<Vec<Outcome>, PipelineError> {
+    let unfinished = queries::unfinished_imports(&store.read())?;
+    let mut outcomes = Vec::new();
+    for import_id in unfinished {
+        tracing::warn!(import_id, "finishing an import that was interrupted");
+        outcomes.push(finish(store, import_id, None)?);
+    }
+    Ok(outcomes)
+}
+
+/// Parses, validates and resolves a file against the store without writing
+/// anything: the report an import would produce, with no ids.
+pub fn validate_file(store: &Store, config: &Config, path: &Path) -> Result<Report, PipelineError> {
+    let rules = &config.rules;
+    let received_at = now();
+    let content = read_content(path, rules)?;
+    let checked = check(&content, rules);
+    let plan = resolve::plan(&checked, &store.read(), rules, &content.name)?;
+    let duplicate = if rules.skip_duplicate_files && checked.file_error.is_none() {
+        duplicate_of(&store.read(), &plan, &content.sha256)?
+    } else {
+        None
+    };
+    let entries: Vec<JobEntry> = plan
+        .jobs
+        .iter()
+        .map(|j| JobEntry {
+            job_id: None,
+            location: j.location.clone(),
+            manufacturer_id: j.manufacturer_id.map(i64::from),
+            item_count: j.plan.items.len() as u64,
+            zeroed: j.plan.zero.len() as u64,
+            status: if j.rejected { "rejected" } else { "pending" }.to_string(),
+        })
+        .collect();
+    let mut report = Report::from_draft(&plan.draft);
+    report.file = content.name.clone();
+    report.sha256 = content.sha256.clone();
+    report.format = checked.format.as_str().to_string();
+    report.status = report::file_status(&plan.draft, &entries, duplicate.is_some()).to_string();
+    report.duplicate_of = duplicate;
+    report.refresh_mode = mode_name(plan.mode).to_string();
+    report.received_at = received_at;
+    report.finished_at = now();
+    report.jobs = entries;
+    Ok(report)
+}

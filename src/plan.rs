@@ -1,0 +1,115 @@
+//! The plan of a file: everything decided before the first commit. It is
+//! stored with the import (jobs with their items, the report's draft), and
+//! recovery after a crash applies exactly this plan, whatever the
+//! configuration says by then.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::RefreshMode;
+use crate::issue::{Code, Issue};
+use crate::model::Item;
+
+/// One item of a job, with the record it resolved to (`None`: a new record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedItem {
+    pub row: u64,
+    pub record: Option<i64>,
+    pub item: Item,
+}
+
+/// What applying a job does; stored in the job's `plan` column.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobPlan {
+    pub items: Vec<PlannedItem>,
+    /// Records set to quantity 0 (full mode), on the location's last job.
+    pub zero: Vec<i64>,
+}
+
+impl JobPlan {
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising plain data into a Vec cannot fail.
+        postcard::to_stdvec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<JobPlan, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedJob {
+    pub location: String,
+    pub manufacturer_id: Option<u32>,
+    /// Rejected by a policy or the full-mode guard: recorded, never applied.
+    pub rejected: bool,
+    pub plan: JobPlan,
+}
+
+/// A row of the errors CSV: the original cells and why it was not applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorsCsvRow {
+    pub cells: Vec<String>,
+    pub location: Option<String>,
+    pub error: String,
+}
+
+/// The parts of the report fixed at planning time; stored with the import.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Draft {
+    pub rows_total: u64,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    /// Nothing of the file can apply (a file error, or every row/location
+    /// rejected).
+    pub errors: Vec<Issue>,
+    pub error_counts: BTreeMap<Code, u64>,
+    pub errors_truncated: bool,
+    pub warnings: Vec<Issue>,
+    pub warning_counts: BTreeMap<Code, u64>,
+    /// The header of the errors CSV (the file's own columns); empty when no
+    /// row was left out.
+    pub errors_csv_header: Vec<String>,
+    /// Whether the errors CSV needs a location column of its own.
+    pub errors_csv_location: bool,
+    pub errors_csv: Vec<ErrorsCsvRow>,
+}
+
+impl Draft {
+    /// Adds an error, counting it always and listing it up to `max`.
+    pub fn push_error(&mut self, issue: Issue, max: usize) {
+        *self.error_counts.entry(issue.code).or_default() += 1;
+        if self.errors.len() < max {
+            self.errors.push(issue);
+        } else {
+            self.errors_truncated = true;
+        }
+    }
+
+    pub fn push_warning(&mut self, issue: Issue, max: usize) {
+        *self.warning_counts.entry(issue.code).or_default() += 1;
+        if self.warnings.len() < max {
+            self.warnings.push(issue);
+        }
+    }
+}
+
+/// A row left out of the jobs, to be copied into the errors CSV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOutRow {
+    pub table: u16,
+    pub number: u64,
+    pub location: Option<String>,
+    pub error: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub mode: RefreshMode,
+    pub jobs: Vec<PlannedJob>,
+    pub draft: Draft,
+    /// Every location the file names, for duplicate-file detection.
+    pub locations: Vec<String>,
+    pub left_out: Vec<LeftOutRow>,
+}

@@ -1,0 +1,209 @@
+//! The HTML report: one self-contained page a person understands at a
+//! glance — the outcome first, then counts, jobs per location, and the
+//! errors with where they are. Every value from the file is escaped.
+
+use std::fmt::Write as _;
+
+use super::{Entry, Report};
+
+/// How many errors and warnings the page lists (the JSON has more).
+const MAX_LISTED: usize = 1000;
+
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn headline(report: &Report) -> (&'static str, String) {
+    let r = &report.rows;
+    match report.status.as_str() {
+        "applied" => ("ok", format!("Applied: all {} rows are in the inventory.", r.total)),
+        "partial" => (
+            "warn",
+            format!(
+                "Partly applied: {} of {} rows are in the inventory; {} were not applied. \
+                 Fix them in the errors file and drop it in again.",
+                r.accepted, r.total, r.rejected
+            ),
+        ),
+        "rejected" => (
+            "bad",
+            "Rejected: nothing from this file was applied. See the errors below.".to_string(),
+        ),
+        "duplicate" => (
+            "ok",
+            format!(
+                "Duplicate: this file is the same as import {}, which is already applied; nothing changed.",
+                report
+                    .duplicate_of
+                    .map_or("?".to_string(), |id| id.to_string())
+            ),
+        ),
+        "failed" => (
+            "bad",
+            "Failed: stockdrop could not process this file (see the errors below); nothing was applied \
+             after the last successful job."
+                .to_string(),
+        ),
+        other => ("warn", other.to_string()),
+    }
+}
+
+fn entries_table(out: &mut String, entries: &[Entry]) {
+    out.push_str(
+        "<table><thead><tr><th>Where</th><th>Column</th><th>Value</th><th>Code</th><th>What to do</th></tr></thead><tbody>\n",
+    );
+    for e in entries.iter().take(MAX_LISTED) {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            escape(&e.place()),
+            escape(e.column.as_deref().unwrap_or("")),
+            escape(e.value.as_deref().unwrap_or("")),
+            escape(e.code.as_str()),
+            escape(&e.message)
+        );
+    }
+    out.push_str("</tbody></table>\n");
+}
+
+pub fn render(report: &Report) -> String {
+    let (tone, message) = headline(report);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{status}: {file}</title>\n<style>\n{CSS}</style></head><body>\n\
+         <header class=\"{tone}\"><h1>{status_upper}</h1><p>{message}</p></header>\n",
+        status = escape(&report.status),
+        file = escape(&report.file),
+        status_upper = escape(&report.status.to_uppercase()),
+        message = escape(&message),
+    );
+    let _ = write!(
+        out,
+        "<section><h2>{file}</h2><dl>\
+         <dt>Import</dt><dd>{import}</dd>\
+         <dt>Received</dt><dd>{received}</dd><dt>Finished</dt><dd>{finished}</dd>\
+         <dt>Format</dt><dd>{format}</dd><dt>Mode</dt><dd>{mode}</dd>\
+         <dt>SHA-256</dt><dd><code>{sha}</code></dd></dl>\n\
+         <div class=\"counts\"><div><b>{total}</b>rows</div><div class=\"ok\"><b>{accepted}</b>applied</div>\
+         <div class=\"{rejected_tone}\"><b>{rejected}</b>not applied</div></div></section>\n",
+        file = escape(&report.file),
+        import = report
+            .import_id
+            .map_or("— (validation only)".to_string(), |id| id.to_string()),
+        received = escape(&report.received_at),
+        finished = escape(&report.finished_at),
+        format = escape(&report.format),
+        mode = escape(&report.refresh_mode),
+        sha = escape(&report.sha256),
+        total = report.rows.total,
+        accepted = report.rows.accepted,
+        rejected = report.rows.rejected,
+        rejected_tone = if report.rows.rejected > 0 { "bad" } else { "ok" },
+    );
+    if !report.jobs.is_empty() {
+        out.push_str(
+            "<section><h2>Jobs per location</h2><table><thead><tr><th>Location</th><th>Job</th>\
+             <th>Items</th><th>Set to 0</th><th>Status</th></tr></thead><tbody>\n",
+        );
+        for job in &report.jobs {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"st-{}\">{}</td></tr>",
+                escape(&job.location),
+                job.job_id.map_or("—".to_string(), |id| id.to_string()),
+                job.item_count,
+                job.zeroed,
+                escape(&job.status),
+                escape(&job.status)
+            );
+        }
+        out.push_str("</tbody></table></section>\n");
+    }
+    let error_total: u64 = report.error_counts.values().sum();
+    if error_total > 0 {
+        let _ = write!(
+            out,
+            "<section><h2>Errors ({error_total})</h2><ul class=\"codes\">"
+        );
+        for (code, count) in &report.error_counts {
+            let _ = write!(
+                out,
+                "<li><code>{}</code> × {count}</li>",
+                escape(code.as_str())
+            );
+        }
+        out.push_str("</ul>\n");
+        if error_total as usize > report.errors.len().min(MAX_LISTED) {
+            let _ = writeln!(
+                out,
+                "<p>The first {} are listed here; the JSON report and the errors CSV have more.</p>",
+                report.errors.len().min(MAX_LISTED)
+            );
+        }
+        entries_table(&mut out, &report.errors);
+        out.push_str("</section>\n");
+    }
+    let warning_total: u64 = report.warning_counts.values().sum();
+    if warning_total > 0 {
+        let _ = write!(
+            out,
+            "<section><h2>Warnings ({warning_total})</h2><ul class=\"codes\">"
+        );
+        for (code, count) in &report.warning_counts {
+            let _ = write!(
+                out,
+                "<li><code>{}</code> × {count}</li>",
+                escape(code.as_str())
+            );
+        }
+        out.push_str("</ul>\n");
+        entries_table(&mut out, &report.warnings);
+        out.push_str("</section>\n");
+    }
+    out.push_str("<footer>stockdrop</footer></body></html>\n");
+    out
+}
+
+const CSS: &str = "\
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d2430;background:#f5f6f8}
+header{padding:1.2rem 2rem;color:#fff}header h1{margin:0;font-size:1.8rem;letter-spacing:.05em}
+header p{margin:.4rem 0 0;font-size:1.1rem}
+header.ok{background:#1f7a3d}header.warn{background:#b26a00}header.bad{background:#b3261e}
+section{background:#fff;margin:1rem 2rem;padding:1rem 1.5rem;border-radius:6px;box-shadow:0 1px 2px #0002}
+h2{margin-top:0;font-size:1.2rem}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0 0 1rem}dt{color:#5a6270}dd{margin:0}
+.counts{display:flex;gap:1rem}.counts div{padding:.6rem 1rem;border-radius:6px;background:#eef0f3;min-width:7rem}
+.counts b{display:block;font-size:1.6rem}.counts .ok b{color:#1f7a3d}.counts .bad b{color:#b3261e}
+table{border-collapse:collapse;width:100%;font-size:.92rem}th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e3e6ea;vertical-align:top}
+th{background:#eef0f3}code{font-family:ui-monospace,Consolas,monospace;white-space:pre-wrap;word-break:break-all}
+.st-success{color:#1f7a3d}.st-rejected,.st-failed{color:#b3261e;font-weight:600}
+ul.codes{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.5rem}ul.codes li{background:#eef0f3;padding:.2rem .6rem;border-radius:4px}
+footer{margin:1rem 2rem 2rem;color:#8a919c;font-size:.8rem}
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<script>alert('x') & \"y\"</script>"),
+            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
+        );
+    }
+}

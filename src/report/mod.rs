@@ -1,0 +1,231 @@
+//! Reports (SPEC §5): the JSON report for scripts, the HTML page for people
+//! and the errors CSV to fix and drop back, all written atomically into the
+//! outbox as `<original stem>.<import id>.<ext>`.
+
+pub mod errors_csv;
+pub mod html;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::durable::write_atomic;
+use crate::issue::{Code, Issue};
+use crate::plan::Draft;
+
+/// An error or warning as reports show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub row: Option<u64>,
+    pub sheet: Option<String>,
+    pub cell: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub pointer: Option<String>,
+    pub column: Option<String>,
+    pub value: Option<String>,
+    pub code: Code,
+    pub message: String,
+}
+
+impl From<&Issue> for Entry {
+    fn from(i: &Issue) -> Entry {
+        Entry {
+            row: i.place.row,
+            sheet: i.place.sheet.clone(),
+            cell: i.place.cell.clone(),
+            pointer: i.place.pointer.clone(),
+            column: i.place.column.clone(),
+            value: i.value.clone(),
+            code: i.code,
+            message: i.message.clone(),
+        }
+    }
+}
+
+impl Entry {
+    /// `Sheet2!C5`, `F14`, `row 14` or a JSON pointer.
+    pub fn place(&self) -> String {
+        crate::issue::Place {
+            row: self.row,
+            sheet: self.sheet.clone(),
+            cell: self.cell.clone(),
+            column: None,
+            pointer: self.pointer.clone(),
+        }
+        .human()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rows {
+    pub total: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobEntry {
+    pub job_id: Option<i64>,
+    pub location: String,
+    #[serde(rename = "manufacturerID")]
+    pub manufacturer_id: Option<i64>,
+    pub item_count: u64,
+    pub zeroed: u64,
+    pub status: String,
+}
+
+/// The JSON report of one file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub import_id: Option<i64>,
+    pub file: String,
+    pub sha256: String,
+    pub format: String,
+    pub status: String,
+    pub duplicate_of: Option<i64>,
+    pub refresh_mode: String,
+    pub received_at: String,
+    pub finished_at: String,
+    pub rows: Rows,
+    pub jobs: Vec<JobEntry>,
+    pub error_counts: BTreeMap<Code, u64>,
+    pub errors: Vec<Entry>,
+    pub errors_truncated: bool,
+    pub warning_counts: BTreeMap<Code, u64>,
+    pub warnings: Vec<Entry>,
+}
+
+/// The file status of SPEC §5, from what the plan decided and how its jobs
+/// ended. `pending` jobs count as applied (what `validate` predicts).
+pub fn file_status(draft: &Draft, jobs: &[JobEntry], duplicate: bool) -> &'static str {
+    if duplicate {
+        return "duplicate";
+    }
+    if jobs.iter().any(|j| j.status == "failed") {
+        return "failed";
+    }
+    let applied = jobs.iter().any(|j| {
+        matches!(
+            j.status.as_str(),
+            "success" | "pending" | "working" | "reverted"
+        )
+    });
+    let any_error = draft.error_counts.values().any(|&n| n > 0);
+    match (applied, any_error) {
+        (true, false) => "applied",
+        (true, true) => "partial",
+        (false, true) => "rejected",
+        // Nothing to apply and nothing wrong: a header with no rows.
+        (false, false) => "applied",
+    }
+}
+
+impl Report {
+    pub fn from_draft(draft: &Draft) -> Report {
+        Report {
+            import_id: None,
+            file: String::new(),
+            sha256: String::new(),
+            format: String::new(),
+            status: String::new(),
+            duplicate_of: None,
+            refresh_mode: String::new(),
+            received_at: String::new(),
+            finished_at: String::new(),
+            rows: Rows {
+                total: draft.rows_total,
+                accepted: draft.rows_accepted,
+                rejected: draft.rows_rejected,
+            },
+            jobs: Vec::new(),
+            error_counts: draft.error_counts.clone(),
+            errors: draft.errors.iter().map(Entry::from).collect(),
+            errors_truncated: draft.errors_truncated,
+            warning_counts: draft.warning_counts.clone(),
+            warnings: draft.warnings.iter().map(Entry::from).collect(),
+        }
+    }
+
+    /// `<stem>.<import id>`: the common part of the report file names.
+    pub fn base_name(&self) -> String {
+        let stem = Path::new(&self.file)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "file".to_string());
+        match self.import_id {
+            Some(id) => format!("{stem}.{id}"),
+            None => stem,
+        }
+    }
+
+    /// A one-paragraph summary for the terminal.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "{}: {} — {} rows, {} accepted, {} rejected",
+            self.file, self.status, self.rows.total, self.rows.accepted, self.rows.rejected
+        );
+        if let Some(id) = self.import_id {
+            out.push_str(&format!(" (import {id})"));
+        }
+        if let Some(dup) = self.duplicate_of {
+            out.push_str(&format!(
+                "; same content as import {dup}, not applied again"
+            ));
+        }
+        for job in &self.jobs {
+            out.push_str(&format!(
+                "\n  job {}: location {}, {} items{}, {}",
+                job.job_id.map_or("-".to_string(), |id| id.to_string()),
+                job.location,
+                job.item_count,
+                if job.zeroed > 0 {
+                    format!(", {} zeroed", job.zeroed)
+                } else {
+                    String::new()
+                },
+                job.status
+            ));
+        }
+        for entry in self.errors.iter().take(20) {
+            let place = entry.place();
+            out.push_str(&format!(
+                "\n  {}{}: {}",
+                if place.is_empty() {
+                    String::new()
+                } else {
+                    format!("{place} ")
+                },
+                entry.code,
+                entry.message
+            ));
+        }
+        let total: u64 = self.error_counts.values().sum();
+        if total > 20 {
+            out.push_str(&format!("\n  … {} more errors in the report", total - 20));
+        }
+        out
+    }
+}
+
+/// Writes the report's files into `dir`; returns their paths. The errors
+/// CSV is written only when rows were left out.
+pub fn write_all(report: &Report, draft: &Draft, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let base = report.base_name();
+    let mut written = Vec::new();
+    let json = dir.join(format!("{base}.json"));
+    let mut body = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    body.push(b'\n');
+    write_atomic(&json, &body)?;
+    written.push(json);
+    let html_path = dir.join(format!("{base}.html"));
+    write_atomic(&html_path, html::render(report).as_bytes())?;
+    written.push(html_path);
+    if !draft.errors_csv.is_empty() {
+        let csv_path = dir.join(format!("{base}.errors.csv"));
+        write_atomic(&csv_path, &errors_csv::render(draft)?)?;
+        written.push(csv_path);
+    }
+    Ok(written)
+}

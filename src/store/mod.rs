@@ -1,0 +1,183 @@
+//! The SQLite store: imports, jobs (with their plans), inventory and history.
+//!
+//! Reads go through [`Read`], writes through [`Write`], a `BEGIN IMMEDIATE`
+//! transaction; both implement [`Reader`], so a query is written once and a
+//! read-only command cannot write. rusqlite's errors stop at this module's
+//! boundary as [`StoreError`].
+
+pub mod queries;
+pub mod records;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database {path} has schema version {found}, newer than this stockdrop ({known}); upgrade stockdrop")]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: usize,
+    },
+    #[error("writing output: {0}")]
+    Output(std::io::Error),
+    #[error("database holds an unreadable {what}: {detail}")]
+    Corrupt { what: &'static str, detail: String },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    conn: Connection,
+}
+
+/// A read view of the store.
+pub struct Read<'a> {
+    conn: &'a Connection,
+}
+
+/// A write transaction. Dropped without [`Write::commit`], it rolls back.
+pub struct Write<'a> {
+    tx: Transaction<'a>,
+}
+
+/// Queries shared by reads and writes.
+pub trait Reader {
+    fn conn(&self) -> &Connection;
+}
+
+impl Reader for Read<'_> {
+    fn conn(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Reader for Write<'_> {
+    fn conn(&self) -> &Connection {
+        &self.tx
+    }
+}
+
+impl Write<'_> {
+    pub fn commit(self) -> Result<()> {
+        self.tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let store = Store::configure(conn, path)?;
+        store.migrate(path)?;
+        Ok(store)
+    }
+
+    /// An empty store in memory: what `validate` resolves against when no
+    /// database exists yet, so nothing is created on disk.
+    pub fn in_memory() -> Result<Store> {
+        let conn = Connection::open_in_memory()?;
+        let store = Store { conn };
+        store.migrate(Path::new(":memory:"))?;
+        Ok(store)
+    }
+
+    /// Opens an existing store for reading; `None` when there is none yet,
+    /// so read-only commands never create one.
+    pub fn open_existing(path: &Path) -> Result<Option<Store>> {
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        conn.busy_timeout(Duration::from_secs(30))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > schema::MIGRATIONS.len() as i64 {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                known: schema::MIGRATIONS.len(),
+            });
+        }
+        if version < schema::MIGRATIONS.len() as i64 {
+            // An older or empty file: open it writable once to migrate.
+            drop(conn);
+            return Store::open(path).map(Some);
+        }
+        Ok(Some(Store { conn }))
+    }
+
+    fn configure(conn: Connection, path: &Path) -> Result<Store> {
+        let fail = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        conn.busy_timeout(Duration::from_secs(30)).map_err(fail)?;
+        // WAL with synchronous=FULL: a committed job survives a power cut.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(fail)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(fail)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(fail)?;
+        Ok(Store { conn })
+    }
+
+    fn migrate(&self, path: &Path) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > schema::MIGRATIONS.len() as i64 {
+            return Err(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                known: schema::MIGRATIONS.len(),
+            });
+        }
+        for (index, sql) in schema::MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(usize::try_from(version).unwrap_or(0))
+        {
+            // Each migration and its version bump commit together.
+            let tx = self.conn.unchecked_transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", index as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn read(&self) -> Read<'_> {
+        Read { conn: &self.conn }
+    }
+
+    /// Starts a write transaction, taking SQLite's write lock at once so two
+    /// writers queue instead of failing half way.
+    pub fn write(&mut self) -> Result<Write<'_>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok(Write { tx })
+    }
+}

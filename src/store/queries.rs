@@ -1,0 +1,455 @@
+//! Imports and jobs: recording a plan, tracking progress, and the listings
+//! the `jobs`, `job`, `imports`, `stock` and `export` commands print.
+
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::records::parse_attributes;
+use super::{Reader, Result, StoreError, Write};
+use crate::plan::Draft;
+
+/// What is recorded about a file when its plan is stored.
+pub struct NewImport<'a> {
+    pub file: &'a str,
+    pub source_path: &'a str,
+    pub sha256: &'a str,
+    pub format: &'a str,
+    pub status: &'a str,
+    pub duplicate_of: Option<i64>,
+    pub refresh_mode: &'a str,
+    pub received_at: &'a str,
+    pub rows_total: u64,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    pub report_dir: &'a str,
+    pub draft: &'a Draft,
+}
+
+pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
+    let draft = serde_json::to_vec(i.draft).map_err(|e| StoreError::Corrupt {
+        what: "report draft",
+        detail: e.to_string(),
+    })?;
+    w.tx.execute(
+        "INSERT INTO imports (file, source_path, sha256, format, status, duplicate_of, refresh_mode, \
+         received_at, rows_total, rows_accepted, rows_rejected, report_dir, draft) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            i.file,
+            i.source_path,
+            i.sha256,
+            i.format,
+            i.status,
+            i.duplicate_of,
+            i.refresh_mode,
+            i.received_at,
+            i.rows_total as i64,
+            i.rows_accepted as i64,
+            i.rows_rejected as i64,
+            i.report_dir,
+            draft
+        ],
+    )?;
+    Ok(w.tx.last_insert_rowid())
+}
+
+pub struct NewJob<'a> {
+    pub import_id: i64,
+    pub location: &'a str,
+    pub manufacturer_id: Option<u32>,
+    pub item_count: usize,
+    pub status: &'a str,
+    pub file: &'a str,
+    pub messages: &'a [String],
+    pub added: &'a str,
+    pub plan: &'a [u8],
+}
+
+pub fn insert_job(w: &Write<'_>, j: &NewJob<'_>) -> Result<i64> {
+    w.tx.execute(
+        "INSERT INTO jobs (import_id, location, manufacturer_id, item_count, status, file, messages, \
+         added, plan) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            j.import_id,
+            j.location,
+            j.manufacturer_id,
+            j.item_count as i64,
+            j.status,
+            j.file,
+            serde_json::to_string(j.messages).unwrap_or_else(|_| "[]".into()),
+            j.added,
+            j.plan
+        ],
+    )?;
+    Ok(w.tx.last_insert_rowid())
+}
+
+pub struct PendingJob {
+    pub id: i64,
+    pub location: String,
+    pub plan: Vec<u8>,
+}
+
+/// The import's jobs not applied yet, in plan order.
+pub fn pending_jobs(r: &impl Reader, import_id: i64) -> Result<Vec<PendingJob>> {
+    let mut stmt = r.conn().prepare(
+        "SELECT id, location, plan FROM jobs WHERE import_id = ?1 AND status IN ('pending', 'working') \
+         ORDER BY id",
+    )?;
+    let jobs = stmt
+        .query_map([import_id], |row| {
+            Ok(PendingJob {
+                id: row.get(0)?,
+                location: row.get(1)?,
+                plan: row.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(jobs)
+}
+
+pub fn finish_job(
+    w: &Write<'_>,
+    id: i64,
+    started: &str,
+    finished: &str,
+    zeroed: u64,
+) -> Result<()> {
+    w.tx.execute(
+        "UPDATE jobs SET status = 'success', started = ?2, finished = ?3, zeroed = ?4 WHERE id = ?1",
+        params![id, started, finished, zeroed as i64],
+    )?;
+    Ok(())
+}
+
+/// Imports whose plan is stored but not finished: what recovery completes.
+pub fn unfinished_imports(r: &impl Reader) -> Result<Vec<i64>> {
+    let mut stmt = r
+        .conn()
+        .prepare("SELECT id FROM imports WHERE status = 'planned' ORDER BY id")?;
+    let ids = stmt
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(ids)
+}
+
+/// An import as stored, with its draft.
+pub struct ImportRecord {
+    pub id: i64,
+    pub file: String,
+    pub source_path: String,
+    pub sha256: String,
+    pub format: String,
+    pub status: String,
+    pub duplicate_of: Option<i64>,
+    pub refresh_mode: String,
+    pub received_at: String,
+    pub finished_at: Option<String>,
+    pub report_dir: String,
+    pub draft: Draft,
+}
+
+pub fn import(r: &impl Reader, id: i64) -> Result<Option<ImportRecord>> {
+    let row = r
+        .conn()
+        .query_row(
+            "SELECT id, file, source_path, sha256, format, status, duplicate_of, received_at, \
+             finished_at, report_dir, draft, refresh_mode FROM imports WHERE id = ?1",
+            [id],
+            |row| {
+                Ok((
+                    ImportRecord {
+                        id: row.get(0)?,
+                        file: row.get(1)?,
+                        source_path: row.get(2)?,
+                        sha256: row.get(3)?,
+                        format: row.get(4)?,
+                        status: row.get(5)?,
+                        duplicate_of: row.get(6)?,
+                        received_at: row.get(7)?,
+                        finished_at: row.get(8)?,
+                        report_dir: row.get(9)?,
+                        refresh_mode: row.get(11)?,
+                        draft: Draft::default(),
+                    },
+                    row.get::<_, Vec<u8>>(10)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((mut record, draft)) = row else {
+        return Ok(None);
+    };
+    record.draft = serde_json::from_slice(&draft).map_err(|e| StoreError::Corrupt {
+        what: "report draft",
+        detail: format!("import {id}: {e}"),
+    })?;
+    Ok(Some(record))
+}
+
+pub fn finish_import(w: &Write<'_>, id: i64, status: &str, finished_at: &str) -> Result<()> {
+    w.tx.execute(
+        "UPDATE imports SET status = ?2, finished_at = ?3 WHERE id = ?1",
+        params![id, status, finished_at],
+    )?;
+    Ok(())
+}
+
+/// The import whose job last changed `location` (SPEC §2, duplicate files):
+/// its id and SHA-256.
+pub fn last_applied_to(r: &impl Reader, location: &str) -> Result<Option<(i64, String)>> {
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT i.id, i.sha256 FROM jobs j JOIN imports i ON i.id = j.import_id \
+         WHERE j.location = ?1 AND j.status = 'success' ORDER BY j.id DESC LIMIT 1",
+    )?;
+    Ok(stmt
+        .query_row([location], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?)
+}
+
+/// A job as the `jobs` and `job` commands show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobRow {
+    pub job_id: i64,
+    pub import_id: i64,
+    #[serde(rename = "type")]
+    pub job_type: String,
+    pub location: String,
+    #[serde(rename = "manufacturerID")]
+    pub manufacturer_id: Option<i64>,
+    pub item_count: i64,
+    pub zeroed: i64,
+    pub status: String,
+    pub file: String,
+    pub messages: Vec<String>,
+    pub added: String,
+    pub started: Option<String>,
+    pub finished: Option<String>,
+}
+
+const JOB_COLUMNS: &str =
+    "id, import_id, type, location, manufacturer_id, item_count, zeroed, status, \
+                           file, messages, added, started, finished";
+
+fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    let messages: String = row.get(9)?;
+    Ok(JobRow {
+        job_id: row.get(0)?,
+        import_id: row.get(1)?,
+        job_type: row.get(2)?,
+        location: row.get(3)?,
+        manufacturer_id: row.get(4)?,
+        item_count: row.get(5)?,
+        zeroed: row.get(6)?,
+        status: row.get(7)?,
+        file: row.get(8)?,
+        messages: serde_json::from_str(&messages).unwrap_or_default(),
+        added: row.get(10)?,
+        started: row.get(11)?,
+        finished: row.get(12)?,
+    })
+}
+
+#[derive(Debug, Default)]
+pub struct JobFilter {
+    pub status: Option<String>,
+    pub location: Option<String>,
+    pub import_id: Option<i64>,
+    pub limit: Option<u64>,
+}
+
+/// Jobs, newest first (an import's jobs in plan order).
+pub fn jobs(r: &impl Reader, filter: &JobFilter) -> Result<Vec<JobRow>> {
+    let order = if filter.import_id.is_some() {
+        "ASC"
+    } else {
+        "DESC"
+    };
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR status = ?1) \
+         AND (?2 IS NULL OR location = ?2) AND (?3 IS NULL OR import_id = ?3) \
+         ORDER BY id {order} LIMIT ?4"
+    );
+    let limit = filter.limit.map_or(-1, |l| l as i64);
+    let mut stmt = r.conn().prepare(&sql)?;
+    let rows = stmt
+        .query_map(
+            params![filter.status, filter.location, filter.import_id, limit],
+            job_row,
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+pub fn job(r: &impl Reader, id: i64) -> Result<Option<JobRow>> {
+    Ok(r.conn()
+        .query_row(
+            &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+            [id],
+            job_row,
+        )
+        .optional()?)
+}
+
+/// One item a job changed: its identifiers now, and the fields before/after.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub record_id: i64,
+    pub action: String,
+    pub sku: Option<String>,
+    #[serde(rename = "partNumber")]
+    pub part_number: Option<String>,
+    pub upc: Option<String>,
+    pub before: Value,
+    pub after: Value,
+}
+
+pub fn job_changes(r: &impl Reader, job_id: i64) -> Result<Vec<Change>> {
+    let mut stmt = r.conn().prepare(
+        "SELECT h.record_id, h.action, i.sku, i.part_number, i.upc, h.before, h.after \
+         FROM history h JOIN inventory i ON i.id = h.record_id WHERE h.job_id = ?1 ORDER BY h.id",
+    )?;
+    let rows = stmt
+        .query_map([job_id], |row| {
+            let before: String = row.get(5)?;
+            let after: String = row.get(6)?;
+            Ok(Change {
+                record_id: row.get(0)?,
+                action: row.get(1)?,
+                sku: row.get(2)?,
+                part_number: row.get(3)?,
+                upc: row.get(4)?,
+                before: serde_json::from_str(&before).unwrap_or(Value::Null),
+                after: serde_json::from_str(&after).unwrap_or(Value::Null),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// An import as the `imports` command shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportRow {
+    pub import_id: i64,
+    pub file: String,
+    pub sha256: String,
+    pub format: String,
+    pub status: String,
+    pub duplicate_of: Option<i64>,
+    pub rows_total: i64,
+    pub rows_accepted: i64,
+    pub rows_rejected: i64,
+    pub jobs: Vec<i64>,
+    pub received_at: String,
+    pub finished_at: Option<String>,
+}
+
+pub fn imports(r: &impl Reader, limit: Option<u64>) -> Result<Vec<ImportRow>> {
+    let mut stmt = r.conn().prepare(
+        "SELECT id, file, sha256, format, status, duplicate_of, rows_total, rows_accepted, \
+         rows_rejected, received_at, finished_at, \
+         (SELECT group_concat(j.id) FROM (SELECT id FROM jobs WHERE import_id = imports.id ORDER BY id) j) \
+         FROM imports ORDER BY id DESC LIMIT ?1",
+    )?;
+    let rows = stmt
+        .query_map([limit.map_or(-1, |l| l as i64)], |row| {
+            let jobs: Option<String> = row.get(11)?;
+            Ok(ImportRow {
+                import_id: row.get(0)?,
+                file: row.get(1)?,
+                sha256: row.get(2)?,
+                format: row.get(3)?,
+                status: row.get(4)?,
+                duplicate_of: row.get(5)?,
+                rows_total: row.get(6)?,
+                rows_accepted: row.get(7)?,
+                rows_rejected: row.get(8)?,
+                jobs: jobs
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|s| s.parse().ok())
+                    .collect(),
+                received_at: row.get(9)?,
+                finished_at: row.get(10)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// An inventory record as `stock` and `export` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StockRow {
+    pub location: String,
+    pub sku: Option<String>,
+    #[serde(rename = "partNumber")]
+    pub part_number: Option<String>,
+    pub upc: Option<String>,
+    pub quantity: i64,
+    #[serde(rename = "binID")]
+    pub bin_id: Option<i64>,
+    pub ltd: Option<f64>,
+    pub floor: Option<i64>,
+    #[serde(rename = "safetyStock")]
+    pub safety_stock: Option<i64>,
+    #[serde(rename = "currencyID")]
+    pub currency_id: Option<i64>,
+    #[serde(rename = "retailPrice")]
+    pub retail_price: Option<f64>,
+    pub attributes: Vec<String>,
+    pub updated_at: String,
+    pub job_id: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+pub struct StockFilter {
+    pub location: Option<String>,
+    pub sku: Option<String>,
+    pub upc: Option<String>,
+    pub part_number: Option<String>,
+}
+
+/// Inventory records in location and identifier order; `visit` is called
+/// for each, so an export of millions of records streams.
+pub fn stock(
+    r: &impl Reader,
+    filter: &StockFilter,
+    mut visit: impl FnMut(StockRow) -> std::io::Result<()>,
+) -> Result<()> {
+    let mut stmt = r.conn().prepare(
+        "SELECT location, sku, part_number, upc, quantity, bin_id, ltd, floor, safety_stock, \
+         currency_id, retail_price, attributes, updated_at, job_id FROM inventory \
+         WHERE (?1 IS NULL OR location = ?1) AND (?2 IS NULL OR sku = ?2) \
+         AND (?3 IS NULL OR upc14 = ?3) AND (?4 IS NULL OR part_number = ?4) \
+         ORDER BY location, coalesce(sku, part_number, upc), id",
+    )?;
+    let upc14 = filter.upc.as_deref().map(crate::model::gtin14);
+    let mut rows = stmt.query(params![
+        filter.location,
+        filter.sku,
+        upc14,
+        filter.part_number
+    ])?;
+    while let Some(row) = rows.next()? {
+        let attributes: String = row.get(11)?;
+        let record = StockRow {
+            location: row.get(0)?,
+            sku: row.get(1)?,
+            part_number: row.get(2)?,
+            upc: row.get(3)?,
+            quantity: row.get(4)?,
+            bin_id: row.get(5)?,
+            ltd: row.get(6)?,
+            floor: row.get(7)?,
+            safety_stock: row.get(8)?,
+            currency_id: row.get(9)?,
+            retail_price: row.get(10)?,
+            attributes: parse_attributes(&attributes)?,
+            updated_at: row.get(12)?,
+            job_id: row.get(13)?,
+        };
+        visit(record).map_err(StoreError::Output)?;
+    }
+    Ok(())
+}

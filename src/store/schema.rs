@@ -1,0 +1,87 @@
+//! The store's schema as numbered migrations. `PRAGMA user_version` holds
+//! the number of migrations applied; each runs in its own transaction.
+
+/// Migration `n` (1-based) is `MIGRATIONS[n - 1]`. Append only: a released
+/// migration is never edited.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: imports, jobs with their plans, inventory, per-item history.
+    r#"
+    CREATE TABLE imports (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        file          TEXT NOT NULL,            -- the name it was dropped as
+        source_path   TEXT NOT NULL,            -- where it was read from
+        sha256        TEXT NOT NULL,
+        format        TEXT NOT NULL,
+        -- planned (applying; finished by the next import or run), then
+        -- applied | partial | rejected | duplicate | failed
+        status        TEXT NOT NULL,
+        duplicate_of  INTEGER REFERENCES imports(id),
+        refresh_mode  TEXT NOT NULL,
+        received_at   TEXT NOT NULL,
+        finished_at   TEXT,
+        rows_total    INTEGER NOT NULL,
+        rows_accepted INTEGER NOT NULL,
+        rows_rejected INTEGER NOT NULL,
+        report_dir    TEXT NOT NULL,
+        -- The report's errors, warnings and rejected rows, fixed when the
+        -- file was planned (JSON).
+        draft         BLOB NOT NULL
+    );
+    CREATE INDEX imports_status ON imports(status);
+
+    CREATE TABLE jobs (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,   -- the jobID
+        import_id       INTEGER NOT NULL REFERENCES imports(id),
+        type            TEXT NOT NULL DEFAULT 'refresh',
+        location        TEXT NOT NULL,
+        manufacturer_id INTEGER,
+        item_count      INTEGER NOT NULL,
+        zeroed          INTEGER NOT NULL DEFAULT 0,
+        -- pending | working | success | failed | rejected | reverted
+        status          TEXT NOT NULL,
+        file            TEXT NOT NULL,
+        messages        TEXT NOT NULL DEFAULT '[]',          -- JSON array
+        added           TEXT NOT NULL,
+        started         TEXT,
+        finished        TEXT,
+        -- The items to apply and records to zero, as planned (postcard).
+        plan            BLOB NOT NULL
+    );
+    CREATE INDEX jobs_import ON jobs(import_id);
+    CREATE INDEX jobs_location ON jobs(location, id);
+
+    CREATE TABLE inventory (
+        id           INTEGER PRIMARY KEY,
+        location     TEXT NOT NULL,
+        sku          TEXT,
+        part_number  TEXT,
+        upc          TEXT,            -- as given (zeros restored)
+        upc14        TEXT,            -- as GTIN-14, for matching
+        quantity     INTEGER NOT NULL,
+        bin_id       INTEGER,
+        ltd          REAL,
+        floor        INTEGER,
+        safety_stock INTEGER,
+        currency_id  INTEGER,
+        retail_price REAL,
+        attributes   TEXT NOT NULL DEFAULT '[]',   -- JSON array
+        updated_at   TEXT NOT NULL,
+        job_id       INTEGER                       -- the last job that changed it
+    );
+    CREATE UNIQUE INDEX inventory_sku  ON inventory(location, sku)         WHERE sku IS NOT NULL;
+    CREATE UNIQUE INDEX inventory_part ON inventory(location, part_number) WHERE part_number IS NOT NULL;
+    CREATE UNIQUE INDEX inventory_upc  ON inventory(location, upc14)       WHERE upc14 IS NOT NULL;
+
+    CREATE TABLE history (
+        id        INTEGER PRIMARY KEY,
+        job_id    INTEGER NOT NULL REFERENCES jobs(id),
+        record_id INTEGER NOT NULL REFERENCES inventory(id),
+        action    TEXT NOT NULL,        -- create | update | zero | revert
+        before    TEXT NOT NULL,        -- JSON object: the changed fields before
+        after     TEXT NOT NULL,        -- JSON object: the same fields after
+        at        TEXT NOT NULL
+    );
+    CREATE INDEX history_job ON history(job_id);
+    CREATE INDEX history_record ON history(record_id, job_id);
+    "#,
+];

@@ -1,0 +1,242 @@
+//! Finding the header row and mapping its columns to fields (SPEC §3).
+
+use std::collections::BTreeMap;
+
+use crate::config::ColumnTarget;
+use crate::issue::{column_letters, Code, Issue, Place};
+use crate::model::Field;
+
+/// How many non-empty rows the header may be preceded by, plus one.
+pub const HEADER_SEARCH_ROWS: usize = 10;
+
+/// Lower-cases and drops spaces, `_`, `-`, `.` and `#`, so "Qty On-Hand"
+/// and "qty_on_hand" both read `qtyonhand`.
+pub fn normalise_header(name: &str) -> String {
+    name.trim()
+        .trim_start_matches('\u{feff}')
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '_' | '-' | '.' | '#') && !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// What one header cell means.
+fn target(name: &str, columns: &BTreeMap<String, ColumnTarget>) -> Option<ColumnTarget> {
+    let key = normalise_header(name);
+    if key.is_empty() {
+        return None;
+    }
+    columns
+        .get(&key)
+        .copied()
+        .or_else(|| Field::from_alias(&key).map(ColumnTarget::Field))
+}
+
+/// How many cells of a row name a known field: two or more make a header.
+pub fn known_field_count(cells: &[String], columns: &BTreeMap<String, ColumnTarget>) -> usize {
+    cells
+        .iter()
+        .filter(|c| matches!(target(c, columns), Some(ColumnTarget::Field(_))))
+        .count()
+}
+
+/// The columns of a table: which field each one feeds.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The header row's number.
+    pub row: u64,
+    /// The header cells as written in the file.
+    pub names: Vec<String>,
+    /// Column index → field.
+    pub fields: BTreeMap<Field, usize>,
+    /// `unknown-column` warnings.
+    pub warnings: Vec<Issue>,
+}
+
+impl Layout {
+    pub fn column(&self, field: Field) -> Option<usize> {
+        self.fields.get(&field).copied()
+    }
+}
+
+/// The result of looking for a header among a table's first rows.
+pub enum HeaderSearch {
+    /// Found in the row at this index of the rows searched.
+    Found(usize, Layout),
+    /// No row among the first ten names two known fields.
+    NotFound,
+    /// A header was found but cannot be used (`ambiguous-column`).
+    Unusable(Issue),
+}
+
+/// Looks for the header among `rows` (the first non-empty rows of a table).
+/// `extra_ignored` are normalised names skipped silently, such as the
+/// `error` column of a dropped-back errors CSV.
+pub fn find_header(
+    rows: &[Vec<String>],
+    row_numbers: &[u64],
+    sheet: Option<&str>,
+    columns: &BTreeMap<String, ColumnTarget>,
+    extra_ignored: &[&str],
+) -> HeaderSearch {
+    let Some(index) = rows
+        .iter()
+        .take(HEADER_SEARCH_ROWS)
+        .position(|cells| known_field_count(cells, columns) >= 2)
+    else {
+        return HeaderSearch::NotFound;
+    };
+    let names = &rows[index];
+    let row = row_numbers.get(index).copied().unwrap_or(0);
+    let mut fields: BTreeMap<Field, usize> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    for (col, name) in names.iter().enumerate() {
+        let place = Place {
+            row: Some(row),
+            sheet: sheet.map(str::to_string),
+            cell: Some(format!("{}{row}", column_letters(col))),
+            column: Some(name.trim().to_string()),
+            pointer: None,
+        };
+        match target(name, columns) {
+            Some(ColumnTarget::Field(field)) => {
+                if let Some(&first) = fields.get(&field) {
+                    return HeaderSearch::Unusable(
+                        Issue::new(
+                            Code::AmbiguousColumn,
+                            format!(
+                                "columns \"{}\" ({}) and \"{}\" ({}) both mean {}; remove one, \
+                                 or map one to \"ignore\" under [columns] in the config",
+                                names[first].trim(),
+                                column_letters(first),
+                                name.trim(),
+                                column_letters(col),
+                                field.api_name()
+                            ),
+                        )
+                        .at(place),
+                    );
+                }
+                fields.insert(field, col);
+            }
+            Some(ColumnTarget::Ignore) => {}
+            None => {
+                let key = normalise_header(name);
+                if !key.is_empty() && !extra_ignored.contains(&key.as_str()) {
+                    warnings.push(
+                        Issue::new(
+                            Code::UnknownColumn,
+                            format!(
+                                "column \"{}\" ({}) is not a known field and was ignored; \
+                                 map it under [columns] in the config if it should be read",
+                                name.trim(),
+                                column_letters(col)
+                            ),
+                        )
+                        .at(place),
+                    );
+                }
+            }
+        }
+    }
+    HeaderSearch::Found(
+        index,
+        Layout {
+            row,
+            names: names.clone(),
+            fields,
+            warnings,
+        },
+    )
+}
+
+/// The accepted headers of the fields a file must have, for messages.
+pub fn expected_headers() -> String {
+    "a quantity column (quantity, qty, on hand, qoh, available, …), \
+     at least one identifier column (sku, part number, upc, …) \
+     and a location column (location, store, site, warehouse, …) \
+     unless the config supplies the location"
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(cells: &[&str]) -> Vec<String> {
+        cells.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn normalising_ignores_case_and_punctuation() {
+        assert_eq!(normalise_header(" Qty On-Hand "), "qtyonhand");
+        assert_eq!(normalise_header("Store #"), "store");
+        assert_eq!(normalise_header("part_no."), "partno");
+        assert_eq!(normalise_header("\u{feff}SKU"), "sku");
+    }
+
+    #[test]
+    fn header_below_a_title_is_found() {
+        let rows = vec![
+            strings(&["Weekly stock report", ""]),
+            strings(&["Store", "SKU", "Qty On Hand", "Description"]),
+            strings(&["11", "A", "5", "thing"]),
+        ];
+        let HeaderSearch::Found(index, layout) =
+            find_header(&rows, &[1, 2, 3], None, &BTreeMap::new(), &[])
+        else {
+            panic!("no header");
+        };
+        assert_eq!(index, 1);
+        assert_eq!(layout.row, 2);
+        assert_eq!(layout.column(Field::Quantity), Some(2));
+        assert_eq!(layout.column(Field::LocationName), Some(0));
+        assert_eq!(layout.warnings.len(), 1);
+        assert_eq!(layout.warnings[0].code, Code::UnknownColumn);
+        assert_eq!(layout.warnings[0].place.cell.as_deref(), Some("D2"));
+    }
+
+    #[test]
+    fn two_columns_for_one_field_are_ambiguous_unless_one_is_ignored() {
+        let rows = vec![strings(&["sku", "On Hand", "Available"])];
+        match find_header(&rows, &[1], None, &BTreeMap::new(), &[]) {
+            HeaderSearch::Unusable(issue) => {
+                assert_eq!(issue.code, Code::AmbiguousColumn);
+                assert!(issue.message.contains("On Hand") && issue.message.contains("Available"));
+            }
+            _ => panic!("expected ambiguous-column"),
+        }
+        let mut columns = BTreeMap::new();
+        columns.insert("available".to_string(), ColumnTarget::Ignore);
+        assert!(matches!(
+            find_header(&rows, &[1], None, &columns, &[]),
+            HeaderSearch::Found(0, _)
+        ));
+    }
+
+    #[test]
+    fn configured_aliases_count() {
+        let mut columns = BTreeMap::new();
+        columns.insert(
+            "stockonhand".to_string(),
+            ColumnTarget::Field(Field::Quantity),
+        );
+        let rows = vec![strings(&["Article", "Stock On Hand", "SKU"])];
+        let HeaderSearch::Found(_, layout) = find_header(&rows, &[1], None, &columns, &[]) else {
+            panic!("no header");
+        };
+        assert_eq!(layout.column(Field::Quantity), Some(1));
+    }
+
+    #[test]
+    fn a_header_after_ten_rows_is_not_found() {
+        let mut rows: Vec<Vec<String>> =
+            (0..10).map(|i| strings(&[&format!("note {i}")])).collect();
+        rows.push(strings(&["sku", "qty"]));
+        let numbers: Vec<u64> = (1..=11).collect();
+        assert!(matches!(
+            find_header(&rows, &numbers, None, &BTreeMap::new(), &[]),
+            HeaderSearch::NotFound
+        ));
+    }
+}

@@ -1,0 +1,336 @@
+//! Validation: parsed rows → validated items and a list of issues.
+//!
+//! Validation is pure: it never touches the store and never fails. Rules that
+//! need the store (identifier conflicts, attribute limits after merging, full
+//! mode) belong to `resolve`; rules that need the whole file (duplicates, the
+//! `on_error` policies) too.
+
+pub mod header;
+pub mod row;
+pub mod upc;
+pub mod value;
+
+use std::collections::HashMap;
+
+use crate::config::ImportRules;
+use crate::issue::{Code, Issue, Place};
+use crate::model::{Field, Identifiers, Item};
+use crate::parse::{self, Cell, Format, Row};
+use header::{HeaderSearch, Layout};
+
+/// One data row after validation.
+#[derive(Debug, Clone)]
+pub struct CheckedRow {
+    /// Index into [`Checked::tables`].
+    pub table: u16,
+    pub number: u64,
+    /// Index into [`Checked::locations`]; `None` when the row has none.
+    pub location: Option<u32>,
+    pub manufacturer_id: Option<u32>,
+    /// The identifiers the row carries, even when it is rejected: a rejected
+    /// row still counts as listed in full mode.
+    pub ids: Identifiers,
+    /// The item, when the row has no errors.
+    pub item: Option<Item>,
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+}
+
+impl CheckedRow {
+    pub fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// A table (sheet) and how its columns were read.
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub sheet: Option<String>,
+    pub layout: Option<Layout>,
+}
+
+/// A validated file.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub format: Format,
+    pub tables: Vec<TableInfo>,
+    /// Location names, indexed by [`CheckedRow::location`].
+    pub locations: Vec<String>,
+    pub rows: Vec<CheckedRow>,
+    /// Set when the file is rejected as a whole.
+    pub file_error: Option<Issue>,
+    /// File-level warnings (encoding, unknown columns, …).
+    pub warnings: Vec<Issue>,
+    /// True when the location did not come from a column, so an errors CSV
+    /// must carry it in a column of its own.
+    pub location_outside_columns: bool,
+}
+
+/// Whether `name` is a corrected errors report dropped back in (SPEC §1).
+pub fn is_errors_report(name: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".errors.csv")
+}
+
+/// Parses and validates a whole file.
+pub fn check(name: &str, bytes: &[u8], rules: &ImportRules) -> Checked {
+    let mut checked = Checked {
+        format: Format::Unknown,
+        tables: Vec::new(),
+        locations: Vec::new(),
+        rows: Vec::new(),
+        file_error: None,
+        warnings: Vec::new(),
+        location_outside_columns: false,
+    };
+    if bytes.len() as u64 > rules.max_file_bytes {
+        checked.file_error = Some(Issue::new(
+            Code::FileTooLarge,
+            format!(
+                "the file is {} bytes; the limit (import.max_file_bytes) is {}; split it into smaller files",
+                bytes.len(),
+                rules.max_file_bytes
+            ),
+        ));
+        return checked;
+    }
+    let parsed = match parse::parse(name, bytes, rules) {
+        Ok(parsed) => parsed,
+        Err(issue) => {
+            checked.file_error = Some(issue);
+            return checked;
+        }
+    };
+    checked.format = parsed.format;
+    checked.warnings = parsed.warnings;
+    let file_location = location_from_name(name, rules);
+    let mut location_index: HashMap<String, u32> = HashMap::new();
+    let errors_report = is_errors_report(name);
+    let extra_ignored: &[&str] = if errors_report { &["error"] } else { &[] };
+    let mut any_header = false;
+    let mut first_rows_seen: Vec<String> = Vec::new();
+
+    for (table_index, table) in parsed.tables.into_iter().enumerate() {
+        let table_no = u16::try_from(table_index).unwrap_or(u16::MAX);
+        let sheet = table.sheet.clone();
+        let decimal_comma = table.decimal_comma;
+        let mut rows = table.rows;
+        // Buffer the first rows to find the header among them.
+        let mut head: Vec<Row> = Vec::new();
+        let mut read_error = None;
+        for next in rows.by_ref() {
+            match next {
+                Ok(row) => head.push(row),
+                Err(issue) => {
+                    read_error = Some(issue);
+                    break;
+                }
+            }
+            if head.len() >= header::HEADER_SEARCH_ROWS {
+                break;
+            }
+        }
+        let texts: Vec<Vec<String>> = head
+            .iter()
+            .map(|r| r.cells.iter().map(Cell::to_text).collect())
+            .collect();
+        let numbers: Vec<u64> = head.iter().map(|r| r.number).collect();
+        if first_rows_seen.is_empty() {
+            if let Some(first) = texts.first() {
+                first_rows_seen = first.iter().map(|s| s.trim().to_string()).collect();
+            }
+        }
+        let (header_index, layout) = match header::find_header(
+            &texts,
+            &numbers,
+            sheet.as_deref(),
+            &rules.columns,
+            extra_ignored,
+        ) {
+            HeaderSearch::Found(i, layout) => (i, layout),
+            HeaderSearch::Unusable(issue) => {
+                checked.file_error = Some(issue);
+                return checked;
+            }
+            HeaderSearch::NotFound => {
+                checked.tables.push(TableInfo {
+                    sheet: sheet.clone(),
+                    layout: None,
+                });
+                if let Some(name) = &sheet {
+                    checked.warnings.push(
+                        Issue::new(
+                            Code::NoHeader,
+                            format!("sheet \"{name}\" has no header row in its first 10 rows and was skipped"),
+                        )
+                        .at(Place { sheet: sheet.clone(), ..Place::default() }),
+                    );
+                }
+                continue;
+            }
+        };
+        any_header = true;
+        if let Some(issue) = missing_columns(&layout, rules, file_location.is_some()) {
+            checked.file_error = Some(issue.at(Place {
+                row: Some(layout.row),
+                sheet: sheet.clone(),
+                ..Place::default()
+            }));
+            return checked;
+        }
+        if layout.column(Field::LocationName).is_none() {
+            checked.location_outside_columns = true;
+        }
+        checked.warnings.extend(layout.warnings.iter().cloned());
+        let context = row::Context {
+            layout: &layout,
+            rules,
+            sheet: sheet.as_deref(),
+            decimal_comma,
+            fallback_location: file_location
+                .as_deref()
+                .or(rules.default_location.as_deref()),
+        };
+        let mut data_rows = 0usize;
+        let body = head.into_iter().skip(header_index + 1).map(Ok).chain(rows);
+        for next in body {
+            let row = match next {
+                Ok(row) => row,
+                Err(issue) => {
+                    read_error = Some(issue);
+                    break;
+                }
+            };
+            if checked.rows.len() as u64 >= rules.max_rows {
+                checked.file_error = Some(Issue::new(
+                    Code::TooManyRows,
+                    format!(
+                        "the file has more than {} rows (import.max_rows); split it into smaller files",
+                        rules.max_rows
+                    ),
+                ));
+                checked.rows.clear();
+                return checked;
+            }
+            data_rows += 1;
+            let result = row::check_row(&context, &row);
+            let location = result.location.map(|name| {
+                let next_index = location_index.len() as u32;
+                *location_index.entry(name.clone()).or_insert_with(|| {
+                    checked.locations.push(name);
+                    next_index
+                })
+            });
+            checked.rows.push(CheckedRow {
+                table: table_no,
+                number: row.number,
+                location,
+                manufacturer_id: result.manufacturer_id,
+                ids: result.ids,
+                item: result.item,
+                errors: result.errors,
+                warnings: result.warnings,
+            });
+        }
+        if data_rows == 0 {
+            checked.warnings.push(
+                Issue::new(
+                    Code::EmptySheet,
+                    match &sheet {
+                        Some(name) => format!("sheet \"{name}\" has a header but no data rows"),
+                        None => "the file has a header but no data rows".to_string(),
+                    },
+                )
+                .at(Place {
+                    sheet: sheet.clone(),
+                    ..Place::default()
+                }),
+            );
+        }
+        checked.tables.push(TableInfo {
+            sheet,
+            layout: Some(layout),
+        });
+        if let Some(issue) = read_error {
+            checked.file_error = Some(issue);
+            checked.rows.clear();
+            return checked;
+        }
+    }
+    if !any_header {
+        checked.file_error = Some(Issue::new(
+            Code::MissingColumn,
+            format!(
+                "no header row found in the first 10 rows: a header names at least two known \
+                 columns. The first row reads: {}. Expected {}",
+                if first_rows_seen.is_empty() {
+                    "(nothing)".to_string()
+                } else {
+                    first_rows_seen
+                        .iter()
+                        .map(|c| format!("\"{c}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                header::expected_headers()
+            ),
+        ));
+    }
+    checked
+}
+
+/// The location named by the file name, through `import.location_from_filename`.
+fn location_from_name(name: &str, rules: &ImportRules) -> Option<String> {
+    let re = rules.location_from_filename.as_ref()?;
+    let captures = re.captures(name)?;
+    let location = captures.name("location")?.as_str().trim();
+    (!location.is_empty()).then(|| location.to_string())
+}
+
+/// A file-level `missing-column` error when the header lacks quantity, every
+/// identifier, or (with no other source) the location.
+fn missing_columns(layout: &Layout, rules: &ImportRules, file_location: bool) -> Option<Issue> {
+    let found = layout
+        .names
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut missing = Vec::new();
+    if layout.column(Field::Quantity).is_none() {
+        missing.push("a quantity column (quantity, qty, on hand, qoh, available, …)");
+    }
+    if [Field::Sku, Field::PartNumber, Field::Upc]
+        .iter()
+        .all(|f| layout.column(*f).is_none())
+    {
+        missing.push("an identifier column (sku, part number or upc)");
+    }
+    let location_known = layout.column(Field::LocationName).is_some()
+        || rules.default_location.is_some()
+        || file_location
+        || rules.location_from_sheet;
+    if !location_known {
+        missing.push(if rules.location_from_filename.is_some() {
+            "a location column (location, store, site, …); the file name does not match \
+             import.location_from_filename and import.default_location is not set"
+        } else {
+            "a location column (location, store, site, …), or import.default_location / \
+             import.location_from_filename in the config"
+        });
+    }
+    if missing.is_empty() {
+        return None;
+    }
+    Some(Issue::new(
+        Code::MissingColumn,
+        format!(
+            "the file has no {}. Headers found: {found}",
+            missing.join("; no ")
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests;

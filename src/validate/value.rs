@@ -1,0 +1,188 @@
+//! Reading one cell as the kind of value a field needs (SPEC §4.2). Each
+//! function returns the value or a message saying what the cell held.
+
+use crate::parse::Cell;
+
+/// The largest integer the API accepts.
+pub const MAX_INT: i64 = 2_147_483_647;
+/// The longest value accepted, in characters.
+pub const MAX_LEN: usize = 255;
+
+/// Formats a spreadsheet number the way a person reads it: `101` rather
+/// than `101.0`, and never in scientific notation for whole numbers.
+pub fn format_number(f: f64) -> String {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e17 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
+}
+
+/// The text of a cell after the rules of SPEC §3: trimmed, one leading `'`
+/// dropped. `None` for an empty cell.
+pub fn text(cell: &Cell) -> Option<String> {
+    let raw = match cell {
+        Cell::Empty => return None,
+        Cell::Text(s) => {
+            let t = s.trim();
+            let t = t.strip_prefix('\'').unwrap_or(t).trim();
+            t.to_string()
+        }
+        other => other.to_text(),
+    };
+    (!raw.is_empty()).then_some(raw)
+}
+
+/// What a non-numeric cell holds, for messages.
+fn describe(cell: &Cell) -> String {
+    match cell {
+        Cell::Bool(b) => format!("the yes/no value {}", if *b { "TRUE" } else { "FALSE" }),
+        Cell::Date(d) => format!("the date {d}"),
+        Cell::Error(e) => format!("the spreadsheet error {e}"),
+        other => format!("'{}'", other.to_text().trim()),
+    }
+}
+
+/// A whole number: `101`, a numeric cell with no fraction (`101.0`), or
+/// text of such a number. Thousands separators, fractions, text, dates,
+/// booleans and errors are refused. `decimal_comma` makes `,` the decimal
+/// separator (and `.` a thousands separator, so refused).
+pub fn integer(cell: &Cell, decimal_comma: bool) -> Result<i64, String> {
+    match cell {
+        Cell::Int(i) => Ok(*i),
+        Cell::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(*f as i64),
+        Cell::Float(_) => Err(format!("got {}", describe(cell))),
+        Cell::Text(_) => {
+            let t = text(cell).unwrap_or_default();
+            integer_text(&t, decimal_comma).ok_or_else(|| format!("got '{t}'"))
+        }
+        _ => Err(format!("got {}", describe(cell))),
+    }
+}
+
+fn integer_text(t: &str, decimal_comma: bool) -> Option<i64> {
+    let separator = if decimal_comma { ',' } else { '.' };
+    // "101.0" or "101.00": a spreadsheet number written out; any other
+    // fraction is refused.
+    let whole = match t.split_once(separator) {
+        Some((whole, frac)) if !frac.is_empty() && frac.bytes().all(|b| b == b'0') => whole,
+        Some(_) => return None,
+        None => t,
+    };
+    let digits = whole.strip_prefix('+').unwrap_or(whole);
+    let (negative, digits) = match digits.strip_prefix('-') {
+        Some(rest) if whole.starts_with('-') => (true, rest),
+        _ => (false, digits),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Saturate: out-of-range is reported by the caller with the right code.
+    let magnitude = digits.parse::<i64>().unwrap_or(i64::MAX);
+    Some(if negative { -magnitude } else { magnitude })
+}
+
+/// A finite decimal number: `12.5`, or `12,5` when `decimal_comma`.
+pub fn number(cell: &Cell, decimal_comma: bool) -> Result<f64, String> {
+    match cell {
+        Cell::Int(i) => Ok(*i as f64),
+        Cell::Float(f) if f.is_finite() => Ok(*f),
+        Cell::Text(_) => {
+            let t = text(cell).unwrap_or_default();
+            number_text(&t, decimal_comma).ok_or_else(|| format!("got '{t}'"))
+        }
+        _ => Err(format!("got {}", describe(cell))),
+    }
+}
+
+fn number_text(t: &str, decimal_comma: bool) -> Option<f64> {
+    let normalised = if decimal_comma && !t.contains('.') && t.matches(',').count() == 1 {
+        t.replace(',', ".")
+    } else {
+        t.to_string()
+    };
+    // Only plain decimal notation: no "inf", "NaN" or hex that Rust's
+    // parser would also take.
+    let plain = normalised
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
+    if !plain || !normalised.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    normalised.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Cell {
+        Cell::Text(s.to_string())
+    }
+
+    #[test]
+    fn integers_accept_what_spreadsheets_write() {
+        assert_eq!(integer(&t("101"), false), Ok(101));
+        assert_eq!(integer(&t(" 101 "), false), Ok(101));
+        assert_eq!(integer(&t("'101"), false), Ok(101));
+        assert_eq!(integer(&t("101.0"), false), Ok(101));
+        assert_eq!(integer(&t("101,00"), true), Ok(101));
+        assert_eq!(integer(&t("+7"), false), Ok(7));
+        assert_eq!(integer(&t("-3"), false), Ok(-3));
+        assert_eq!(integer(&Cell::Float(101.0), false), Ok(101));
+        assert_eq!(integer(&Cell::Int(5), false), Ok(5));
+    }
+
+    #[test]
+    fn integers_refuse_fractions_separators_and_non_numbers() {
+        assert_eq!(integer(&t("1.5"), false), Err("got '1.5'".into()));
+        assert!(integer(&t("1,000"), false).is_err());
+        assert!(integer(&t("1.000"), true).is_err());
+        assert!(integer(&t("ten"), false).is_err());
+        assert!(integer(&t("--3"), false).is_err());
+        assert!(integer(&t("1e3"), false).is_err());
+        assert!(integer(&Cell::Float(1.5), false).is_err());
+        assert_eq!(
+            integer(&Cell::Error("#N/A".into()), false),
+            Err("got the spreadsheet error #N/A".into())
+        );
+        assert!(integer(&Cell::Bool(true), false)
+            .unwrap_err()
+            .contains("yes/no"));
+        assert!(integer(&Cell::Date("2026-01-05".into()), false)
+            .unwrap_err()
+            .contains("date"));
+    }
+
+    #[test]
+    fn huge_integers_saturate_for_the_range_check() {
+        assert_eq!(integer(&t("99999999999999999999"), false), Ok(i64::MAX));
+    }
+
+    #[test]
+    fn numbers_take_a_decimal_comma_only_when_asked() {
+        assert_eq!(number(&t("12.5"), false), Ok(12.5));
+        assert_eq!(number(&t("12,5"), true), Ok(12.5));
+        assert_eq!(number(&t("12.5"), true), Ok(12.5));
+        assert!(number(&t("12,5"), false).is_err());
+        assert!(number(&t("1.234,5"), true).is_err());
+        assert!(number(&t("inf"), false).is_err());
+        assert!(number(&t("NaN"), false).is_err());
+        assert!(number(&t("$5"), false).is_err());
+    }
+
+    #[test]
+    fn numbers_format_without_point_zero() {
+        assert_eq!(format_number(101.0), "101");
+        assert_eq!(format_number(36000291452.0), "36000291452");
+        assert_eq!(format_number(12.5), "12.5");
+    }
+
+    #[test]
+    fn text_drops_one_apostrophe_and_blanks() {
+        assert_eq!(text(&t("  '=SUM(A1)  ")), Some("=SUM(A1)".into()));
+        assert_eq!(text(&t("''x")), Some("'x".into()));
+        assert_eq!(text(&t("   ")), None);
+        assert_eq!(text(&Cell::Float(7.0)), Some("7".into()));
+    }
+}
