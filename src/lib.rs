@@ -21,11 +21,16 @@
 #![allow(clippy::result_large_err)]
 
 pub mod apply;
+pub mod archive;
+pub mod claim;
 pub mod cli;
 pub mod config;
 pub mod crashpoint;
+pub mod daemon;
+pub mod dirs;
 pub mod durable;
 pub mod issue;
+pub mod logging;
 pub mod model;
 pub mod parse;
 pub mod pipeline;
@@ -33,4 +38,6 @@ pub mod plan;
 pub mod report;
 pub mod resolve;
 pub mod store;
+pub mod systemd;
 pub mod validate;
+pub mod watch;

@@ -36,6 +36,27 @@ pub enum PipelineError {
     Report { dir: PathBuf, source: io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The file changed while it was being read: its upload was not
+    /// finished. Nothing was committed.
+    #[error("the file changed while it was read; its upload is not finished")]
+    Changed,
+}
+
+/// A file's size and modification time when it was claimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub size: u64,
+    pub modified: Option<std::time::SystemTime>,
+}
+
+impl Stamp {
+    pub fn of(path: &Path) -> io::Result<Stamp> {
+        let meta = fs::metadata(path)?;
+        Ok(Stamp {
+            size: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
 }
 
 /// Told what the pipeline is doing: (stage, done, of).
@@ -49,6 +70,11 @@ pub struct ImportOptions {
     pub report_dir: Option<PathBuf>,
     /// Called as the pipeline advances: (what, done, of).
     pub progress: Option<Progress>,
+    /// The name the file was dropped as, when it was renamed since (a
+    /// claimed file in the work folder).
+    pub name: Option<String>,
+    /// Refuse to commit if the file no longer has this size and time.
+    pub unchanged: Option<Stamp>,
 }
 
 /// What became of one file.
@@ -68,15 +94,20 @@ struct Content {
     too_large: Option<u64>,
 }
 
-fn read_content(path: &Path, rules: &ImportRules) -> Result<Content, PipelineError> {
+fn read_content(
+    path: &Path,
+    name: Option<&str>,
+    rules: &ImportRules,
+) -> Result<Content, PipelineError> {
     let fail = |source| PipelineError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string());
+    let name = name.map(str::to_string).unwrap_or_else(|| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string())
+    });
     let mut file = fs::File::open(path).map_err(fail)?;
     let size = file.metadata().map_err(fail)?.len();
     if size > rules.max_file_bytes {
@@ -194,7 +225,7 @@ pub fn import_file(
 ) -> Result<Outcome, PipelineError> {
     let rules = &config.rules;
     let received_at = now();
-    let content = read_content(path, rules)?;
+    let content = read_content(path, options.name.as_deref(), rules)?;
     let progress = |what: &str, done: u64, of: u64| {
         if let Some(report) = &options.progress {
             report(what, done, of);
@@ -216,6 +247,12 @@ pub fn import_file(
         .clone()
         .unwrap_or_else(|| config.paths.outbox.clone());
     let source_path = path.display().to_string();
+
+    if let Some(stamp) = options.unchanged {
+        if Stamp::of(path).ok() != Some(stamp) {
+            return Err(PipelineError::Changed);
+        }
+    }
 
     // The plan, committed before anything is applied.
     let write = store.write()?;
@@ -263,7 +300,7 @@ pub fn import_file(
     write.commit()?;
     crate::crashpoint::hit("after-plan");
     drop(content);
-    tracing::info!(import_id, file = %path.display(), "plan stored");
+    tracing::info!(import_id, path = %path.display(), "plan stored");
     finish(store, import_id, options.progress.as_ref())
 }
 
@@ -274,18 +311,36 @@ pub fn finish(
     import_id: i64,
     progress: Option<&Progress>,
 ) -> Result<Outcome, PipelineError> {
+    let record = load_import(store, import_id)?;
+    if record.status == "failing" {
+        return write_reports(store, record);
+    }
     apply::apply_import(store, import_id, |done, of| {
         if let Some(report) = progress {
             report("applying jobs", done, of);
         }
     })?;
-    let read = store.read();
-    let Some(record) = queries::import(&read, import_id)? else {
-        return Err(PipelineError::Store(StoreError::Corrupt {
+    let record = load_import(store, import_id)?;
+    write_reports(store, record)
+}
+
+fn load_import(store: &Store, import_id: i64) -> Result<queries::ImportRecord, PipelineError> {
+    queries::import(&store.read(), import_id)?.ok_or_else(|| {
+        PipelineError::Store(StoreError::Corrupt {
             what: "import",
             detail: format!("import {import_id} vanished"),
-        }));
-    };
+        })
+    })
+}
+
+/// Writes the reports of an import whose jobs are done, then marks it
+/// finished with its status.
+fn write_reports(
+    store: &mut Store,
+    record: queries::ImportRecord,
+) -> Result<Outcome, PipelineError> {
+    let import_id = record.id;
+    let read = store.read();
     let jobs = queries::jobs(
         &read,
         &JobFilter {
@@ -304,7 +359,11 @@ pub fn finish(
             status: j.status.clone(),
         })
         .collect();
-    let status = report::file_status(&record.draft, &entries, record.duplicate_of.is_some());
+    let status = if record.status == "failing" {
+        "failed"
+    } else {
+        report::file_status(&record.draft, &entries, record.duplicate_of.is_some())
+    };
     let mut report = Report::from_draft(&record.draft);
     report.import_id = Some(import_id);
     report.file = record.file.clone();
@@ -335,6 +394,55 @@ pub fn finish(
     Ok(Outcome { report, paths })
 }
 
+/// Ends a file as `failed` after an operational failure that retries did
+/// not cure (SPEC §2): jobs not yet applied are marked `failed`, the error
+/// joins the report, and the report is written. `existing` is the file's
+/// import, if its plan was stored; otherwise an import is recorded now.
+pub fn fail(
+    store: &mut Store,
+    config: &Config,
+    path: &Path,
+    name: &str,
+    existing: Option<i64>,
+    message: &str,
+) -> Result<Outcome, PipelineError> {
+    let issue = Issue::new(
+        Code::OperationalError,
+        format!("stockdrop could not process the file: {message}; fix the cause and drop the file again"),
+    );
+    let write = store.write()?;
+    let import_id = match existing {
+        Some(id) => id,
+        None => {
+            let sha256 = fs::read(path)
+                .map(|bytes| hex(&Sha256::digest(&bytes)))
+                .unwrap_or_default();
+            let draft = crate::plan::Draft::default();
+            queries::insert_import(
+                &write,
+                &NewImport {
+                    file: name,
+                    source_path: &path.display().to_string(),
+                    sha256: &sha256,
+                    format: "unknown",
+                    status: "planned",
+                    duplicate_of: None,
+                    refresh_mode: mode_name(config.rules.refresh_mode),
+                    received_at: &now(),
+                    rows_total: 0,
+                    rows_accepted: 0,
+                    rows_rejected: 0,
+                    report_dir: &config.paths.outbox.display().to_string(),
+                    draft: &draft,
+                },
+            )?
+        }
+    };
+    queries::mark_failing(&write, import_id, &issue, config.rules.max_errors)?;
+    write.commit()?;
+    finish(store, import_id, None)
+}
+
 /// Finishes every import a crash (or `kill -9`) left half done.
 pub fn recover(store: &mut Store) -> Result<Vec<Outcome>, PipelineError> {
     let unfinished = queries::unfinished_imports(&store.read())?;
@@ -351,7 +459,7 @@ pub fn recover(store: &mut Store) -> Result<Vec<Outcome>, PipelineError> {
 pub fn validate_file(store: &Store, config: &Config, path: &Path) -> Result<Report, PipelineError> {
     let rules = &config.rules;
     let received_at = now();
-    let content = read_content(path, rules)?;
+    let content = read_content(path, None, rules)?;
     let checked = check(&content, rules);
     let plan = resolve::plan(&checked, &store.read(), rules, &content.name)?;
     let duplicate = if rules.skip_duplicate_files && checked.file_error.is_none() {

@@ -47,6 +47,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
             force: args.force,
             report_dir: args.report_dir.clone(),
             progress: progress_for(file),
+            ..ImportOptions::default()
         };
         match pipeline::import_file(&mut store, config, file, &options) {
             Ok(outcome) => exit = exit.worst(print(&outcome, args.json)?),

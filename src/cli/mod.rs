@@ -7,6 +7,7 @@ mod import;
 mod imports;
 mod jobs;
 mod output;
+mod run;
 mod stock;
 mod validate;
 
@@ -35,6 +36,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The daemon: watch the inbox and process each file once its upload is complete, until SIGTERM.
+    Run(run::Args),
     /// Process files now: validate, apply to the store, write reports. The originals stay where they are.
     Import(import::Args),
     /// Parse and validate only; nothing is written to the store.
@@ -87,6 +90,10 @@ pub enum Failure {
     Store(#[from] StoreError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Dirs(#[from] crate::dirs::DirError),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
     #[error("{0}")]
     Io(String),
 }
@@ -95,6 +102,12 @@ impl Failure {
     fn exit(&self) -> Exit {
         match self {
             Failure::Config(_) | Failure::Usage(_) => Exit::Usage,
+            Failure::Dirs(crate::dirs::DirError::CrossDevice { .. }) => Exit::Usage,
+            Failure::Dirs(_) => Exit::Operational,
+            Failure::Daemon(crate::daemon::DaemonError::Dirs(
+                crate::dirs::DirError::CrossDevice { .. },
+            )) => Exit::Usage,
+            Failure::Daemon(_) => Exit::Operational,
             Failure::Store(_) | Failure::Pipeline(_) | Failure::Io(_) => Exit::Operational,
         }
     }
@@ -108,8 +121,8 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = Config::load(path.as_deref(), None)
         .map_err(Failure::from)
         .and_then(|config| {
-            init_logging(&config);
-            dispatch(cli.command, &config)
+            crate::logging::init(&config, matches!(cli.command, Command::Run(_)));
+            dispatch(cli.command, path.as_deref(), &config)
         });
     match result {
         Ok(exit) => ExitCode::from(exit as u8),
@@ -120,8 +133,9 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn dispatch(command: Command, config: &Config) -> CmdResult {
+fn dispatch(command: Command, config_path: Option<&Path>, config: &Config) -> CmdResult {
     match command {
+        Command::Run(args) => run::run(args, config_path, config),
         Command::Import(args) => import::run(args, config),
         Command::Validate(args) => validate::run(args, config),
         Command::Jobs(args) => jobs::list(args, config),
@@ -131,20 +145,6 @@ fn dispatch(command: Command, config: &Config) -> CmdResult {
         Command::Export(args) => export::run(args, config),
         Command::CheckConfig(args) => check_config::run(args, config),
     }
-}
-
-/// Logs go to stderr; one-shot commands only say what went wrong unless
-/// `RUST_LOG` asks for more.
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match config.log_format {
-        config::LogFormat::Json => builder.json().try_init(),
-        config::LogFormat::Text => builder.try_init(),
-    };
 }
 
 /// Opens the store for reading; `None` before the first import.

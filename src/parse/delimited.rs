@@ -57,12 +57,17 @@ fn records(text: Cow<'_, [u8]>, delimiter: u8) -> impl Iterator<Item = Result<Ro
                 let bytes: &[u8] = reader.get_ref().get_ref();
                 let mut start = record
                     .position()
-                    .map_or(counted_to, |p| usize::try_from(p.byte()).unwrap_or(usize::MAX))
+                    .map_or(counted_to, |p| {
+                        usize::try_from(p.byte()).unwrap_or(usize::MAX)
+                    })
                     .clamp(counted_to, bytes.len());
                 while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
                     start += 1;
                 }
-                line += bytes[counted_to..start].iter().filter(|&&b| b == b'\n').count() as u64;
+                line += bytes[counted_to..start]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count() as u64;
                 counted_to = start;
                 let cells: Vec<Cell> = record
                     .iter()
@@ -77,7 +82,10 @@ fn records(text: Cow<'_, [u8]>, delimiter: u8) -> impl Iterator<Item = Result<Ro
                 if cells.iter().all(Cell::is_blank) {
                     continue;
                 }
-                return Some(Ok(Row { number: line, cells }));
+                return Some(Ok(Row {
+                    number: line,
+                    cells,
+                }));
             }
             Err(e) => {
                 failed = true;

@@ -32,8 +32,19 @@ fn headline(report: &Report) -> (&'static str, String) {
             "warn",
             format!(
                 "Partly applied: {} of {} rows are in the inventory; {} were not applied. \
-                 Fix them in the errors file and drop it in again.",
-                r.accepted, r.total, r.rejected
+                 Fix them in {}.errors.csv and drop it in again.",
+                r.accepted,
+                r.total,
+                r.rejected,
+                report.base_name()
+            ),
+        ),
+        "rejected" if r.rejected > 0 => (
+            "bad",
+            format!(
+                "Rejected: nothing from this file was applied. See the errors below; \
+                 the rows are in {}.errors.csv to fix and drop in again.",
+                report.base_name()
             ),
         ),
         "rejected" => (
@@ -66,7 +77,7 @@ fn entries_table(out: &mut String, entries: &[Entry]) {
     for e in entries.iter().take(MAX_LISTED) {
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"nw\">{}</td><td>{}</td><td><code>{}</code></td><td class=\"nw\">{}</td><td>{}</td></tr>",
             escape(&e.place()),
             escape(e.column.as_deref().unwrap_or("")),
             escape(e.value.as_deref().unwrap_or("")),
@@ -189,7 +200,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0 0 
 .counts{display:flex;gap:1rem}.counts div{padding:.6rem 1rem;border-radius:6px;background:#eef0f3;min-width:7rem}
 .counts b{display:block;font-size:1.6rem}.counts .ok b{color:#1f7a3d}.counts .bad b{color:#b3261e}
 table{border-collapse:collapse;width:100%;font-size:.92rem}th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e3e6ea;vertical-align:top}
-th{background:#eef0f3}code{font-family:ui-monospace,Consolas,monospace;white-space:pre-wrap;word-break:break-all}
+th{background:#eef0f3}code{font-family:ui-monospace,Consolas,monospace;white-space:pre-wrap;overflow-wrap:anywhere}.nw{white-space:nowrap}
 .st-success{color:#1f7a3d}.st-rejected,.st-failed{color:#b3261e;font-weight:600}
 ul.codes{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.5rem}ul.codes li{background:#eef0f3;padding:.2rem .6rem;border-radius:4px}
 footer{margin:1rem 2rem 2rem;color:#8a919c;font-size:.8rem}

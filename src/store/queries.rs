@@ -123,11 +123,64 @@ pub fn finish_job(
     Ok(())
 }
 
+/// Marks an import as ending in failure: its jobs not yet applied become
+/// `failed` and the error joins its report draft. Its reports are still to
+/// be written, so it stays unfinished (`failing`) until they are.
+pub fn mark_failing(
+    w: &Write<'_>,
+    id: i64,
+    error: &crate::issue::Issue,
+    max_errors: usize,
+) -> Result<()> {
+    let draft: Vec<u8> =
+        w.tx.query_row("SELECT draft FROM imports WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })?;
+    let mut draft: Draft = serde_json::from_slice(&draft).map_err(|e| StoreError::Corrupt {
+        what: "report draft",
+        detail: format!("import {id}: {e}"),
+    })?;
+    draft.push_error(error.clone(), max_errors);
+    let draft = serde_json::to_vec(&draft).map_err(|e| StoreError::Corrupt {
+        what: "report draft",
+        detail: e.to_string(),
+    })?;
+    w.tx.execute(
+        "UPDATE imports SET status = 'failing', draft = ?2 WHERE id = ?1",
+        params![id, draft],
+    )?;
+    w.tx.execute(
+        "UPDATE jobs SET status = 'failed', messages = ?2 WHERE import_id = ?1 AND status IN ('pending', 'working')",
+        params![id, serde_json::to_string(&[&error.message]).unwrap_or_else(|_| "[]".into())],
+    )?;
+    Ok(())
+}
+
+/// The import of a file claimed into the work folder, by its claimed path.
+pub fn import_by_source(r: &impl Reader, source_path: &str) -> Result<Option<(i64, String)>> {
+    Ok(r.conn()
+        .query_row(
+            "SELECT id, status FROM imports WHERE source_path = ?1 ORDER BY id DESC LIMIT 1",
+            [source_path],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Records where the original of an import ended up.
+pub fn set_archived(w: &Write<'_>, id: i64, path: &str) -> Result<()> {
+    w.tx.execute(
+        "UPDATE imports SET archived_path = ?2 WHERE id = ?1",
+        params![id, path],
+    )?;
+    Ok(())
+}
+
 /// Imports whose plan is stored but not finished: what recovery completes.
 pub fn unfinished_imports(r: &impl Reader) -> Result<Vec<i64>> {
     let mut stmt = r
         .conn()
-        .prepare("SELECT id FROM imports WHERE status = 'planned' ORDER BY id")?;
+        .prepare("SELECT id FROM imports WHERE status IN ('planned', 'failing') ORDER BY id")?;
     let ids = stmt
         .query_map([], |row| row.get(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;

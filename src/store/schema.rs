@@ -84,4 +84,9 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX history_job ON history(job_id);
     CREATE INDEX history_record ON history(record_id, job_id);
     "#,
+    // 2: where the original of a daemon-processed file was archived.
+    r#"
+    ALTER TABLE imports ADD COLUMN archived_path TEXT;
+    CREATE INDEX imports_source ON imports(source_path);
+    "#,
 ];

@@ -1,0 +1,42 @@
+//! `stockdrop run [--once]`: the daemon, until SIGTERM or SIGINT; SIGHUP
+//! reloads the configuration.
+
+use std::path::Path;
+
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::{CmdResult, Exit, Failure};
+use crate::config::Config;
+use crate::daemon::{self, RunOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Process the files in the inbox once they have settled, then exit.
+    #[arg(long)]
+    once: bool,
+}
+
+pub fn run(args: Args, config_path: Option<&Path>, config: &Config) -> CmdResult {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Io(format!("cannot start the runtime: {e}")))?;
+    runtime.block_on(async {
+        // Installed before anything else, so an early SIGTERM is a clean stop.
+        let mut terminate = signal(SignalKind::terminate()).map_err(|e| Failure::Io(e.to_string()))?;
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Failure::Io(e.to_string()))?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = terminate.recv() => tracing::info!("SIGTERM: finishing the file in hand, then stopping"),
+                _ = interrupt.recv() => tracing::info!("SIGINT: finishing the file in hand, then stopping"),
+            }
+        };
+        let options = RunOptions {
+            once: args.once,
+            reload_from: Some(config_path.map(Path::to_path_buf)),
+        };
+        daemon::run(config.clone(), options, shutdown).await?;
+        Ok(Exit::Success)
+    })
+}

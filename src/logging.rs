@@ -1,0 +1,52 @@
+//! Logs through `tracing`: human text on a terminal, the systemd journal
+//! when started by systemd (`JOURNAL_STREAM` is set), JSON lines with
+//! `log.format = "json"`. Every event about a file carries its name and,
+//! once known, its import id (the daemon's `file` span).
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{Config, LogFormat};
+
+/// Installs the global subscriber. One-shot commands log warnings only
+/// (their output is the report) unless `RUST_LOG` says otherwise; the
+/// daemon logs at `log.level`.
+pub fn init(config: &Config, daemon: bool) {
+    let level = if daemon {
+        config.log_level.as_str()
+    } else {
+        "warn"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let layer: Box<dyn Layer<_> + Send + Sync> = match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Text if daemon && std::env::var_os("JOURNAL_STREAM").is_some() => {
+            match tracing_journald::layer() {
+                Ok(journald) => journald.with_syslog_identifier("stockdrop".into()).boxed(),
+                Err(_) => text_layer(),
+            }
+        }
+        LogFormat::Text => text_layer(),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .try_init();
+}
+
+fn text_layer<S>() -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .boxed()
+}
