@@ -816,6 +816,20 @@ mod tests {
     }
 
     #[test]
+    fn shipped_configs_load() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let example = Config::load(Some(&root.join("config/stockdrop.toml")), env(&[])).unwrap();
+        let defaults = Config::defaults();
+        assert_eq!(example.rules.items_per_job, defaults.rules.items_per_job);
+        assert_eq!(example.rules.max_file_bytes, defaults.rules.max_file_bytes);
+        assert_eq!(example.settle, defaults.settle);
+        let packaged =
+            Config::load(Some(&root.join("packaging/stockdrop.toml")), env(&[])).unwrap();
+        assert!(packaged.paths.inbox.is_absolute());
+        assert!(packaged.paths.database.starts_with("/var/lib/stockdrop"));
+    }
+
+    #[test]
     fn locate_follows_the_documented_order() {
         assert_eq!(
             locate(Some(Path::new("a.toml")), Some("b.toml")),

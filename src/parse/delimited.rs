@@ -64,10 +64,7 @@ fn records(text: Cow<'_, [u8]>, delimiter: u8) -> impl Iterator<Item = Result<Ro
                 while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
                     start += 1;
                 }
-                line += bytes[counted_to..start]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count() as u64;
+                line += line_breaks(&bytes[counted_to..start]);
                 counted_to = start;
                 let cells: Vec<Cell> = record
                     .iter()
@@ -96,6 +93,17 @@ fn records(text: Cow<'_, [u8]>, delimiter: u8) -> impl Iterator<Item = Result<Ro
             }
         }
     })
+}
+
+/// Line breaks in `bytes`: LF, CRLF, and the lone CR of old Mac files.
+fn line_breaks(bytes: &[u8]) -> u64 {
+    let mut count = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+            count += 1;
+        }
+    }
+    count
 }
 
 /// Picks the delimiter under which some early row reads as a header (two or

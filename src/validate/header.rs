@@ -12,8 +12,10 @@ pub const HEADER_SEARCH_ROWS: usize = 10;
 /// Lower-cases and drops spaces, `_`, `-`, `.` and `#`, so "Qty On-Hand"
 /// and "qty_on_hand" both read `qtyonhand`.
 pub fn normalise_header(name: &str) -> String {
-    name.trim()
-        .trim_start_matches('\u{feff}')
+    let name = name.trim().trim_start_matches('\u{feff}');
+    // One leading `'` marks text in a spreadsheet, on headers too.
+    name.strip_prefix('\'')
+        .unwrap_or(name)
         .chars()
         .filter(|c| !matches!(c, ' ' | '_' | '-' | '.' | '#') && !c.is_whitespace())
         .flat_map(char::to_lowercase)
@@ -173,6 +175,7 @@ mod tests {
         assert_eq!(normalise_header("Store #"), "store");
         assert_eq!(normalise_header("part_no."), "partno");
         assert_eq!(normalise_header("\u{feff}SKU"), "sku");
+        assert_eq!(normalise_header("'Qty"), "qty");
     }
 
     #[test]

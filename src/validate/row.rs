@@ -203,8 +203,10 @@ impl<'a, 'r> RowChecker<'a, 'r> {
                         "upc {digits} has a wrong check digit; check it was typed correctly"
                     );
                     if policy == UpcPolicy::Error {
+                        // The row is rejected, but its UPC still names a
+                        // product: in full mode that product counts as listed.
                         self.error(col, Field::Upc, Code::UpcCheckDigit, cell, message);
-                        return None;
+                        return Some(digits);
                     }
                     self.warn(col, Field::Upc, Code::UpcCheckDigit, cell, message);
                 }
@@ -256,7 +258,13 @@ impl<'a, 'r> RowChecker<'a, 'r> {
     }
 
     fn location(&mut self) -> Option<String> {
+        let cell_filled = self
+            .cell(Field::LocationName)
+            .is_some_and(|(_, cell)| value::text(cell).is_some());
         let from_cell = self.text(Field::LocationName);
+        if cell_filled && from_cell.is_none() {
+            return None; // Already reported (too long); a filled cell has no fallback.
+        }
         let location = from_cell.or_else(|| self.ctx.fallback_location.map(str::to_string));
         let Some(location) = location else {
             let place = self.row_place(Some(Field::LocationName));
@@ -302,7 +310,14 @@ pub fn check_row(ctx: &Context<'_>, row: &Row) -> RowResult {
         errors: Vec::new(),
         warnings: Vec::new(),
     };
-    let width = ctx.layout.names.len();
+    // The header's width ends at its last named cell: a value under an
+    // empty header cell is an extra cell too.
+    let width = ctx
+        .layout
+        .names
+        .iter()
+        .rposition(|name| !name.trim().is_empty())
+        .map_or(0, |i| i + 1);
     let used = row
         .cells
         .iter()

@@ -62,10 +62,13 @@ pub fn integer(cell: &Cell, decimal_comma: bool) -> Result<i64, String> {
 
 fn integer_text(t: &str, decimal_comma: bool) -> Option<i64> {
     let separator = if decimal_comma { ',' } else { '.' };
-    // "101.0" or "101.00": a spreadsheet number written out; any other
-    // fraction is refused.
+    // "101.0" or "101.00": a spreadsheet number written out. Three zeros
+    // ("1,000", "1.000") look like a thousands group, so they are refused
+    // rather than silently read as 1.
     let whole = match t.split_once(separator) {
-        Some((whole, frac)) if !frac.is_empty() && frac.bytes().all(|b| b == b'0') => whole,
+        Some((whole, frac)) if (1..=2).contains(&frac.len()) && frac.bytes().all(|b| b == b'0') => {
+            whole
+        }
         Some(_) => return None,
         None => t,
     };
@@ -138,6 +141,8 @@ mod tests {
         assert_eq!(integer(&t("1.5"), false), Err("got '1.5'".into()));
         assert!(integer(&t("1,000"), false).is_err());
         assert!(integer(&t("1.000"), true).is_err());
+        assert!(integer(&t("1,000"), true).is_err());
+        assert!(integer(&t("1.000"), false).is_err());
         assert!(integer(&t("ten"), false).is_err());
         assert!(integer(&t("--3"), false).is_err());
         assert!(integer(&t("1e3"), false).is_err());
