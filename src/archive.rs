@@ -18,27 +18,33 @@ pub fn destination_root<'a>(paths: &'a Paths, status: &str) -> &'a Path {
     }
 }
 
-/// Moves the claimed file to its final place and returns that path. Done
-/// twice (after a crash between the move and its record), the second call
-/// finds the file already there and returns the same path.
-pub fn archive(
-    claimed: &Path,
+/// `root/YYYY-MM-DD/<import id>_<name>`.
+pub fn target(
     root: &Path,
     import_id: i64,
     original_name: &str,
     date: chrono::NaiveDate,
-) -> io::Result<PathBuf> {
-    let dir = root.join(date.format("%Y-%m-%d").to_string());
-    let target = dir.join(format!("{import_id}_{original_name}"));
+) -> PathBuf {
+    root.join(date.format("%Y-%m-%d").to_string())
+        .join(format!("{import_id}_{original_name}"))
+}
+
+/// Moves the claimed file to `target`. Done twice (after a crash between
+/// the move and what follows), the second call finds the file already
+/// there and succeeds.
+pub fn archive(claimed: &Path, target: &Path) -> io::Result<()> {
     if !claimed.exists() && target.exists() {
-        return Ok(target);
+        return Ok(());
     }
-    fs::create_dir_all(&dir)?;
-    fs::rename(claimed, &target)?;
-    sync_dir(&dir)?;
-    sync_dir(root)?;
+    let dir = target.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    fs::rename(claimed, target)?;
+    sync_dir(dir)?;
+    if let Some(root) = dir.parent() {
+        sync_dir(root)?;
+    }
     if let Some(work) = claimed.parent() {
         sync_dir(work)?;
     }
-    Ok(target)
+    Ok(())
 }

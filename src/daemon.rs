@@ -53,6 +53,37 @@ pub enum DaemonError {
     Ignore(#[from] globset::Error),
     #[error("cannot install a signal handler: {0}")]
     Signal(std::io::Error),
+    #[error(
+        "another `stockdrop run` is already running on this data (it holds {path}); stop it first"
+    )]
+    Running { path: PathBuf },
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Only one daemon may own a work folder: a second one would take the
+/// first one's claimed files for its own leftovers. An `flock` on a file
+/// in the work folder is released by the kernel when the process dies, so a
+/// `kill -9` never leaves it stale. One-shot commands do not take it.
+fn lock_work_folder(work: &Path) -> Result<std::fs::File, DaemonError> {
+    let path = work.join(".stockdrop.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| DaemonError::Lock {
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(DaemonError::Running { path }),
+        Err(std::fs::TryLockError::Error(source)) => Err(DaemonError::Lock { path, source }),
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -99,6 +130,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
     crate::dirs::prepare(&config.paths)?;
+    let _lock = lock_work_folder(&config.paths.work)?;
     let store = Store::open(&config.paths.database)?;
     let filter = Filter::new(&config.ignore, config.done_marker.as_deref())?;
     let mut daemon = Daemon {
@@ -148,9 +180,15 @@ pub async fn run(
         })?
         .into();
     tokio::task::block_in_place(|| match pipeline::recover(&mut daemon.store) {
-        Ok(_) => {}
+        Ok(results) => {
+            for (import_id, result) in results {
+                if let Err(e) = result {
+                    warn!(import_id, error = %e, "cannot finish an interrupted import; will retry at the next start");
+                }
+            }
+        }
         Err(e) => {
-            warn!(error = %e, "could not finish an interrupted import; will retry at the next start")
+            warn!(error = %e, "cannot look for interrupted imports; will retry at the next start")
         }
     });
 
@@ -298,6 +336,7 @@ impl Daemon {
         match self.try_process(claimed, &name, &span) {
             Ok(Some((import_id, status))) => {
                 self.retry = None;
+                self.remove_stale_marker(&name);
                 self.count(&name, &status);
                 info!(import_id, status = %status, "done");
             }
@@ -392,16 +431,17 @@ impl Daemon {
     ) -> Result<(), PipelineError> {
         let root = archive::destination_root(&self.config.paths, status);
         let today = chrono::Utc::now().date_naive();
-        let target = archive::archive(claimed, root, import_id, name, today).map_err(|source| {
-            PipelineError::Read {
-                path: claimed.to_path_buf(),
-                source,
-            }
-        })?;
-        crate::crashpoint::hit("after-archive");
+        // Recorded first: after a crash before the move the claimed file is
+        // still in `work`, is found again, and this runs once more.
+        let target = archive::target(root, import_id, name, today);
         let write = self.store.write()?;
         queries::set_archived(&write, import_id, &target.display().to_string())?;
         write.commit()?;
+        archive::archive(claimed, &target).map_err(|source| PipelineError::Read {
+            path: claimed.to_path_buf(),
+            source,
+        })?;
+        crate::crashpoint::hit("after-archive");
         Ok(())
     }
 
@@ -419,6 +459,18 @@ impl Daemon {
         )?;
         let import_id = outcome.report.import_id.unwrap_or_default();
         self.archive(claimed, name, import_id, "failed")
+    }
+
+    /// A file claimed before a crash may have left its done marker in the
+    /// inbox; it goes once the file is finished, unless a new upload of
+    /// the same name is waiting (then the marker may be the new one's).
+    fn remove_stale_marker(&self, name: &str) {
+        let inbox = &self.config.paths.inbox;
+        if let Some(marker) = self.filter.marker_for(inbox, name) {
+            if !inbox.join(name).exists() && marker.exists() {
+                let _ = std::fs::remove_file(marker);
+            }
+        }
     }
 
     fn count(&mut self, name: &str, status: &str) {

@@ -443,15 +443,20 @@ pub fn fail(
     finish(store, import_id, None)
 }
 
-/// Finishes every import a crash (or `kill -9`) left half done.
-pub fn recover(store: &mut Store) -> Result<Vec<Outcome>, PipelineError> {
+/// What recovery did with one interrupted import.
+pub type Recovered = (i64, Result<Outcome, PipelineError>);
+
+/// Finishes every import a crash (or `kill -9`) left half done. One that
+/// cannot be finished now does not hold up the others: each comes back
+/// with its outcome or its error.
+pub fn recover(store: &mut Store) -> Result<Vec<Recovered>, PipelineError> {
     let unfinished = queries::unfinished_imports(&store.read())?;
-    let mut outcomes = Vec::new();
+    let mut results = Vec::new();
     for import_id in unfinished {
         tracing::warn!(import_id, "finishing an import that was interrupted");
-        outcomes.push(finish(store, import_id, None)?);
+        results.push((import_id, finish(store, import_id, None)));
     }
-    Ok(outcomes)
+    Ok(results)
 }
 
 /// Parses, validates and resolves a file against the store without writing

@@ -105,15 +105,10 @@ pub fn plan(
     // Full mode: zero what the file does not list, unless that is too much.
     let mut zero_lists: Vec<Vec<i64>> = vec![Vec::new(); checked.locations.len()];
     if mode == RefreshMode::Full && !file_rejected {
-        for (location_index, rows) in by_location.iter().enumerate() {
+        for (location_index, location) in checked.locations.iter().enumerate() {
             if rejected_locations[location_index].is_some() {
                 continue;
             }
-            let applicable = rows.iter().any(|&i| !has_error(i) && !found[i].superseded);
-            if !applicable {
-                continue;
-            }
-            let location = &checked.locations[location_index];
             let nonzero = records::nonzero_at(store, location)?;
             let zero: Vec<i64> = nonzero
                 .iter()
@@ -216,9 +211,21 @@ pub fn plan(
                 });
             }
         }
-        if jobs.len() > first_job && !rejected {
+        let zero = std::mem::take(&mut zero_lists[location_index]);
+        if !rejected && !zero.is_empty() {
+            // The zeroing rides on the location's last job, or on a job of
+            // its own when every row of the location was rejected: those
+            // rows still count as listed, the rest is still not in stock.
+            if jobs.len() == first_job {
+                jobs.push(PlannedJob {
+                    location: location.clone(),
+                    manufacturer_id: rules.manufacturer_id,
+                    rejected: false,
+                    plan: JobPlan::default(),
+                });
+            }
             if let Some(last) = jobs.last_mut() {
-                last.plan.zero = std::mem::take(&mut zero_lists[location_index]);
+                last.plan.zero = zero;
             }
         }
     }

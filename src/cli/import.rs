@@ -34,13 +34,20 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
     let mut store = open_write(config)?;
     let mut exit = Exit::Success;
     // An import killed half way is finished first, from its stored plan.
-    for outcome in pipeline::recover(&mut store)? {
-        eprintln!(
-            "stockdrop: finished interrupted import {} ({})",
-            outcome.report.import_id.unwrap_or_default(),
-            outcome.report.file
-        );
-        exit = exit.worst(print(&outcome, args.json)?);
+    for (import_id, result) in pipeline::recover(&mut store)? {
+        match result {
+            Ok(outcome) => {
+                eprintln!(
+                    "stockdrop: finished interrupted import {import_id} ({})",
+                    outcome.report.file
+                );
+                exit = exit.worst(print(&outcome, args.json)?);
+            }
+            Err(e) => {
+                eprintln!("stockdrop: cannot finish interrupted import {import_id} yet: {e}");
+                exit = exit.worst(Exit::Operational);
+            }
+        }
     }
     for file in &args.files {
         let options = ImportOptions {

@@ -29,16 +29,18 @@ fn sniff(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// JSON by content: an object, or an array of objects, that parses. A
+/// text file whose first cell happens to start with `{` is not JSON.
 fn looks_like_json(bytes: &[u8]) -> bool {
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut rest = body.iter().skip_while(|b| b.is_ascii_whitespace());
-    match rest.next() {
+    let shaped = match rest.next() {
         Some(b'{') => true,
-        // `[` alone could start a CSV cell; `[` then `{` is a JSON array of
-        // request bodies.
+        // `[` then `{` is a JSON array of request bodies.
         Some(b'[') => rest.find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
         _ => false,
-    }
+    };
+    shaped && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok()
 }
 
 /// Binary content that is not one of the containers above: a NUL byte early

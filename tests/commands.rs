@@ -1,0 +1,411 @@
+//! The other commands and the CLI contract (SPEC §2 duplicate files, §6):
+//! `job`, `jobs`, `imports`, `validate`, `export`, `check-config`, exit
+//! codes.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+const JOB_KEYS: [&str; 10] = [
+    "job_id",
+    "import_id",
+    "type",
+    "location",
+    "item_count",
+    "status",
+    "file",
+    "added",
+    "started",
+    "finished",
+];
+
+// ---------------------------------------------------------------------------
+// 6. Duplicate files.
+
+#[test]
+fn same_file_twice_is_a_duplicate_and_force_applies_it_again() {
+    let env = Env::new();
+    let text = stock_csv(&[("A", "S1", "5"), ("B", "S1", "6")]);
+    let first = env.import_text("daily.csv", &text, 0);
+    let first_id = import_id(&first);
+    let jobs_after_first = env.jobs().len();
+
+    let second = env.import_text("daily.csv", &text, 0);
+    let second_id = import_id(&second);
+    assert_ne!(second_id, first_id);
+    assert_eq!(second["status"], "duplicate", "{second:#}");
+    assert_eq!(second["duplicate_of"], first_id, "{second:#}");
+    assert_eq!(second["sha256"], first["sha256"]);
+    assert_eq!(second["jobs"], json!([]), "{second:#}");
+    assert_eq!(env.jobs().len(), jobs_after_first, "no new jobs");
+    assert_eq!(env.outbox_report("daily", second_id), second);
+    assert_eq!(env.imports()[0]["status"], "duplicate");
+
+    let run = env.import(&["--force", "daily.csv"]);
+    run.code(0);
+    let forced = run.report();
+    assert_eq!(forced["status"], "applied", "{forced:#}");
+    assert_eq!(forced["duplicate_of"], Value::Null);
+    assert_eq!(job_ids(&forced).len(), 2);
+    assert_eq!(env.jobs().len(), jobs_after_first + 2);
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[("A", "S1", 5), ("B", "S1", 6)])
+    );
+}
+
+#[test]
+fn file_resent_after_a_newer_one_is_applied() {
+    let env = Env::new();
+    let old = stock_csv(&[("A", "S1", "5")]);
+    env.import_text("old.csv", &old, 0);
+    env.import_text("new.csv", &stock_csv(&[("A", "S1", "9")]), 0);
+    let again = env.import_text("old.csv", &old, 0);
+    assert_eq!(again["status"], "applied", "{again:#}");
+    assert_eq!(again["duplicate_of"], Value::Null);
+    assert_eq!(job_ids(&again).len(), 1);
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[("A", "S1", 5)])
+    );
+}
+
+#[test]
+fn identical_files_for_different_locations_are_each_applied() {
+    let env =
+        Env::with_config("[import]\nlocation_from_filename = \"^store(?P<location>[0-9]+)\"\n");
+    let text = lines(&["sku,qty", "S1,5"]);
+    env.write("store11.csv", &text);
+    env.write("store12.csv", &text);
+    let run = env.import(&["store11.csv", "store12.csv", "store11.csv"]);
+    run.code(0);
+    let reports = run.json_lines();
+    let statuses: Vec<&str> = reports
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["applied", "applied", "duplicate"], "{run}");
+    assert_eq!(reports[2]["duplicate_of"], reports[0]["import_id"], "{run}");
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[("11", "S1", 5), ("12", "S1", 5)])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 7. The history a job leaves.
+
+#[test]
+fn job_shows_its_changes_with_before_and_after_of_changed_fields_only() {
+    let env = Env::new();
+    let first = env.import_text(
+        "first.csv",
+        &lines(&[
+            "location,sku,partNumber,upc,qty,price,attributes",
+            "A,S1,P1,036000291452,5,2.5,red",
+            "A,S2,,,7,,",
+        ]),
+        0,
+    );
+    let second = env.import_text(
+        "second.csv",
+        &lines(&[
+            "location,sku,qty,price,bin,attributes",
+            "A,S1,6,2.5,4,blue",
+            "A,S2,7,,,",
+            "A,S3,1,,,",
+        ]),
+        0,
+    );
+    let job_id = job_ids(&second)[0];
+    let job = env.job(job_id);
+    assert_keys(&job, &JOB_KEYS);
+    assert_keys(&job, &["changes"]);
+    assert_eq!(job["job_id"], job_id);
+    assert_eq!(job["import_id"], import_id(&second));
+    assert_eq!(job["type"], "refresh");
+    assert_eq!(job["location"], "A");
+    assert_eq!(job["item_count"], 3);
+    assert_eq!(job["status"], "success");
+    assert_eq!(job["file"], "second.csv");
+    for key in ["added", "started", "finished"] {
+        assert_utc_time(&job[key]);
+    }
+
+    let all = job["changes"].as_array().expect("changes array");
+    // S2 was listed with the same quantity: nothing changed, no entry.
+    assert_eq!(all.len(), 2, "{job:#}");
+    let s1 = all.iter().find(|c| c["sku"] == "S1").expect("S1 change");
+    assert_eq!(s1["partNumber"], "P1");
+    assert_eq!(s1["upc"], "036000291452");
+    assert_eq!(
+        s1["before"],
+        json!({"quantity": 5, "binID": null, "attributes": ["red"]})
+    );
+    assert_eq!(
+        s1["after"],
+        json!({"quantity": 6, "binID": 4, "attributes": ["red", "blue"]})
+    );
+    let s3 = all.iter().find(|c| c["sku"] == "S3").expect("S3 change");
+    assert_eq!(s3["after"]["quantity"], 1, "{s3:#}");
+    assert!(
+        s3["before"]
+            .as_object()
+            .is_none_or(|b| b.values().all(Value::is_null)),
+        "a created record has nothing before: {s3:#}"
+    );
+
+    // An item listed without a change keeps its last changing job.
+    let stock = env.stock(&[]);
+    assert_eq!(record(&stock, "A", "S2")["job_id"], job_ids(&first)[0]);
+    assert_eq!(record(&stock, "A", "S1")["job_id"], job_id);
+
+    // The first job still shows its own changes.
+    let first_job = env.job(job_ids(&first)[0]);
+    assert_eq!(first_job["changes"].as_array().map(Vec::len), Some(2));
+
+    // The jobs listing has the same keys, newest first.
+    let jobs = env.jobs();
+    for j in &jobs {
+        assert_keys(j, &JOB_KEYS);
+    }
+    let ids: Vec<i64> = jobs.iter().map(|j| j["job_id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [job_id, job_ids(&first)[0]]);
+}
+
+// ---------------------------------------------------------------------------
+// 11. validate.
+
+const BAD_FILE: &[(&str, &str, &str)] = &[("A", "S1", "5"), ("A", "S2", "x")];
+const GOOD_FILE: &[(&str, &str, &str)] = &[("A", "S1", "8")];
+
+#[test]
+fn validate_without_a_store_creates_nothing() {
+    let env = Env::new();
+    env.write("bad.csv", &stock_csv(BAD_FILE));
+    let run = env.run(&["validate", "bad.csv"]);
+    run.code(1);
+    assert!(run.stdout.contains("bad.csv"), "{run}");
+    assert!(run.stdout.contains("not-an-integer"), "{run}");
+    assert!(
+        !env.database().exists(),
+        "validate created the store\n{run}"
+    );
+    assert!(
+        !env.root().join("var").exists(),
+        "validate wrote var/\n{run}"
+    );
+}
+
+#[test]
+fn validate_leaves_an_existing_store_unchanged() {
+    let env = Env::new();
+    env.import_text("base.csv", &stock_csv(&[("A", "S1", "1")]), 0);
+    let stock = env.stock(&[]);
+    let jobs = env.jobs();
+    let imports = env.imports();
+    let outbox = env.outbox_files();
+
+    env.write("good.csv", &stock_csv(GOOD_FILE));
+    let run = env.run(&["validate", "good.csv"]);
+    run.code(0);
+    assert!(run.stdout.contains("good.csv"), "{run}");
+    assert_eq!(env.stock(&[]), stock);
+    assert_eq!(env.jobs().len(), jobs.len());
+    assert_eq!(env.imports().len(), imports.len());
+    assert_eq!(env.outbox_files(), outbox);
+}
+
+#[test]
+fn validate_json_prints_one_report_per_line() {
+    let env = Env::new();
+    env.write("bad.csv", &stock_csv(BAD_FILE));
+    env.write("good.csv", &stock_csv(GOOD_FILE));
+    let run = env.run(&["validate", "--json", "bad.csv", "good.csv"]);
+    run.code(1);
+    let reports = run.json_lines();
+    assert_eq!(reports.len(), 2, "{run}");
+    assert_eq!(reports[0]["file"], "bad.csv");
+    assert_eq!(reports[0]["error_counts"]["not-an-integer"], 1, "{run}");
+    assert_eq!(reports[0]["status"], "partial");
+    assert_eq!(reports[1]["file"], "good.csv");
+    assert_eq!(reports[1]["errors"], json!([]));
+
+    let run = env.run(&["validate", "--json", "good.csv"]);
+    run.code(0);
+    assert_eq!(run.json_lines().len(), 1, "{run}");
+    assert!(!env.database().exists());
+}
+
+// ---------------------------------------------------------------------------
+// 12. Exit codes.
+
+#[test]
+fn unknown_job_id_is_exit_2() {
+    let env = Env::new();
+    env.run(&["job", "999"]).code(2);
+    env.import_text("a.csv", &stock_csv(&[("A", "S1", "1")]), 0);
+    let run = env.run(&["job", "999", "--json"]);
+    run.code(2);
+    assert!(run.stderr.contains("999"), "{run}");
+}
+
+#[test]
+fn bad_config_value_from_environment_is_exit_2_naming_the_key() {
+    let env = Env::new();
+    let run = env.run_with(&[("STOCKDROP__IMPORT__ON_ERROR", "bogus")], &["jobs"]);
+    run.code(2);
+    assert!(run.stderr.contains("import.on_error"), "{run}");
+}
+
+#[test]
+fn bad_config_value_in_file_is_exit_2() {
+    let env = Env::with_config("[import]\nrefresh_mode = \"sometimes\"\n");
+    let run = env.run(&["stock"]);
+    run.code(2);
+    assert!(run.stderr.contains("import.refresh_mode"), "{run}");
+}
+
+#[test]
+fn unknown_config_key_is_exit_2() {
+    let env = Env::with_config("[import]\nbogus_key = 1\n");
+    let run = env.run(&["jobs"]);
+    run.code(2);
+    assert!(run.stderr.contains("bogus_key"), "{run}");
+}
+
+#[test]
+fn import_of_a_missing_file_is_exit_3() {
+    let env = Env::new();
+    let run = env.import(&["nope.csv"]);
+    run.code(3);
+    assert!(run.stderr.contains("nope.csv"), "{run}");
+    assert!(env.outbox_files().is_empty(), "{:?}", env.outbox_files());
+}
+
+// ---------------------------------------------------------------------------
+// 13. check-config, export, imports.
+
+#[test]
+fn check_config_creates_the_directories_and_prints_the_effective_config() {
+    let env = Env::with_config("[import]\nitems_per_job = 250\n");
+    let run = env.run(&["check-config"]);
+    run.code(0);
+    for dir in ["inbox", "work", "archive", "failed", "outbox"] {
+        let path = env.root().join("var").join(dir);
+        assert!(path.is_dir(), "{} missing\n{run}", path.display());
+    }
+    assert!(run.stdout.contains("items_per_job = 250"), "{run}");
+    assert!(run.stdout.contains("on_error = \"reject-rows\""), "{run}");
+    assert!(run.stdout.contains("[paths]"), "{run}");
+}
+
+#[test]
+fn export_contains_every_record_as_csv_and_json() {
+    let env = Env::new();
+    env.import_text(
+        "a.csv",
+        &lines(&[
+            "location,sku,upc,qty,attributes",
+            "A,S1,036000291452,5,red;big",
+            "A,S2,,7,",
+            "B,S1,,3,",
+        ]),
+        0,
+    );
+    let stock = env.stock(&[]);
+
+    let run = env.run(&["export"]);
+    run.code(0);
+    let rows = parse_csv(&run.stdout);
+    assert_eq!(rows.len(), 4, "{run}");
+    let header = &rows[0];
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no {name} column\n{run}"))
+    };
+    let (loc, sku, qty, upc) = (col("locationName"), col("sku"), col("quantity"), col("upc"));
+    let mut exported: Vec<(String, String, String, String)> = rows[1..]
+        .iter()
+        .map(|r| {
+            (
+                r[loc].clone(),
+                r[sku].clone(),
+                r[qty].clone(),
+                r[upc].clone(),
+            )
+        })
+        .collect();
+    exported.sort();
+    assert_eq!(
+        exported,
+        vec![
+            ("A".into(), "S1".into(), "5".into(), "036000291452".into()),
+            ("A".into(), "S2".into(), "7".into(), String::new()),
+            ("B".into(), "S1".into(), "3".into(), String::new()),
+        ]
+    );
+
+    let run = env.run(&["export", "--format", "json"]);
+    run.code(0);
+    let json = array(run.json());
+    assert_eq!(json, stock, "export --format json matches stock --json");
+}
+
+#[test]
+fn imports_lists_every_file_with_its_outcome() {
+    let env = Env::new();
+    let first = env.import_text(
+        "one.csv",
+        &stock_csv(&[("A", "S1", "1"), ("B", "S1", "2")]),
+        0,
+    );
+    let second = env.import_text(
+        "two.csv",
+        &stock_csv(&[("A", "S1", "x"), ("A", "S2", "3")]),
+        1,
+    );
+    let imports = env.imports();
+    assert_eq!(imports.len(), 2, "{imports:#?}");
+    for i in &imports {
+        assert_keys(
+            i,
+            &[
+                "import_id",
+                "file",
+                "sha256",
+                "format",
+                "status",
+                "rows_total",
+                "rows_accepted",
+                "rows_rejected",
+                "jobs",
+                "received_at",
+                "finished_at",
+            ],
+        );
+        assert_utc_time(&i["received_at"]);
+        assert_utc_time(&i["finished_at"]);
+    }
+    let newest = &imports[0];
+    assert_eq!(newest["import_id"], import_id(&second));
+    assert_eq!(newest["file"], "two.csv");
+    assert_eq!(newest["sha256"], second["sha256"]);
+    assert_eq!(newest["format"], "csv");
+    assert_eq!(newest["status"], "partial");
+    assert_eq!(
+        (
+            &newest["rows_total"],
+            &newest["rows_accepted"],
+            &newest["rows_rejected"]
+        ),
+        (&json!(2), &json!(1), &json!(1))
+    );
+    assert_eq!(newest["jobs"], json!(job_ids(&second)));
+    let oldest = &imports[1];
+    assert_eq!(oldest["status"], "applied");
+    assert_eq!(oldest["jobs"], json!(job_ids(&first)));
+}

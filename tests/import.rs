@@ -1,0 +1,648 @@
+//! `stockdrop import`: what a file does to the store and which reports it
+//! leaves (SPEC §1, §4, §5).
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const STOCK_KEYS: [&str; 14] = [
+    "location",
+    "sku",
+    "partNumber",
+    "upc",
+    "quantity",
+    "binID",
+    "ltd",
+    "floor",
+    "safetyStock",
+    "currencyID",
+    "retailPrice",
+    "attributes",
+    "updated_at",
+    "job_id",
+];
+
+// ---------------------------------------------------------------------------
+// 1. A clean multi-location file.
+
+#[test]
+fn clean_multi_location_file_is_applied_with_one_job_per_location() {
+    let env = Env::new();
+    let text = lines(&[
+        "location,sku,partNumber,upc,qty,bin,ltd,floor,safetyStock,currencyID,price,attributes",
+        "11,S1,P1,036000291452,5,3,1.5,1,2,840,9.99,red;big",
+        "11,S2,,,7,,,,,,,",
+        "12,S1,,,3,,,,,,,",
+        "13,S9,,,0,,,,,,,",
+    ]);
+    let path = env.write("stores.csv", &text);
+    let run = env.import(&["stores.csv"]);
+    run.code(0);
+    let report = run.report();
+
+    assert_eq!(report["status"], "applied", "{report:#}");
+    assert_eq!(report["file"], "stores.csv");
+    assert_eq!(report["format"], "csv");
+    assert_eq!(report["duplicate_of"], Value::Null);
+    assert_eq!(
+        report["rows"],
+        json!({"total": 4, "accepted": 4, "rejected": 0})
+    );
+    assert_eq!(report["errors"], json!([]));
+    let sha = format!("{:x}", Sha256::digest(text.as_bytes()));
+    assert_eq!(report["sha256"], sha.as_str());
+    assert_utc_time(&report["received_at"]);
+    assert_utc_time(&report["finished_at"]);
+    assert_eq!(
+        report_jobs(&report),
+        vec![
+            ("11".into(), 2, 0, "success".into()),
+            ("12".into(), 1, 0, "success".into()),
+            ("13".into(), 1, 0, "success".into()),
+        ]
+    );
+    let ids = job_ids(&report);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "job ids {ids:?}");
+
+    // Reports: <stem>.<import id>.json and .html, no errors CSV.
+    let id = import_id(&report);
+    assert_eq!(
+        env.outbox_files(),
+        vec![format!("stores.{id}.html"), format!("stores.{id}.json")]
+    );
+    assert_eq!(env.outbox_report("stores", id), report);
+    let html = env.outbox_text(&format!("stores.{id}.html"));
+    assert!(html.to_lowercase().contains("<html"), "{html}");
+    assert!(html.contains("stores.csv"), "{html}");
+
+    // The original stays where it was, unchanged.
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+
+    let stock = env.stock(&[]);
+    assert_eq!(stock.len(), 4, "{stock:#?}");
+    for r in &stock {
+        assert_keys(r, &STOCK_KEYS);
+        assert_utc_time(&r["updated_at"]);
+    }
+    let full = record(&stock, "11", "S1");
+    assert_eq!(
+        *full,
+        json!({
+            "location": "11", "sku": "S1", "partNumber": "P1", "upc": "036000291452",
+            "quantity": 5, "binID": 3, "ltd": 1.5, "floor": 1, "safetyStock": 2,
+            "currencyID": 840, "retailPrice": 9.99, "attributes": ["red", "big"],
+            "updated_at": full["updated_at"], "job_id": ids[0],
+        })
+    );
+    let bare = record(&stock, "11", "S2");
+    for key in [
+        "partNumber",
+        "upc",
+        "binID",
+        "ltd",
+        "floor",
+        "safetyStock",
+        "currencyID",
+        "retailPrice",
+    ] {
+        assert_eq!(bare[key], Value::Null, "{key} of {bare:#}");
+    }
+    assert_eq!(bare["attributes"], json!([]));
+    assert_eq!(
+        quantities(&stock),
+        expect_quantities(&[
+            ("11", "S1", 5),
+            ("11", "S2", 7),
+            ("12", "S1", 3),
+            ("13", "S9", 0)
+        ])
+    );
+    assert_eq!(record(&stock, "12", "S1")["job_id"], ids[1]);
+    assert_eq!(env.stock(&["--location", "12"]).len(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// 2. Splitting into jobs.
+
+fn numbered_rows(location: &str, count: usize) -> String {
+    let rows: Vec<(String, String, String)> = (1..=count)
+        .map(|i| (location.to_string(), format!("S{i:05}"), i.to_string()))
+        .collect();
+    let borrowed: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|(l, s, q)| (l.as_str(), s.as_str(), q.as_str()))
+        .collect();
+    stock_csv(&borrowed)
+}
+
+/// The skus a job changed, in order.
+fn job_skus(env: &Env, job_id: i64) -> Vec<String> {
+    changes(&env.job(job_id))
+        .into_iter()
+        .map(|(sku, _, _)| sku)
+        .collect()
+}
+
+fn expected_skus(range: std::ops::RangeInclusive<usize>) -> Vec<String> {
+    range.map(|i| format!("S{i:05}")).collect()
+}
+
+#[test]
+fn large_location_is_split_into_jobs_of_1000_in_file_order() {
+    let env = Env::new();
+    let report = env.import_text("big.csv", &numbered_rows("A", 2500), 0);
+    assert_eq!(report["status"], "applied");
+    assert_eq!(
+        report_jobs(&report),
+        vec![
+            ("A".into(), 1000, 0, "success".into()),
+            ("A".into(), 1000, 0, "success".into()),
+            ("A".into(), 500, 0, "success".into()),
+        ]
+    );
+    let ids = job_ids(&report);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "job ids {ids:?}");
+    assert_eq!(job_skus(&env, ids[0]), expected_skus(1..=1000));
+    assert_eq!(job_skus(&env, ids[1]), expected_skus(1001..=2000));
+    assert_eq!(job_skus(&env, ids[2]), expected_skus(2001..=2500));
+    let stock = env.stock(&[]);
+    assert_eq!(stock.len(), 2500);
+    assert_eq!(record(&stock, "A", "S02500")["quantity"], 2500);
+    assert_eq!(record(&stock, "A", "S01000")["job_id"], ids[0]);
+    assert_eq!(record(&stock, "A", "S01001")["job_id"], ids[1]);
+}
+
+#[test]
+fn items_per_job_setting_splits_smaller() {
+    let env = Env::with_config("[import]\nitems_per_job = 10\n");
+    let report = env.import_text("small.csv", &numbered_rows("A", 25), 0);
+    let counts: Vec<u64> = report_jobs(&report).iter().map(|j| j.1).collect();
+    assert_eq!(counts, vec![10, 10, 5], "{report:#}");
+    let ids = job_ids(&report);
+    assert_eq!(job_skus(&env, ids[0]), expected_skus(1..=10));
+    assert_eq!(job_skus(&env, ids[2]), expected_skus(21..=25));
+    let jobs = env.jobs();
+    assert_eq!(jobs.len(), 3);
+    assert!(jobs.iter().all(|j| j["status"] == "success"), "{jobs:#?}");
+}
+
+// ---------------------------------------------------------------------------
+// 3. Full refresh mode.
+
+const FULL: &str = "[import]\nrefresh_mode = \"full\"\n";
+
+/// A full-mode root holding A: S1=5, S2=7, S3=1, S4=2 (import 1).
+fn full_mode_store() -> Env {
+    let env = Env::with_config(FULL);
+    env.import_text(
+        "day1.csv",
+        &stock_csv(&[
+            ("A", "S1", "5"),
+            ("A", "S2", "7"),
+            ("A", "S3", "1"),
+            ("A", "S4", "2"),
+        ]),
+        0,
+    );
+    env
+}
+
+#[test]
+fn full_mode_zeroes_items_the_file_does_not_list() {
+    let env = full_mode_store();
+    let report = env.import_text(
+        "day2.csv",
+        &stock_csv(&[("A", "S1", "6"), ("A", "S2", "8"), ("A", "S3", "1")]),
+        0,
+    );
+    assert_eq!(report["status"], "applied");
+    assert_eq!(report["refresh_mode"], "full");
+    assert_eq!(
+        report_jobs(&report),
+        vec![("A".into(), 3, 1, "success".into())]
+    );
+    let stock = env.stock(&[]);
+    assert_eq!(
+        quantities(&stock),
+        expect_quantities(&[
+            ("A", "S1", 6),
+            ("A", "S2", 8),
+            ("A", "S3", 1),
+            ("A", "S4", 0)
+        ])
+    );
+    let job_id = job_ids(&report)[0];
+    assert_eq!(record(&stock, "A", "S4")["job_id"], job_id);
+
+    let job = env.job(job_id);
+    assert_eq!(job["zeroed"], 1, "{job:#}");
+    let all = changes(&job);
+    let zeroed: Vec<_> = all.iter().filter(|(sku, _, _)| sku == "S4").collect();
+    assert_eq!(zeroed.len(), 1, "{job:#}");
+    assert_eq!(zeroed[0].1, json!({"quantity": 2}));
+    assert_eq!(zeroed[0].2, json!({"quantity": 0}));
+    // S3 did not change, so it has no history entry.
+    assert!(all.iter().all(|(sku, _, _)| sku != "S3"), "{job:#}");
+}
+
+#[test]
+fn full_mode_guard_rejects_a_location_that_would_lose_over_half_its_stock() {
+    let env = full_mode_store();
+    env.import_text("other.csv", &stock_csv(&[("B", "T1", "4")]), 0);
+    let before = env.stock(&[]);
+    let jobs_before = env.jobs().len();
+
+    // A: lists 1 of 4 in-stock records (75% would be zeroed); B: complete.
+    let report = env.import_text(
+        "truncated.csv",
+        &stock_csv(&[("A", "S1", "9"), ("B", "T1", "5")]),
+        1,
+    );
+    assert_eq!(report["status"], "partial", "{report:#}");
+    assert_eq!(report["error_counts"]["too-many-zeroed"], 1, "{report:#}");
+    assert!(
+        report["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["code"] == "too-many-zeroed" && e["value"] == "A"),
+        "{report:#}"
+    );
+    let jobs = report_jobs(&report);
+    assert!(
+        jobs.contains(&("A".into(), 1, 0, "rejected".into())),
+        "{jobs:?}"
+    );
+    assert!(
+        jobs.contains(&("B".into(), 1, 0, "success".into())),
+        "{jobs:?}"
+    );
+
+    let after = env.stock(&[]);
+    let mut expected = quantities(&before);
+    expected.insert(("B".into(), "T1".into()), 5);
+    assert_eq!(quantities(&after), expected, "A must be untouched");
+    assert_eq!(
+        record(&after, "A", "S1"),
+        record(&before, "A", "S1"),
+        "A/S1 must not change"
+    );
+    assert_eq!(env.jobs().len(), jobs_before + 2);
+
+    // A file for A alone is rejected as a whole.
+    let report = env.import_text("only-a.csv", &stock_csv(&[("A", "S2", "1")]), 1);
+    assert_eq!(report["status"], "rejected", "{report:#}");
+    assert_eq!(quantities(&env.stock(&[])), expected);
+}
+
+#[test]
+fn full_mode_guard_allows_exactly_the_limit_and_ignores_zero_records() {
+    let env = full_mode_store();
+    // S3 and S4 go to 0 by a delta-named file first: 2 in-stock records left.
+    env.import_text(
+        "zero.errors.csv",
+        &stock_csv(&[("A", "S3", "0"), ("A", "S4", "0")]),
+        0,
+    );
+    // Lists S1 only: zeroes 1 of the 2 records in stock (50%, the limit).
+    let report = env.import_text("half.csv", &stock_csv(&[("A", "S1", "3")]), 0);
+    assert_eq!(report["status"], "applied", "{report:#}");
+    assert_eq!(
+        report_jobs(&report),
+        vec![("A".into(), 1, 1, "success".into())]
+    );
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[
+            ("A", "S1", 3),
+            ("A", "S2", 0),
+            ("A", "S3", 0),
+            ("A", "S4", 0)
+        ])
+    );
+}
+
+#[test]
+fn full_mode_counts_a_rejected_row_as_listed() {
+    let env = full_mode_store();
+    let report = env.import_text(
+        "day2.csv",
+        &stock_csv(&[("A", "S1", "6"), ("A", "S2", "x"), ("A", "S3", "2")]),
+        1,
+    );
+    assert_eq!(report["status"], "partial", "{report:#}");
+    assert_eq!(
+        report_errors(&report),
+        vec![(Some(3), "not-an-integer".into())]
+    );
+    assert_eq!(
+        report_jobs(&report),
+        vec![("A".into(), 2, 1, "success".into())]
+    );
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[
+            ("A", "S1", 6),
+            ("A", "S2", 7),
+            ("A", "S3", 2),
+            ("A", "S4", 0)
+        ])
+    );
+}
+
+#[test]
+fn full_mode_zeroes_unlisted_records_even_when_every_listed_row_is_rejected() {
+    // Store: A has S1..S4 in stock. The file names A with S1, S2 and S3,
+    // all three rows invalid: they count as listed, so only S4 (1 of 4,
+    // under the 50% guard) is not listed and must be set to 0.
+    let env = full_mode_store();
+    let report = env.import_text(
+        "day2.csv",
+        &stock_csv(&[("A", "S1", "x"), ("A", "S2", "x"), ("A", "S3", "x")]),
+        1,
+    );
+    assert_eq!(report["error_counts"]["not-an-integer"], 3, "{report:#}");
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[
+            ("A", "S1", 5),
+            ("A", "S2", 7),
+            ("A", "S3", 1),
+            ("A", "S4", 0)
+        ]),
+        "{report:#}"
+    );
+    let zeroed: u64 = report_jobs(&report).iter().map(|j| j.2).sum();
+    assert_eq!(zeroed, 1, "{report:#}");
+    assert_eq!(report["status"], "partial", "{report:#}");
+}
+
+#[test]
+fn full_mode_applies_a_dropped_back_errors_csv_as_delta() {
+    let env = full_mode_store();
+    let report = env.import_text("day1.1.errors.csv", &stock_csv(&[("A", "S2", "70")]), 0);
+    assert_eq!(report["status"], "applied", "{report:#}");
+    assert_eq!(report["refresh_mode"], "delta", "{report:#}");
+    assert_eq!(
+        report_jobs(&report),
+        vec![("A".into(), 1, 0, "success".into())]
+    );
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[
+            ("A", "S1", 5),
+            ("A", "S2", 70),
+            ("A", "S3", 1),
+            ("A", "S4", 2)
+        ])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 4. Identifier conflicts.
+
+#[test]
+fn row_whose_identifiers_name_two_records_is_an_identifier_conflict() {
+    let env = Env::new();
+    env.import_text(
+        "base.csv",
+        &lines(&["location,sku,upc,qty", "A,S1,036000291452,5", "A,S2,,7"]),
+        0,
+    );
+    let before = env.stock(&[]);
+    let report = env.import_text(
+        "conflict.csv",
+        &lines(&["location,sku,upc,qty", "A,S3,,1", "A,S2,036000291452,9"]),
+        1,
+    );
+    assert_eq!(report["status"], "partial", "{report:#}");
+    assert_eq!(
+        report_errors(&report),
+        vec![(Some(3), "identifier-conflict".into())]
+    );
+    assert_eq!(
+        report["rows"],
+        json!({"total": 2, "accepted": 1, "rejected": 1})
+    );
+    assert_eq!(
+        report_jobs(&report),
+        vec![("A".into(), 1, 0, "success".into())]
+    );
+
+    let after = env.stock(&[]);
+    assert_eq!(
+        quantities(&after),
+        expect_quantities(&[("A", "S1", 5), ("A", "S2", 7), ("A", "S3", 1)])
+    );
+    assert_eq!(record(&after, "A", "S1"), record(&before, "A", "S1"));
+    assert_eq!(record(&after, "A", "S2"), record(&before, "A", "S2"));
+    let id = import_id(&report);
+    let errors_csv = env.outbox_csv(&format!("conflict.{id}.errors.csv"));
+    assert_eq!(errors_csv.len(), 2, "{errors_csv:?}");
+    assert_eq!(errors_csv[1][..4], ["A", "S2", "036000291452", "9"]);
+}
+
+// ---------------------------------------------------------------------------
+// 5. UPC forms.
+
+#[test]
+fn upc_given_with_12_then_13_digits_is_one_product() {
+    let env = Env::new();
+    env.import_text(
+        "one.csv",
+        &lines(&["location,upc,qty", "A,036000291452,5"]),
+        0,
+    );
+    let report = env.import_text(
+        "two.csv",
+        &lines(&["location,upc,qty", "A,0036000291452,11"]),
+        0,
+    );
+    assert_eq!(report["status"], "applied", "{report:#}");
+    let stock = env.stock(&[]);
+    assert_eq!(stock.len(), 1, "{stock:#?}");
+    assert_eq!(stock[0]["quantity"], 11);
+    for form in ["036000291452", "0036000291452", "00036000291452"] {
+        let found = env.stock(&["--upc", form]);
+        assert_eq!(found.len(), 1, "stock --upc {form}: {found:#?}");
+        assert_eq!(found[0]["quantity"], 11);
+    }
+    assert!(env.stock(&["--upc", "036000291453"]).is_empty());
+    let job = env.job(job_ids(&report)[0]);
+    let all = changes(&job);
+    assert_eq!(all.len(), 1, "{job:#}");
+    assert_eq!(all[0].1, json!({"quantity": 5}));
+    assert_eq!(all[0].2, json!({"quantity": 11}));
+}
+
+// ---------------------------------------------------------------------------
+// 8. The errors CSV, fixed and dropped back.
+
+#[test]
+fn errors_csv_lists_bad_rows_neutralises_formulas_and_can_be_fixed_and_reimported() {
+    let env = Env::new();
+    let report = env.import_text(
+        "mixed.csv",
+        &lines(&[
+            "location,sku,qty,note",
+            "A,S1,5,ok",
+            "A,=cmd,x,\"=HYPERLINK(\"\"http://x\"\")\"",
+            "A,S3,-3,@SUM(A1)",
+            "B,S4,2,",
+        ]),
+        1,
+    );
+    assert_eq!(report["status"], "partial", "{report:#}");
+    assert_eq!(
+        report_errors(&report),
+        vec![
+            (Some(3), "not-an-integer".into()),
+            (Some(4), "out-of-range".into())
+        ]
+    );
+    let id = import_id(&report);
+    let name = format!("mixed.{id}.errors.csv");
+    assert!(
+        env.outbox_files().contains(&name),
+        "{:?}",
+        env.outbox_files()
+    );
+    let mut rows = env.outbox_csv(&name);
+    assert_eq!(rows.len(), 3, "header plus the two bad rows: {rows:?}");
+    assert_eq!(rows[0], ["location", "sku", "qty", "note", "error"]);
+    assert_eq!(
+        rows[1][..4],
+        ["A", "'=cmd", "x", "'=HYPERLINK(\"http://x\")"]
+    );
+    assert_eq!(rows[2][..4], ["A", "S3", "-3", "'@SUM(A1)"]);
+    assert!(rows[1][4].contains('x'), "error names the value: {rows:?}");
+    assert!(!rows[2][4].is_empty());
+
+    // A clerk fixes the quantities and drops the file back.
+    rows[1][2] = "4".into();
+    rows[2][2] = "3".into();
+    env.write(&name, &render_csv(&rows));
+    let run = env.import(&[&name]);
+    run.code(0);
+    let back = run.report();
+    assert_eq!(back["status"], "applied", "{back:#}");
+    assert_eq!(back["rows"]["accepted"], 2);
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[
+            ("A", "=cmd", 4),
+            ("A", "S1", 5),
+            ("A", "S3", 3),
+            ("B", "S4", 2)
+        ])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 9. on_error policies.
+
+const POLICY_FILE: &[(&str, &str, &str)] = &[
+    ("A", "S1", "1"),
+    ("A", "S2", "x"),
+    ("A", "S3", "3"),
+    ("B", "S1", "4"),
+];
+
+#[test]
+fn reject_location_rejects_every_job_of_the_location_with_a_bad_row() {
+    let env = Env::with_config("[import]\non_error = \"reject-location\"\nitems_per_job = 1\n");
+    let report = env.import_text("policy.csv", &stock_csv(POLICY_FILE), 1);
+    assert_eq!(report["status"], "partial", "{report:#}");
+    assert_eq!(
+        report_jobs(&report),
+        vec![
+            ("A".into(), 1, 0, "rejected".into()),
+            ("A".into(), 1, 0, "rejected".into()),
+            ("B".into(), 1, 0, "success".into()),
+        ]
+    );
+    assert_eq!(
+        report_errors(&report),
+        vec![
+            (Some(2), "not-applied".into()),
+            (Some(3), "not-an-integer".into()),
+            (Some(4), "not-applied".into()),
+        ]
+    );
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[("B", "S1", 4)])
+    );
+    let id = import_id(&report);
+    let rows = env.outbox_csv(&format!("policy.{id}.errors.csv"));
+    let skus: Vec<&str> = rows[1..].iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(skus, ["S1", "S2", "S3"], "{rows:?}");
+    let statuses: Vec<String> = env
+        .jobs()
+        .iter()
+        .map(|j| j["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(statuses, ["success", "rejected", "rejected"]);
+}
+
+#[test]
+fn reject_file_applies_nothing() {
+    let env = Env::with_config("[import]\non_error = \"reject-file\"\n");
+    let report = env.import_text("policy.csv", &stock_csv(POLICY_FILE), 1);
+    assert_eq!(report["status"], "rejected", "{report:#}");
+    assert!(
+        report_jobs(&report).iter().all(|j| j.3 == "rejected"),
+        "{report:#}"
+    );
+    assert_eq!(report["error_counts"]["not-applied"], 3, "{report:#}");
+    assert_eq!(report["rows"]["accepted"], 0, "{report:#}");
+    assert!(env.stock(&[]).is_empty());
+    let imports = env.imports();
+    assert_eq!(imports[0]["status"], "rejected");
+}
+
+// ---------------------------------------------------------------------------
+// 10. Duplicate items in one file.
+
+const DUPLICATE_ROWS: &[(&str, &str, &str)] = &[
+    ("A", "S1", "1"),
+    ("A", "S2", "2"),
+    ("A", "S1", "3"),
+    ("B", "S1", "4"),
+];
+
+#[test]
+fn two_rows_for_one_item_are_both_rejected() {
+    let env = Env::new();
+    let report = env.import_text("dups.csv", &stock_csv(DUPLICATE_ROWS), 1);
+    assert_eq!(report["status"], "partial", "{report:#}");
+    assert_eq!(
+        report_errors(&report),
+        vec![
+            (Some(2), "duplicate-item".into()),
+            (Some(4), "duplicate-item".into())
+        ]
+    );
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[("A", "S2", 2), ("B", "S1", 4)])
+    );
+}
+
+#[test]
+fn last_wins_keeps_the_later_row_with_a_warning() {
+    let env = Env::with_config("[import]\nduplicates = \"last-wins\"\n");
+    let report = env.import_text("dups.csv", &stock_csv(DUPLICATE_ROWS), 0);
+    assert_eq!(report["status"], "applied", "{report:#}");
+    assert_eq!(report["errors"], json!([]));
+    assert!(
+        warning_codes(&report).contains(&"duplicate-item".to_string()),
+        "{report:#}"
+    );
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[("A", "S1", 3), ("A", "S2", 2), ("B", "S1", 4)])
+    );
+}
