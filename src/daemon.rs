@@ -375,47 +375,54 @@ impl Daemon {
         name: &str,
         span: &tracing::Span,
     ) -> Result<Option<(i64, String)>, PipelineError> {
-        let source = claimed.display().to_string();
-        let existing = queries::import_by_source(&self.store.read(), &source)?;
-        let (import_id, status) = match existing {
-            None => {
-                let stamp = Stamp::of(claimed).map_err(|source| PipelineError::Read {
-                    path: claimed.to_path_buf(),
-                    source,
-                })?;
-                let options = ImportOptions {
-                    name: Some(name.to_string()),
-                    unchanged: Some(stamp),
-                    ..ImportOptions::default()
-                };
-                match pipeline::import_file(&mut self.store, &self.config, claimed, &options) {
-                    Ok(outcome) => (
-                        outcome.report.import_id.unwrap_or_default(),
-                        outcome.report.status,
-                    ),
-                    Err(PipelineError::Changed) => {
-                        warn!("the file changed after it was claimed; it goes back to settling");
-                        let paths = &self.config.paths;
-                        if claim::release(claimed, &paths.inbox).map_err(|source| {
-                            PipelineError::Read {
-                                path: claimed.to_path_buf(),
-                                source,
-                            }
-                        })? {
-                            self.settler.forget(name);
-                            return Ok(None);
+        let stamp = Stamp::of(claimed).map_err(|source| PipelineError::Read {
+            path: claimed.to_path_buf(),
+            source,
+        })?;
+        let options = ImportOptions {
+            name: Some(name.to_string()),
+            unchanged: Some(stamp),
+            resume: true,
+            ..ImportOptions::default()
+        };
+        let outcomes = match pipeline::import_path(&mut self.store, &self.config, claimed, &options)
+        {
+            Ok(outcomes) => outcomes,
+            Err(PipelineError::Changed) => {
+                warn!("the file changed after it was claimed; it goes back to settling");
+                let released =
+                    claim::release(claimed, &self.config.paths.inbox).map_err(|source| {
+                        PipelineError::Read {
+                            path: claimed.to_path_buf(),
+                            source,
                         }
-                        return Err(PipelineError::Changed);
-                    }
-                    Err(e) => return Err(e),
+                    })?;
+                if released {
+                    self.settler.forget(name);
+                    return Ok(None);
                 }
+                return Err(PipelineError::Changed);
             }
-            Some((id, status)) if status == "planned" || status == "failing" => {
-                span.record("import_id", id);
-                let outcome = pipeline::finish(&mut self.store, id, None)?;
-                (id, outcome.report.status)
-            }
-            Some((id, status)) => (id, status),
+            Err(e) => return Err(e),
+        };
+        // One outcome per file; one per member for a ZIP archive, which is
+        // archived under its first member's import id and goes to failed/
+        // only when nothing of it was applied.
+        let import_id = outcomes
+            .first()
+            .and_then(|o| o.report.import_id)
+            .unwrap_or_default();
+        let status = if outcomes.len() == 1 {
+            outcomes[0].report.status.clone()
+        } else if outcomes.iter().any(|o| {
+            matches!(
+                o.report.status.as_str(),
+                "applied" | "partial" | "duplicate"
+            )
+        }) {
+            "applied".to_string()
+        } else {
+            "rejected".to_string()
         };
         span.record("import_id", import_id);
         self.archive(claimed, name, import_id, &status)?;

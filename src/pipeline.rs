@@ -75,6 +75,9 @@ pub struct ImportOptions {
     pub name: Option<String>,
     /// Refuse to commit if the file no longer has this size and time.
     pub unchanged: Option<Stamp>,
+    /// Finish what an earlier attempt stored instead of starting again
+    /// (see [`import_path`]).
+    pub resume: bool,
 }
 
 /// What became of one file.
@@ -89,9 +92,9 @@ struct Content {
     name: String,
     bytes: Vec<u8>,
     sha256: String,
-    /// Set when the file is over `import.max_file_bytes` and was hashed
-    /// without being kept in memory.
-    too_large: Option<u64>,
+    /// Rejects the file whatever its content: over `import.max_file_bytes`
+    /// (hashed without being kept in memory), or an encrypted ZIP member.
+    forced_error: Option<Issue>,
 }
 
 fn read_content(
@@ -125,7 +128,7 @@ fn read_content(
             name,
             bytes: Vec::new(),
             sha256: hex(&hasher.finalize()),
-            too_large: Some(size),
+            forced_error: Some(too_large(size, rules)),
         });
     }
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
@@ -135,8 +138,18 @@ fn read_content(
         name,
         bytes,
         sha256,
-        too_large: None,
+        forced_error: None,
     })
+}
+
+fn too_large(size: u64, rules: &ImportRules) -> Issue {
+    Issue::new(
+        Code::FileTooLarge,
+        format!(
+            "the file is {size} bytes; the limit (import.max_file_bytes) is {}; split it into smaller files",
+            rules.max_file_bytes
+        ),
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -145,14 +158,12 @@ fn hex(bytes: &[u8]) -> String {
 
 fn check(content: &Content, rules: &ImportRules) -> Checked {
     let mut checked = validate::check(&content.name, &content.bytes, rules);
-    if let Some(size) = content.too_large {
-        checked.file_error = Some(Issue::new(
-            Code::FileTooLarge,
-            format!(
-                "the file is {size} bytes; the limit (import.max_file_bytes) is {}; split it into smaller files",
-                rules.max_file_bytes
-            ),
-        ));
+    if let Some(issue) = &content.forced_error {
+        checked = Checked {
+            rows: Vec::new(),
+            file_error: Some(issue.clone()),
+            ..checked
+        };
     }
     checked
 }
@@ -223,9 +234,158 @@ pub fn import_file(
     path: &Path,
     options: &ImportOptions,
 ) -> Result<Outcome, PipelineError> {
+    let content = read_content(path, options.name.as_deref(), &config.rules)?;
+    import_content(
+        store,
+        config,
+        path,
+        &path.display().to_string(),
+        content,
+        options,
+    )
+}
+
+/// Imports a file; a ZIP archive of stock files becomes one import (and
+/// one report) per member. With `options.resume`, a unit that already has
+/// an import (found by its source: the path, or `path#member`) is finished
+/// from its stored plan instead of imported again — how the daemon picks up
+/// a claimed file after a crash.
+pub fn import_path(
+    store: &mut Store,
+    config: &Config,
+    path: &Path,
+    options: &ImportOptions,
+) -> Result<Vec<Outcome>, PipelineError> {
+    let rules = &config.rules;
+    let source = path.display().to_string();
+    if options.resume {
+        if let Some((id, _)) = queries::import_by_source(&store.read(), &source)? {
+            return Ok(vec![finish(store, id, None)?]);
+        }
+    }
+    let content = read_content(path, options.name.as_deref(), rules)?;
+    let members = match parse::archive_members(&content.name, &content.bytes, rules) {
+        Some(Ok(members)) => members,
+        // Not an archive, or one rejected as a whole: one import.
+        _ => {
+            return Ok(vec![import_content(
+                store, config, path, &source, content, options,
+            )?])
+        }
+    };
+    let mut outcomes = Vec::new();
+    let mut skipped = Vec::new();
+    for member in &members {
+        let name = parse::container::base_name(&member.name);
+        if !is_member_file(member, &name) {
+            continue;
+        }
+        if !parse::detect::is_stock_file_name(&name) {
+            skipped.push(name);
+            continue;
+        }
+        let member_source = format!("{source}#{}", member.index);
+        if options.resume {
+            if let Some((id, _)) = queries::import_by_source(&store.read(), &member_source)? {
+                outcomes.push(finish(store, id, None)?);
+                continue;
+            }
+        }
+        let member_content = member_content(&content, member, name, rules);
+        outcomes.push(import_content(
+            store,
+            config,
+            path,
+            &member_source,
+            member_content,
+            options,
+        )?);
+    }
+    if !skipped.is_empty() {
+        tracing::warn!(file = %content.name, skipped = %skipped.join(", "), "archive members that are not stock files were skipped");
+    }
+    if outcomes.is_empty() {
+        // Nothing to import: the archive itself gets the one report.
+        let mut content = content;
+        content.forced_error = Some(Issue::new(
+            Code::UnsupportedFormat,
+            format!(
+                "the archive holds no stock file (CSV, workbook or JSON){}",
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; it has: {}", skipped.join(", "))
+                }
+            ),
+        ));
+        outcomes.push(import_content(
+            store, config, path, &source, content, options,
+        )?);
+    }
+    Ok(outcomes)
+}
+
+/// Whether an archive member is a file at all: not a folder, not hidden,
+/// not macOS resource-fork litter.
+fn is_member_file(member: &parse::container::Member, name: &str) -> bool {
+    !member.is_dir
+        && !name.is_empty()
+        && !name.starts_with('.')
+        && !member.name.starts_with("__MACOSX/")
+}
+
+/// One member of an archive as a file of its own.
+fn member_content(
+    archive: &Content,
+    member: &parse::container::Member,
+    name: String,
+    rules: &ImportRules,
+) -> Content {
+    let rejected = |issue: Issue| Content {
+        name: name.clone(),
+        bytes: Vec::new(),
+        sha256: hex(&Sha256::digest(format!(
+            "{}#{}",
+            archive.sha256, member.index
+        ))),
+        forced_error: Some(issue),
+    };
+    if member.encrypted {
+        return rejected(Issue::new(
+            Code::UnsupportedFormat,
+            "the file is encrypted (password-protected) inside the archive; zip it without a password",
+        ));
+    }
+    if member.size > rules.max_file_bytes {
+        return rejected(too_large(member.size, rules));
+    }
+    match parse::container::extract(&archive.bytes, member) {
+        Ok(bytes) => {
+            let sha256 = hex(&Sha256::digest(&bytes));
+            Content {
+                name,
+                bytes,
+                sha256,
+                forced_error: None,
+            }
+        }
+        Err(issue) => rejected(issue),
+    }
+}
+
+/// Plans, applies and reports one file's content. `path` is the file on
+/// disk (checked for changes before the plan is committed); `source` is
+/// what the import records as its origin.
+fn import_content(
+    store: &mut Store,
+    config: &Config,
+    path: &Path,
+    source: &str,
+    content: Content,
+    options: &ImportOptions,
+) -> Result<Outcome, PipelineError> {
     let rules = &config.rules;
     let received_at = now();
-    let content = read_content(path, options.name.as_deref(), rules)?;
     let progress = |what: &str, done: u64, of: u64| {
         if let Some(report) = &options.progress {
             report(what, done, of);
@@ -246,7 +406,7 @@ pub fn import_file(
         .report_dir
         .clone()
         .unwrap_or_else(|| config.paths.outbox.clone());
-    let source_path = path.display().to_string();
+    let source_path = source.to_string();
 
     if let Some(stamp) = options.unchanged {
         if Stamp::of(path).ok() != Some(stamp) {
@@ -359,7 +519,7 @@ fn write_reports(
             status: j.status.clone(),
         })
         .collect();
-    let status = if record.status == "failing" {
+    let status = if record.status == "failing" || record.status == "failed" {
         "failed"
     } else {
         report::file_status(&record.draft, &entries, record.duplicate_of.is_some())
@@ -462,9 +622,47 @@ pub fn recover(store: &mut Store) -> Result<Vec<Recovered>, PipelineError> {
 /// Parses, validates and resolves a file against the store without writing
 /// anything: the report an import would produce, with no ids.
 pub fn validate_file(store: &Store, config: &Config, path: &Path) -> Result<Report, PipelineError> {
+    let content = read_content(path, None, &config.rules)?;
+    validate_content(store, config, content)
+}
+
+/// [`validate_file`] for every file an import of `path` would make: one
+/// report, or one per member of a ZIP archive.
+pub fn validate_path(
+    store: &Store,
+    config: &Config,
+    path: &Path,
+) -> Result<Vec<Report>, PipelineError> {
+    let rules = &config.rules;
+    let content = read_content(path, None, rules)?;
+    let members = match parse::archive_members(&content.name, &content.bytes, rules) {
+        Some(Ok(members)) => members,
+        _ => return Ok(vec![validate_content(store, config, content)?]),
+    };
+    let mut reports = Vec::new();
+    for member in &members {
+        let name = parse::container::base_name(&member.name);
+        if !is_member_file(member, &name) {
+            continue;
+        }
+        if parse::detect::is_stock_file_name(&name) {
+            reports.push(validate_content(
+                store,
+                config,
+                member_content(&content, member, name, rules),
+            )?);
+        }
+    }
+    Ok(reports)
+}
+
+fn validate_content(
+    store: &Store,
+    config: &Config,
+    content: Content,
+) -> Result<Report, PipelineError> {
     let rules = &config.rules;
     let received_at = now();
-    let content = read_content(path, None, rules)?;
     let checked = check(&content, rules);
     let plan = resolve::plan(&checked, &store.read(), rules, &content.name)?;
     let duplicate = if rules.skip_duplicate_files && checked.file_error.is_none() {

@@ -30,6 +30,12 @@ struct Found {
 }
 
 fn row_place(checked: &Checked, row: &CheckedRow) -> Place {
+    if let Some(pointer) = &row.pointer {
+        return Place {
+            pointer: Some(pointer.clone()),
+            ..Place::default()
+        };
+    }
     Place {
         row: Some(row.number),
         sheet: checked

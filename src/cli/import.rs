@@ -56,8 +56,12 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
             progress: progress_for(file),
             ..ImportOptions::default()
         };
-        match pipeline::import_file(&mut store, config, file, &options) {
-            Ok(outcome) => exit = exit.worst(print(&outcome, args.json)?),
+        match pipeline::import_path(&mut store, config, file, &options) {
+            Ok(outcomes) => {
+                for outcome in &outcomes {
+                    exit = exit.worst(print(outcome, args.json)?);
+                }
+            }
             Err(e) => {
                 eprintln!("stockdrop: {}: {e}", file.display());
                 exit = exit.worst(Exit::Operational);

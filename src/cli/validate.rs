@@ -26,18 +26,20 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
     };
     let mut exit = Exit::Success;
     for file in &args.files {
-        match pipeline::validate_file(&store, config, file) {
-            Ok(report) => {
-                if args.json {
-                    let line =
-                        serde_json::to_string(&report).map_err(|e| Failure::Io(e.to_string()))?;
-                    output::println_or_fail(&line)?;
-                } else {
-                    output::println_or_fail(&report.summary())?;
-                }
-                let errors: u64 = report.error_counts.values().sum();
-                if errors > 0 {
-                    exit = exit.worst(Exit::Rejected);
+        match pipeline::validate_path(&store, config, file) {
+            Ok(reports) => {
+                for report in reports {
+                    if args.json {
+                        let line = serde_json::to_string(&report)
+                            .map_err(|e| Failure::Io(e.to_string()))?;
+                        output::println_or_fail(&line)?;
+                    } else {
+                        output::println_or_fail(&report.summary())?;
+                    }
+                    let errors: u64 = report.error_counts.values().sum();
+                    if errors > 0 {
+                        exit = exit.worst(Exit::Rejected);
+                    }
                 }
             }
             Err(e) => {

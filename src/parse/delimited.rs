@@ -82,6 +82,7 @@ fn records(text: Cow<'_, [u8]>, delimiter: u8) -> impl Iterator<Item = Result<Ro
                 return Some(Ok(Row {
                     number: line,
                     cells,
+                    pointers: None,
                 }));
             }
             Err(e) => {

@@ -50,6 +50,19 @@ fn looks_binary(bytes: &[u8]) -> bool {
     !utf16 && bytes.iter().take(8192).any(|&b| b == 0)
 }
 
+/// Whether an archive member's name is one stockdrop reads.
+pub fn is_stock_file_name(name: &str) -> bool {
+    let ext = Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    matches!(
+        ext.as_str(),
+        "csv" | "tsv" | "txt" | "xlsx" | "xlsm" | "xlsb" | "xls" | "ods" | "json" | "zip"
+    )
+}
+
 pub fn detect(path: &Path, bytes: &[u8]) -> Result<Format, Issue> {
     let ext = path
         .extension()
@@ -66,13 +79,9 @@ pub fn detect(path: &Path, bytes: &[u8]) -> Result<Format, Issue> {
         _ => None,
     };
     match sniff(bytes) {
-        Some("zip") => Ok(match by_extension {
-            Some(Format::Ods) => Format::Ods,
-            Some(Format::Zip) => Format::Zip,
-            // A ZIP container named anything else (an .xlsx renamed .csv)
-            // is read as the workbook it is.
-            _ => Format::Xlsx,
-        }),
+        // A ZIP container, whatever its name (an .xlsx renamed .csv is read
+        // as the workbook it is); its members tell what it holds.
+        Some("zip") => Ok(Format::Zip),
         Some("ole2") => Ok(Format::Xls),
         Some("json") => Ok(Format::Json),
         Some(other) => Err(Issue::new(
@@ -115,9 +124,8 @@ mod tests {
 
     #[test]
     fn content_wins_over_extension() {
-        assert_eq!(fmt("stock.csv", b"PK\x03\x04rest"), Ok(Format::Xlsx));
-        assert_eq!(fmt("stock.zip", b"PK\x03\x04rest"), Ok(Format::Zip));
-        assert_eq!(fmt("stock.ods", b"PK\x03\x04rest"), Ok(Format::Ods));
+        assert_eq!(fmt("stock.csv", b"PK\x03\x04rest"), Ok(Format::Zip));
+        assert_eq!(fmt("stock.xlsx", b"PK\x03\x04rest"), Ok(Format::Zip));
         assert_eq!(fmt("stock.txt", OLE2_MAGIC), Ok(Format::Xls));
         assert_eq!(
             fmt("body.txt", b" {\"locationName\":\"1\"}"),

@@ -5,9 +5,12 @@
 //! Parsing never panics on input. A file that cannot be read at all is one
 //! file-level [`Issue`]; everything else is rows.
 
+pub mod container;
 pub mod decode;
 pub mod delimited;
 pub mod detect;
+pub mod json;
+pub mod workbook;
 
 use std::path::Path;
 
@@ -22,9 +25,13 @@ use crate::issue::{Code, Issue};
 pub enum Format {
     Csv,
     Xlsx,
+    Xlsm,
+    Xlsb,
     Xls,
     Ods,
     Json,
+    /// A ZIP container before its members are looked at; a plain archive
+    /// after.
     Zip,
     Unknown,
 }
@@ -34,6 +41,8 @@ impl Format {
         match self {
             Format::Csv => "csv",
             Format::Xlsx => "xlsx",
+            Format::Xlsm => "xlsm",
+            Format::Xlsb => "xlsb",
             Format::Xls => "xls",
             Format::Ods => "ods",
             Format::Json => "json",
@@ -84,9 +93,20 @@ impl Cell {
 /// One non-empty row of a table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    /// 1-based, as a spreadsheet program numbers rows.
+    /// 1-based, as a spreadsheet program numbers rows (for JSON, the
+    /// item's position in its `items` array, from 1).
     pub number: u64,
     pub cells: Vec<Cell>,
+    /// JSON input only: where the item and each cell are in the document.
+    pub pointers: Option<Pointers>,
+}
+
+/// JSON Pointers of a row that came from JSON (`/items/3`, and per cell
+/// `/items/3/quantity`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pointers {
+    pub item: String,
+    pub cells: Vec<String>,
 }
 
 /// A sheet of a workbook, or the single table of a delimited file.
@@ -105,7 +125,9 @@ pub struct Parsed<'a> {
     pub warnings: Vec<Issue>,
 }
 
-/// Parses `bytes`, the content of the file called `name`.
+/// Parses `bytes`, the content of the file called `name`. A ZIP archive
+/// of stock files is not parsed here: the pipeline imports each member as a
+/// file of its own ([`archive_members`]); met here, it is nested in another.
 pub fn parse<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<Parsed<'a>, Issue> {
     if bytes.is_empty() {
         return Err(Issue::new(
@@ -113,16 +135,47 @@ pub fn parse<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<Par
             "the file is empty (0 bytes); upload it again once it is complete",
         ));
     }
-    let format = detect::detect(Path::new(name), bytes)?;
-    match format {
+    let path = Path::new(name);
+    match detect::detect(path, bytes)? {
         Format::Csv => delimited::parse(bytes, rules),
+        Format::Json => json::parse(bytes),
+        Format::Xls => workbook::parse(bytes, Format::Xls, rules),
+        Format::Zip => {
+            let members = container::inspect(bytes, rules)?;
+            let xlsm = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("xlsm"));
+            match container::kind(&members) {
+                container::Kind::Xlsx if xlsm => workbook::parse(bytes, Format::Xlsm, rules),
+                container::Kind::Xlsx => workbook::parse(bytes, Format::Xlsx, rules),
+                container::Kind::Xlsb => workbook::parse(bytes, Format::Xlsb, rules),
+                container::Kind::Ods => workbook::parse(bytes, Format::Ods, rules),
+                container::Kind::Archive => Err(Issue::new(
+                    Code::UnsupportedFormat,
+                    "a ZIP archive inside a ZIP archive is not read; zip the stock files themselves",
+                )),
+            }
+        }
         other => Err(Issue::new(
             Code::UnsupportedFormat,
-            format!(
-                "{} files are not supported by this version of stockdrop; \
-                 save the data as CSV (comma- or semicolon-separated) and drop it again",
-                other.as_str()
-            ),
+            format!("{} files are not read", other.as_str()),
         )),
+    }
+}
+
+/// For a ZIP archive of stock files (not a workbook): its members, or the
+/// error that rejects it as a whole. `None` for anything else.
+pub fn archive_members(
+    name: &str,
+    bytes: &[u8],
+    rules: &ImportRules,
+) -> Option<Result<Vec<container::Member>, Issue>> {
+    if !matches!(detect::detect(Path::new(name), bytes), Ok(Format::Zip)) {
+        return None;
+    }
+    match container::inspect(bytes, rules) {
+        Ok(members) if container::kind(&members) == container::Kind::Archive => Some(Ok(members)),
+        Ok(_) => None,
+        Err(issue) => Some(Err(issue)),
     }
 }

@@ -24,6 +24,8 @@ pub struct CheckedRow {
     /// Index into [`Checked::tables`].
     pub table: u16,
     pub number: u64,
+    /// JSON input: the item's pointer (`/items/3`).
+    pub pointer: Option<String>,
     /// Index into [`Checked::locations`]; `None` when the row has none.
     pub location: Option<u32>,
     pub manufacturer_id: Option<u32>,
@@ -96,6 +98,8 @@ pub fn check(name: &str, bytes: &[u8], rules: &ImportRules) -> Checked {
     let parsed = match parse::parse(name, bytes, rules) {
         Ok(parsed) => parsed,
         Err(issue) => {
+            checked.format =
+                parse::detect::detect(std::path::Path::new(name), bytes).unwrap_or(Format::Unknown);
             checked.file_error = Some(issue);
             return checked;
         }
@@ -186,8 +190,12 @@ pub fn check(name: &str, bytes: &[u8], rules: &ImportRules) -> Checked {
             rules,
             sheet: sheet.as_deref(),
             decimal_comma,
-            fallback_location: file_location
+            // Sheet name (import.location_from_sheet), then the file name,
+            // then import.default_location.
+            fallback_location: sheet
                 .as_deref()
+                .filter(|_| rules.location_from_sheet)
+                .or(file_location.as_deref())
                 .or(rules.default_location.as_deref()),
         };
         let mut data_rows = 0usize;
@@ -223,6 +231,7 @@ pub fn check(name: &str, bytes: &[u8], rules: &ImportRules) -> Checked {
             checked.rows.push(CheckedRow {
                 table: table_no,
                 number: row.number,
+                pointer: row.pointers.as_ref().map(|p| p.item.clone()),
                 location,
                 manufacturer_id: result.manufacturer_id,
                 ids: result.ids,

@@ -42,6 +42,13 @@ struct RowChecker<'a, 'r> {
 
 impl<'a, 'r> RowChecker<'a, 'r> {
     fn place(&self, col: usize, field: Field) -> Place {
+        if let Some(pointers) = &self.row.pointers {
+            return Place {
+                pointer: pointers.cells.get(col).cloned(),
+                column: Some(field.api_name().to_string()),
+                ..Place::default()
+            };
+        }
         Place {
             row: Some(self.row.number),
             sheet: self.ctx.sheet.map(str::to_string),
@@ -52,6 +59,13 @@ impl<'a, 'r> RowChecker<'a, 'r> {
     }
 
     fn row_place(&self, field: Option<Field>) -> Place {
+        if let Some(pointers) = &self.row.pointers {
+            return Place {
+                pointer: Some(pointers.item.clone()),
+                column: field.map(|f| f.api_name().to_string()),
+                ..Place::default()
+            };
+        }
         Place {
             row: Some(self.row.number),
             sheet: self.ctx.sheet.map(str::to_string),
