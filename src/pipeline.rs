@@ -174,8 +174,11 @@ fn check(content: &Content, rules: &ImportRules) -> Checked {
 fn copy_left_out_rows(
     content: &Content,
     rules: &ImportRules,
+    checked: &Checked,
+    draft: &crate::plan::Draft,
     left_out: &[LeftOutRow],
 ) -> Vec<ErrorsCsvRow> {
+    let header = &draft.errors_csv_header;
     if left_out.is_empty() {
         return Vec::new();
     }
@@ -194,12 +197,40 @@ fn copy_left_out_rows(
             }
         }
     }
+    // Several sheets share one header (see `resolve::errors_csv_header`):
+    // each row's cells go under their own column names.
+    let merged = draft.errors_csv_sheets;
     left_out
         .iter()
-        .map(|r| ErrorsCsvRow {
-            cells: cells.remove(&(r.table, r.number)).unwrap_or_default(),
-            location: r.location.clone(),
-            error: r.error.clone(),
+        .map(|r| {
+            let own = cells.remove(&(r.table, r.number)).unwrap_or_default();
+            let cells = if merged {
+                let table = checked.tables.get(usize::from(r.table));
+                let names: Vec<String> = table
+                    .and_then(|t| t.layout.as_ref())
+                    .map(|l| l.names.iter().map(|n| n.trim().to_string()).collect())
+                    .unwrap_or_default();
+                header
+                    .iter()
+                    .map(|column| {
+                        if column == "sheet" {
+                            return table.and_then(|t| t.sheet.clone()).unwrap_or_default();
+                        }
+                        names
+                            .iter()
+                            .position(|n| n == column)
+                            .and_then(|i| own.get(i).cloned())
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            } else {
+                own
+            };
+            ErrorsCsvRow {
+                cells,
+                location: r.location.clone(),
+                error: r.error.clone(),
+            }
         })
         .collect()
 }
@@ -395,7 +426,13 @@ fn import_content(
     let checked = check(&content, rules);
     progress("resolving items", 0, 0);
     let mut plan = resolve::plan(&checked, &store.read(), rules, &content.name)?;
-    plan.draft.errors_csv = copy_left_out_rows(&content, rules, &plan.left_out);
+    plan.draft.errors_csv = copy_left_out_rows(
+        &content,
+        rules,
+        &checked,
+        &plan.draft,
+        &plan.left_out,
+    );
     let duplicate = if rules.skip_duplicate_files && !options.force && checked.file_error.is_none()
     {
         duplicate_of(&store.read(), &plan, &content.sha256)?

@@ -73,6 +73,9 @@ pub struct Draft {
     pub errors_csv_header: Vec<String>,
     /// Whether the errors CSV needs a location column of its own.
     pub errors_csv_location: bool,
+    /// Whether its rows come from several sheets (first column `sheet`).
+    #[serde(default)]
+    pub errors_csv_sheets: bool,
     pub errors_csv: Vec<ErrorsCsvRow>,
 }
 

@@ -283,16 +283,8 @@ pub fn plan(
     draft.rows_rejected = left_out.len() as u64;
     draft.rows_accepted = draft.rows_total - draft.rows_rejected;
     draft.errors_csv_location = checked.location_outside_columns;
-    if !left_out.is_empty() {
-        // Header of the first table that had rows left out.
-        let table = usize::from(left_out[0].table);
-        draft.errors_csv_header = checked
-            .tables
-            .get(table)
-            .and_then(|t| t.layout.as_ref())
-            .map(|l| l.names.iter().map(|n| n.trim().to_string()).collect())
-            .unwrap_or_default();
-    }
+    draft.errors_csv_header = errors_csv_header(checked, &left_out);
+    draft.errors_csv_sheets = left_out.iter().any(|r| r.table != left_out[0].table);
 
     Ok(Plan {
         mode,
@@ -301,6 +293,33 @@ pub fn plan(
         locations: checked.locations.clone(),
         left_out,
     })
+}
+
+/// The errors CSV's columns: the header of the table the left-out rows
+/// come from; when they come from several sheets, `sheet` and then every
+/// column name of those sheets, in first-seen order.
+pub fn errors_csv_header(checked: &Checked, left_out: &[LeftOutRow]) -> Vec<String> {
+    let names = |table: u16| -> Vec<String> {
+        checked
+            .tables
+            .get(usize::from(table))
+            .and_then(|t| t.layout.as_ref())
+            .map(|l| l.names.iter().map(|n| n.trim().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let tables: BTreeSet<u16> = left_out.iter().map(|r| r.table).collect();
+    if tables.len() <= 1 {
+        return tables.first().map(|&t| names(t)).unwrap_or_default();
+    }
+    let mut header = vec!["sheet".to_string()];
+    for table in tables {
+        for name in names(table) {
+            if !name.is_empty() && !header.contains(&name) {
+                header.push(name);
+            }
+        }
+    }
+    header
 }
 
 /// Matches a row's identifiers to the location's records. For a valid row
