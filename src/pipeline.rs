@@ -426,13 +426,8 @@ fn import_content(
     let checked = check(&content, rules);
     progress("resolving items", 0, 0);
     let mut plan = resolve::plan(&checked, &store.read(), rules, &content.name)?;
-    plan.draft.errors_csv = copy_left_out_rows(
-        &content,
-        rules,
-        &checked,
-        &plan.draft,
-        &plan.left_out,
-    );
+    plan.draft.errors_csv =
+        copy_left_out_rows(&content, rules, &checked, &plan.draft, &plan.left_out);
     let duplicate = if rules.skip_duplicate_files && !options.force && checked.file_error.is_none()
     {
         duplicate_of(&store.read(), &plan, &content.sha256)?

@@ -104,16 +104,25 @@ fn progress_for(file: &std::path::Path) -> Option<Progress> {
         return None;
     }
     let bar = ProgressBar::new_spinner();
-    bar.set_style(
+    // A spinner while the file is read and checked (no count is known), a
+    // bar of jobs while they are applied.
+    let spinner = ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let counted =
         ProgressStyle::with_template("{spinner} {elapsed_precise} {msg} {wide_bar} {pos}/{len}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(spinner.clone());
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     Some(Arc::new(move |stage: &str, done: u64, of: u64| {
-        bar.set_message(stage.to_string());
+        bar.set_message(format!("{stage}…"));
+        if of == 0 {
+            bar.set_style(spinner.clone());
+            return;
+        }
+        bar.set_style(counted.clone());
         bar.set_length(of);
         bar.set_position(done);
-        if of > 0 && done >= of {
+        if done >= of {
             bar.finish_and_clear();
         }
     }))
