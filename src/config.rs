@@ -52,6 +52,9 @@ pub struct RawConfig {
     pub columns: BTreeMap<String, String>,
     pub report: RawReport,
     pub log: RawLog,
+    pub retention: RawRetention,
+    pub metrics: RawMetrics,
+    pub notify: RawNotify,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -171,6 +174,39 @@ impl Default for RawReport {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
+pub struct RawRetention {
+    pub archive_days: u64,
+    pub outbox_days: u64,
+    /// 0: keep history forever.
+    pub history_days: u64,
+}
+
+impl Default for RawRetention {
+    fn default() -> Self {
+        RawRetention {
+            archive_days: 90,
+            outbox_days: 90,
+            history_days: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Empty: no metrics file.
+    pub textfile: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawNotify {
+    /// Empty: no command.
+    pub command: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawLog {
     pub format: String,
     pub level: String,
@@ -281,6 +317,16 @@ pub struct Config {
     pub rules: ImportRules,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// Originals in archive/ and failed/ older than this are pruned.
+    pub archive_days: u64,
+    /// Reports in the outbox older than this are pruned.
+    pub outbox_days: u64,
+    /// History older than this is pruned; `None`: kept forever.
+    pub history_days: Option<u64>,
+    /// node_exporter textfile-collector file, written after each file.
+    pub metrics_textfile: Option<PathBuf>,
+    /// Run after each file with the outcome in its environment.
+    pub notify_command: Option<String>,
     /// The merged raw values, printed by `check-config`.
     pub raw: RawConfig,
 }
@@ -561,6 +607,14 @@ impl Config {
                 return Err(bad("watch.ignore", "patterns must not be empty"));
             }
         }
+        for (key, days) in [
+            ("retention.archive_days", raw.retention.archive_days),
+            ("retention.outbox_days", raw.retention.outbox_days),
+        ] {
+            if days == 0 {
+                return Err(bad(key, "must be at least 1 (days)"));
+            }
+        }
         if raw.watch.rescan_interval_s == 0 {
             return Err(bad("watch.rescan_interval_s", "must be at least 1"));
         }
@@ -597,6 +651,14 @@ impl Config {
             rules,
             log_format,
             log_level: raw.log.level.clone(),
+            archive_days: raw.retention.archive_days,
+            outbox_days: raw.retention.outbox_days,
+            history_days: Some(raw.retention.history_days).filter(|&d| d > 0),
+            metrics_textfile: Some(raw.metrics.textfile.trim())
+                .filter(|t| !t.is_empty())
+                .map(|t| resolve("metrics.textfile", t))
+                .transpose()?,
+            notify_command: Some(raw.notify.command.trim().to_string()).filter(|c| !c.is_empty()),
             raw,
         })
     }
@@ -658,6 +720,12 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
     ("sheet", &["names"]),
     ("report", &["max_errors"]),
     ("log", &["format", "level"]),
+    (
+        "retention",
+        &["archive_days", "outbox_days", "history_days"],
+    ),
+    ("metrics", &["textfile"]),
+    ("notify", &["command"]),
 ];
 
 /// Walks the merged tree so that a misspelt key is reported by its full

@@ -26,12 +26,12 @@ use tracing::{info, info_span, warn};
 
 use crate::config::Config;
 use crate::dirs::DirError;
-use crate::pipeline::{self, ImportOptions, PipelineError, Stamp};
+use crate::pipeline::{self, ImportOptions, Outcome, PipelineError, Stamp};
 use crate::store::queries;
 use crate::store::{Store, StoreError};
 use crate::watch::scan::{Entry, Filter};
 use crate::watch::settle::Settler;
-use crate::{archive, claim, systemd, watch};
+use crate::{archive, claim, hook, metrics, retention, systemd, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -212,8 +212,13 @@ pub async fn run(
     daemon.scan()?;
     systemd::ready(&daemon.status_line());
     let mut next_rescan = Instant::now() + daemon.config.rescan_interval;
+    let mut next_prune = Instant::now();
 
     while !stop.load(Ordering::SeqCst) {
+        if Instant::now() >= next_prune {
+            tokio::task::block_in_place(|| daemon.prune());
+            next_prune = Instant::now() + Duration::from_secs(24 * 3600);
+        }
         if daemon.step() {
             systemd::status(&daemon.status_line());
             continue;
@@ -334,11 +339,12 @@ impl Daemon {
             _ => 0,
         };
         match self.try_process(claimed, &name, &span) {
-            Ok(Some((import_id, status))) => {
+            Ok(Some((import_id, status, outcomes))) => {
                 self.retry = None;
                 self.remove_stale_marker(&name);
                 self.count(&name, &status);
                 info!(import_id, status = %status, "done");
+                self.after_file(&outcomes);
             }
             Ok(None) => self.retry = None,
             Err(e) => {
@@ -346,9 +352,10 @@ impl Daemon {
                 if attempts >= self.config.rules.max_attempts {
                     warn!(error = %e, attempts, path = %claimed.display(), "giving up on the file; it goes to failed/");
                     match self.give_up(claimed, &name, &e.to_string()) {
-                        Ok(()) => {
+                        Ok(outcome) => {
                             self.retry = None;
                             self.count(&name, "failed");
+                            self.after_file(&[outcome]);
                             return;
                         }
                         Err(e) => {
@@ -374,7 +381,7 @@ impl Daemon {
         claimed: &Path,
         name: &str,
         span: &tracing::Span,
-    ) -> Result<Option<(i64, String)>, PipelineError> {
+    ) -> Result<Option<(i64, String, Vec<Outcome>)>, PipelineError> {
         let stamp = Stamp::of(claimed).map_err(|source| PipelineError::Read {
             path: claimed.to_path_buf(),
             source,
@@ -426,7 +433,7 @@ impl Daemon {
         };
         span.record("import_id", import_id);
         self.archive(claimed, name, import_id, &status)?;
-        Ok(Some((import_id, status)))
+        Ok(Some((import_id, status, outcomes)))
     }
 
     fn archive(
@@ -453,7 +460,12 @@ impl Daemon {
     }
 
     /// Ends a claimed file as `failed`: report, then `failed/`.
-    fn give_up(&mut self, claimed: &Path, name: &str, message: &str) -> Result<(), PipelineError> {
+    fn give_up(
+        &mut self,
+        claimed: &Path,
+        name: &str,
+        message: &str,
+    ) -> Result<Outcome, PipelineError> {
         let source = claimed.display().to_string();
         let existing = queries::import_by_source(&self.store.read(), &source)?.map(|(id, _)| id);
         let outcome = pipeline::fail(
@@ -465,7 +477,38 @@ impl Daemon {
             message,
         )?;
         let import_id = outcome.report.import_id.unwrap_or_default();
-        self.archive(claimed, name, import_id, "failed")
+        self.archive(claimed, name, import_id, "failed")?;
+        Ok(outcome)
+    }
+
+    /// After a file: the operator's `notify.command` for each report, and
+    /// the metrics file. Neither can hold up the queue.
+    fn after_file(&self, outcomes: &[Outcome]) {
+        if let Some(command) = &self.config.notify_command {
+            for outcome in outcomes {
+                hook::run(command, outcome);
+            }
+        }
+        if let Some(path) = &self.config.metrics_textfile {
+            if let Err(e) = metrics::write(&self.store.read(), path) {
+                warn!(error = %e, "cannot write the metrics file");
+            }
+        }
+    }
+
+    /// Retention, once a day (and at start-up).
+    fn prune(&mut self) {
+        let today = chrono::Utc::now().date_naive();
+        match retention::prune(&self.config, Some(&mut self.store), today, false) {
+            Ok(p) if p.folders.is_empty() && p.reports.is_empty() && p.history_jobs == 0 => {}
+            Ok(p) => info!(
+                folders = p.folders.len(),
+                reports = p.reports.len(),
+                history_jobs = p.history_jobs,
+                "pruned what is past retention"
+            ),
+            Err(e) => warn!(error = %e, "pruning failed; will try again tomorrow"),
+        }
     }
 
     /// A file claimed before a crash may have left its done marker in the

@@ -41,7 +41,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
                     "stockdrop: finished interrupted import {import_id} ({})",
                     outcome.report.file
                 );
-                exit = exit.worst(print(&outcome, args.json)?);
+                exit = exit.worst(print_outcome(&outcome, args.json)?);
             }
             Err(e) => {
                 eprintln!("stockdrop: cannot finish interrupted import {import_id} yet: {e}");
@@ -59,7 +59,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         match pipeline::import_path(&mut store, config, file, &options) {
             Ok(outcomes) => {
                 for outcome in &outcomes {
-                    exit = exit.worst(print(outcome, args.json)?);
+                    exit = exit.worst(print_outcome(outcome, args.json)?);
                 }
             }
             Err(e) => {
@@ -71,7 +71,9 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
     Ok(exit)
 }
 
-fn print(outcome: &Outcome, json: bool) -> Result<Exit, Failure> {
+/// Prints one file's outcome (summary, or its report as one JSON line) and
+/// returns the exit code its status asks for.
+pub fn print_outcome(outcome: &Outcome, json: bool) -> Result<Exit, Failure> {
     let report = &outcome.report;
     if json {
         let line = serde_json::to_string(report).map_err(|e| Failure::Io(e.to_string()))?;

@@ -53,6 +53,7 @@ pub fn list(args: ListArgs, config: &Config) -> CmdResult {
         .map(|j| {
             vec![
                 j.job_id.to_string(),
+                j.job_type.clone(),
                 j.import_id.to_string(),
                 j.location.clone(),
                 j.item_count.to_string(),
@@ -65,7 +66,7 @@ pub fn list(args: ListArgs, config: &Config) -> CmdResult {
         .collect();
     output::println_or_fail(&output::table(
         &[
-            "JOB", "IMPORT", "LOCATION", "ITEMS", "ZEROED", "STATUS", "FILE", "ADDED",
+            "JOB", "TYPE", "IMPORT", "LOCATION", "ITEMS", "ZEROED", "STATUS", "FILE", "ADDED",
         ],
         &table,
     ))?;

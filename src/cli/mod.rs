@@ -1,13 +1,18 @@
 //! The command line (SPEC §6): flags, config lookup, and the one place
 //! errors become exit codes. Each command lives in a module of its own.
 
+mod backup;
 mod check_config;
 mod export;
 mod import;
 mod imports;
 mod jobs;
 mod output;
+mod prune;
+mod retry;
+mod revert;
 mod run;
+mod status;
 mod stock;
 mod validate;
 
@@ -52,6 +57,16 @@ pub enum Command {
     Stock(stock::Args),
     /// The whole inventory, or one location, as CSV or JSON.
     Export(export::Args),
+    /// Undo a job: restore the values it replaced; refused if a later job changed the same items, unless --force.
+    Revert(revert::Args),
+    /// Put a file from failed/ back through the pipeline, with a new import and report.
+    Retry(retry::Args),
+    /// Is the daemon running, what is waiting, the last 24 hours, the last error.
+    Status(status::Args),
+    /// Delete originals, reports and history past their retention (retention.*).
+    Prune(prune::Args),
+    /// A consistent copy of the store (SQLite online backup), safe while the daemon runs.
+    Backup(backup::Args),
     /// Validate the config, create and check the directories, print the effective config.
     CheckConfig(check_config::Args),
 }
@@ -143,6 +158,11 @@ fn dispatch(command: Command, config_path: Option<&Path>, config: &Config) -> Cm
         Command::Imports(args) => imports::run(args, config),
         Command::Stock(args) => stock::run(args, config),
         Command::Export(args) => export::run(args, config),
+        Command::Revert(args) => revert::run(args, config),
+        Command::Retry(args) => retry::run(args, config),
+        Command::Status(args) => status::run(args, config),
+        Command::Prune(args) => prune::run(args, config),
+        Command::Backup(args) => backup::run(args, config),
         Command::CheckConfig(args) => check_config::run(args, config),
     }
 }
@@ -150,6 +170,14 @@ fn dispatch(command: Command, config_path: Option<&Path>, config: &Config) -> Cm
 /// Opens the store for reading; `None` before the first import.
 fn open_read(config: &Config) -> Result<Option<Store>, Failure> {
     Ok(Store::open_existing(&config.paths.database)?)
+}
+
+/// Opens an existing store for writing; `None` before the first import.
+fn open_existing_write(config: &Config) -> Result<Option<Store>, Failure> {
+    if !config.paths.database.exists() {
+        return Ok(None);
+    }
+    Ok(Some(Store::open(&config.paths.database)?))
 }
 
 /// Opens (creating) the store for writing, with its folder.

@@ -46,6 +46,13 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, Issue> {
                 Some(String::new()),
             )),
         };
+    if bodies.is_empty() {
+        return Err(unreadable(
+            "the JSON array holds no request body; send {\"locationName\": …, \"items\": […]}"
+                .into(),
+            Some(String::new()),
+        ));
+    }
     let mut warnings = Vec::new();
     let mut unknown_seen: BTreeSet<String> = BTreeSet::new();
     let mut tables = Vec::new();
@@ -66,7 +73,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, Issue> {
             if !matches!(key.as_str(), "locationName" | "manufacturerID" | "items")
                 && unknown_seen.insert(key.clone())
             {
-                warnings.push(unknown_key(key, format!("{prefix}/{key}")));
+                warnings.push(unknown_key(key, format!("{prefix}/{}", escape(key))));
             }
         }
         let header = Row {
@@ -91,7 +98,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, Issue> {
                     f.api_name() == key && !matches!(f, Field::LocationName | Field::ManufacturerId)
                 });
                 if !known && unknown_seen.insert(key.clone()) {
-                    warnings.push(unknown_key(key, format!("{item_pointer}/{key}")));
+                    warnings.push(unknown_key(key, format!("{item_pointer}/{}", escape(key))));
                 }
             }
             let mut cells = Vec::with_capacity(COLUMNS.len());
@@ -129,6 +136,11 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, Issue> {
         tables,
         warnings,
     })
+}
+
+/// A key as a JSON Pointer token (RFC 6901): `~` is `~0`, `/` is `~1`.
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 fn unknown_key(key: &str, pointer: String) -> Issue {

@@ -142,6 +142,13 @@ pub fn parse<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<Par
         Format::Xls => workbook::parse(bytes, Format::Xls, rules),
         Format::Zip => {
             let members = container::inspect(bytes, rules)?;
+            let workbook = container::kind(&members) != container::Kind::Archive;
+            if workbook && members.iter().any(|m| m.encrypted) {
+                return Err(Issue::new(
+                    Code::UnsupportedFormat,
+                    "the workbook is password-protected (encrypted); save it without a password and drop it again",
+                ));
+            }
             let xlsm = path
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("xlsm"));

@@ -254,7 +254,8 @@ pub fn finish_import(w: &Write<'_>, id: i64, status: &str, finished_at: &str) ->
 pub fn last_applied_to(r: &impl Reader, location: &str) -> Result<Option<(i64, String)>> {
     let mut stmt = r.conn().prepare_cached(
         "SELECT i.id, i.sha256 FROM jobs j JOIN imports i ON i.id = j.import_id \
-         WHERE j.location = ?1 AND j.status = 'success' ORDER BY j.id DESC LIMIT 1",
+         WHERE j.location = ?1 AND j.status = 'success' AND j.type = 'refresh' \
+         ORDER BY j.id DESC LIMIT 1",
     )?;
     Ok(stmt
         .query_row([location], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -505,4 +506,75 @@ pub fn stock(
         visit(record).map_err(StoreError::Output)?;
     }
     Ok(())
+}
+
+/// Counts by status of imports and refresh jobs since `since` (RFC 3339).
+pub fn counts_since(
+    r: &impl Reader,
+    since: &str,
+) -> Result<(
+    std::collections::BTreeMap<String, i64>,
+    std::collections::BTreeMap<String, i64>,
+)> {
+    let count = |sql: &str| -> Result<std::collections::BTreeMap<String, i64>> {
+        let mut stmt = r.conn().prepare(sql)?;
+        let rows = stmt
+            .query_map([since], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    };
+    Ok((
+        count("SELECT status, count(*) FROM imports WHERE received_at >= ?1 GROUP BY status")?,
+        count("SELECT status, count(*) FROM jobs WHERE type = 'refresh' AND added >= ?1 GROUP BY status")?,
+    ))
+}
+
+/// The newest import that did not apply cleanly, with its first error.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastError {
+    pub import_id: i64,
+    pub file: String,
+    pub status: String,
+    pub finished_at: Option<String>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+pub fn last_error(r: &impl Reader) -> Result<Option<LastError>> {
+    let id: Option<i64> = r
+        .conn()
+        .query_row(
+            "SELECT id FROM imports WHERE status IN ('partial', 'rejected', 'failed') ORDER BY id DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(id) = id else { return Ok(None) };
+    let Some(record) = import(r, id)? else {
+        return Ok(None);
+    };
+    let first = record.draft.errors.first();
+    Ok(Some(LastError {
+        import_id: id,
+        file: record.file,
+        status: record.status,
+        finished_at: record.finished_at,
+        code: first.map(|e| e.code.as_str().to_string()),
+        message: first.map(|e| e.message.clone()),
+    }))
+}
+
+/// Where an import's original was archived, if the daemon (or `retry`)
+/// moved it.
+pub fn archived_path(r: &impl Reader, id: i64) -> Result<Option<String>> {
+    Ok(r.conn()
+        .query_row(
+            "SELECT archived_path FROM imports WHERE id = ?1",
+            [id],
+            |row| row.get(0),
+        )
+        .optional()?
+        .flatten())
 }

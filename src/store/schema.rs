@@ -89,4 +89,11 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE imports ADD COLUMN archived_path TEXT;
     CREATE INDEX imports_source ON imports(source_path);
     "#,
+    // 3: history pruned by retention.history_days (such jobs cannot be
+    // reverted); the job a revert job undid.
+    r#"
+    ALTER TABLE jobs ADD COLUMN history_pruned INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN reverts INTEGER REFERENCES jobs(id);
+    CREATE INDEX jobs_finished ON jobs(finished);
+    "#,
 ];

@@ -50,7 +50,9 @@ fn describe(cell: &Cell) -> String {
 pub fn integer(cell: &Cell, decimal_comma: bool) -> Result<i64, String> {
     match cell {
         Cell::Int(i) => Ok(*i),
-        Cell::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(*f as i64),
+        // A whole number too large for i64 saturates, so the caller reports
+        // it as out of range rather than as not a whole number.
+        Cell::Float(f) if f.is_finite() && f.fract() == 0.0 => Ok(*f as i64),
         Cell::Float(_) => Err(format!("got {}", describe(cell))),
         Cell::Text(_) => {
             let t = text(cell).unwrap_or_default();

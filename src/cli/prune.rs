@@ -1,0 +1,46 @@
+//! `stockdrop prune [--dry-run]`: apply the retention settings now.
+
+use super::{open_existing_write, output, CmdResult, Exit, Failure};
+use crate::config::Config;
+use crate::retention;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only list what would be removed.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args, config: &Config) -> CmdResult {
+    let mut store = open_existing_write(config)?;
+    let today = chrono::Utc::now().date_naive();
+    let pruned = retention::prune(config, store.as_mut(), today, args.dry_run)
+        .map_err(|e| Failure::Io(e.to_string()))?;
+    if args.json {
+        output::json(&serde_json::json!({
+            "dry_run": args.dry_run,
+            "folders": pruned.folders,
+            "reports": pruned.reports,
+            "history_jobs": pruned.history_jobs,
+        }))?;
+        return Ok(Exit::Success);
+    }
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let mut text = format!(
+        "{verb}: {} dated folders of originals, {} reports, the history of {} jobs",
+        pruned.folders.len(),
+        pruned.reports.len(),
+        pruned.history_jobs
+    );
+    for path in pruned.folders.iter().chain(&pruned.reports) {
+        text.push_str(&format!("\n  {}", path.display()));
+    }
+    output::println_or_fail(&text)?;
+    Ok(Exit::Success)
+}

@@ -1,0 +1,100 @@
+//! `stockdrop status`: what a person asks first — is the daemon running,
+//! what is waiting, how the last day went, and the last error.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{open_read, output, CmdResult, Exit};
+use crate::config::Config;
+use crate::store::queries::{self, LastError};
+use crate::watch::scan::Filter;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Status {
+    daemon_running: bool,
+    inbox_waiting: usize,
+    work_claimed: usize,
+    imports_24h: BTreeMap<String, i64>,
+    jobs_24h: BTreeMap<String, i64>,
+    last_error: Option<LastError>,
+}
+
+/// The daemon holds an flock on this file while it runs (see `daemon`).
+fn daemon_running(config: &Config) -> bool {
+    let Ok(file) = std::fs::File::open(config.paths.work.join(".stockdrop.lock")) else {
+        return false;
+    };
+    match file.try_lock() {
+        Ok(()) => false,
+        Err(std::fs::TryLockError::WouldBlock) => true,
+        Err(std::fs::TryLockError::Error(_)) => false,
+    }
+}
+
+pub fn run(args: Args, config: &Config) -> CmdResult {
+    let inbox_waiting = Filter::new(&config.ignore, config.done_marker.as_deref())
+        .ok()
+        .and_then(|mut f| f.scan(&config.paths.inbox).ok())
+        .map_or(0, |e| e.len());
+    let work_claimed = crate::claim::claimed_files(&config.paths.work).map_or(0, |f| f.len());
+    let since = (chrono::Utc::now() - chrono::Duration::hours(24))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (imports_24h, jobs_24h, last_error) = match open_read(config)? {
+        Some(store) => {
+            let read = store.read();
+            let (imports, jobs) = queries::counts_since(&read, &since)?;
+            (imports, jobs, queries::last_error(&read)?)
+        }
+        None => Default::default(),
+    };
+    let status = Status {
+        daemon_running: daemon_running(config),
+        inbox_waiting,
+        work_claimed,
+        imports_24h,
+        jobs_24h,
+        last_error,
+    };
+    if args.json {
+        output::json(&status)?;
+        return Ok(Exit::Success);
+    }
+    let counts = |m: &BTreeMap<String, i64>| {
+        if m.is_empty() {
+            "none".to_string()
+        } else {
+            m.iter()
+                .map(|(k, v)| format!("{v} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let mut text = format!(
+        "daemon:        {}\ninbox:         {} file(s) waiting\nwork:          {} file(s) in hand\nlast 24 hours: files: {}\n               jobs: {}",
+        if status.daemon_running { "running" } else { "not running" },
+        status.inbox_waiting,
+        status.work_claimed,
+        counts(&status.imports_24h),
+        counts(&status.jobs_24h),
+    );
+    match &status.last_error {
+        Some(e) => text.push_str(&format!(
+            "\nlast error:    import {} ({}, {}) at {}: {}",
+            e.import_id,
+            e.file,
+            e.status,
+            e.finished_at.as_deref().unwrap_or("-"),
+            e.message.as_deref().unwrap_or("-")
+        )),
+        None => text.push_str("\nlast error:    none"),
+    }
+    output::println_or_fail(&text)?;
+    Ok(Exit::Success)
+}

@@ -1,0 +1,103 @@
+//! Metrics for the node_exporter textfile collector (`metrics.textfile`),
+//! rewritten atomically after each file: files by status, rows accepted and
+//! rejected, jobs by status, the last success time and how long the last
+//! file took. Counted from the store, so they survive restarts.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::store::{Reader, StoreError};
+
+fn epoch(rfc3339: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .ok()
+        .map(|t| t.timestamp())
+}
+
+/// The metrics in Prometheus' text format.
+pub fn render(r: &impl Reader) -> Result<String, StoreError> {
+    let conn = r.conn();
+    let mut out = String::new();
+    out.push_str("# HELP stockdrop_files_total Files processed, by final status.\n");
+    out.push_str("# TYPE stockdrop_files_total counter\n");
+    let mut stmt = conn.prepare(
+        "SELECT status, count(*) FROM imports WHERE status NOT IN ('planned', 'failing') GROUP BY status ORDER BY status",
+    )?;
+    let files = stmt
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for status in ["applied", "partial", "rejected", "duplicate", "failed"] {
+        let n = files
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "stockdrop_files_total{{status=\"{status}\"}} {n}");
+    }
+    let (accepted, rejected): (i64, i64) = conn.query_row(
+        "SELECT coalesce(sum(rows_accepted), 0), coalesce(sum(rows_rejected), 0) FROM imports \
+         WHERE status NOT IN ('planned', 'failing', 'duplicate')",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    out.push_str("# HELP stockdrop_rows_total Data rows read, by result.\n");
+    out.push_str("# TYPE stockdrop_rows_total counter\n");
+    let _ = writeln!(
+        out,
+        "stockdrop_rows_total{{result=\"accepted\"}} {accepted}"
+    );
+    let _ = writeln!(
+        out,
+        "stockdrop_rows_total{{result=\"rejected\"}} {rejected}"
+    );
+    out.push_str("# HELP stockdrop_jobs_total Refresh jobs, by status.\n");
+    out.push_str("# TYPE stockdrop_jobs_total counter\n");
+    let mut stmt =
+        conn.prepare("SELECT status, count(*) FROM jobs WHERE type = 'refresh' GROUP BY status")?;
+    let jobs = stmt
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for status in ["pending", "success", "failed", "rejected", "reverted"] {
+        let n = jobs
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "stockdrop_jobs_total{{status=\"{status}\"}} {n}");
+    }
+    let last_success: Option<String> = conn.query_row(
+        "SELECT max(finished_at) FROM imports WHERE status IN ('applied', 'partial', 'duplicate')",
+        [],
+        |row| row.get(0),
+    )?;
+    out.push_str("# HELP stockdrop_last_success_timestamp_seconds When a file last applied (or was a duplicate).\n");
+    out.push_str("# TYPE stockdrop_last_success_timestamp_seconds gauge\n");
+    let _ = writeln!(
+        out,
+        "stockdrop_last_success_timestamp_seconds {}",
+        last_success.as_deref().and_then(epoch).unwrap_or(0)
+    );
+    let last: Option<(String, Option<String>)> = conn
+        .query_row(
+            "SELECT received_at, finished_at FROM imports WHERE finished_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .ok();
+    let seconds = last
+        .and_then(|(start, end)| Some(epoch(end.as_deref()?)? - epoch(&start)?))
+        .unwrap_or(0);
+    out.push_str("# HELP stockdrop_last_processing_seconds How long the last file took, received to finished.\n");
+    out.push_str("# TYPE stockdrop_last_processing_seconds gauge\n");
+    let _ = writeln!(out, "stockdrop_last_processing_seconds {seconds}");
+    Ok(out)
+}
+
+/// Writes the metrics file atomically (the collector never reads half).
+pub fn write(r: &impl Reader, path: &Path) -> Result<(), String> {
+    let text = render(r).map_err(|e| e.to_string())?;
+    crate::durable::write_atomic(path, text.as_bytes())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -1,0 +1,223 @@
+//! Reverting a job (`stockdrop revert JOB`): every value the job replaced is
+//! restored, in one transaction, as a new job of type `revert` whose history
+//! records the change back; the job becomes `reverted`.
+//!
+//! Refused when a later job changed the same records (its values would be
+//! overwritten), unless forced; and when the job's history was pruned.
+//! A record the job created did not exist before it: reverting sets its
+//! quantity back to 0 (the record stays, so its history stays readable).
+
+use rusqlite::params;
+use serde_json::{Map, Value};
+
+use crate::apply::{changes, now};
+use crate::store::records::{self, Record};
+use crate::store::{Reader, Store, StoreError, Write};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevertError {
+    #[error("there is no job {0}")]
+    Unknown(i64),
+    #[error("job {job} is {status}; only a job that was applied (success) can be reverted")]
+    NotApplied { job: i64, status: String },
+    #[error(
+        "job {job}'s history was pruned (retention.history_days), so the values it replaced are no \
+         longer known; it cannot be reverted"
+    )]
+    Pruned { job: i64 },
+    #[error(
+        "later jobs changed the same items: {}; reverting job {job} would undo their values too. \
+         Revert those first, or use --force",
+        later.iter().map(|j| format!("job {j}")).collect::<Vec<_>>().join(", ")
+    )]
+    LaterJobs { job: i64, later: Vec<i64> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for RevertError {
+    fn from(e: rusqlite::Error) -> Self {
+        RevertError::Store(StoreError::Sqlite(e))
+    }
+}
+
+/// What a revert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reverted {
+    pub job: i64,
+    /// The new job of type `revert` that holds the restored values.
+    pub revert_job: i64,
+    pub records: usize,
+}
+
+struct HistoryRow {
+    record_id: i64,
+    action: String,
+    before: Map<String, Value>,
+}
+
+pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, RevertError> {
+    let write = store.write()?;
+    let job = write
+        .conn()
+        .query_row(
+            "SELECT status, history_pruned, import_id, location, file FROM jobs WHERE id = ?1",
+            [job_id],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            },
+        )
+        .map_err(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => RevertError::Unknown(job_id),
+            other => other.into(),
+        })?;
+    let (status, pruned, import_id, location, file) = job;
+    if pruned != 0 {
+        return Err(RevertError::Pruned { job: job_id });
+    }
+    if status != "success" {
+        return Err(RevertError::NotApplied {
+            job: job_id,
+            status,
+        });
+    }
+    let history = history_of(&write, job_id)?;
+    let later = later_jobs(&write, job_id)?;
+    if !later.is_empty() && !force {
+        return Err(RevertError::LaterJobs { job: job_id, later });
+    }
+    let at = now();
+    write.conn().execute(
+        "INSERT INTO jobs (import_id, type, location, item_count, status, file, messages, added, started, \
+         finished, plan, reverts) VALUES (?1, 'revert', ?2, ?3, 'success', ?4, ?5, ?6, ?6, ?6, x'', ?7)",
+        params![
+            import_id,
+            location,
+            history.len() as i64,
+            file,
+            serde_json::to_string(&[format!("reverts job {job_id}")]).unwrap_or_default(),
+            at,
+            job_id
+        ],
+    )?;
+    let revert_job = write.conn().last_insert_rowid();
+    // Newest change first, so a record changed twice ends at its oldest value.
+    for row in history.iter().rev() {
+        let Some(current) = records::get(&write, row.record_id)? else {
+            continue;
+        };
+        let restored = restore(&current, row);
+        let (old, new) = changes(&current, &restored);
+        if new.is_empty() {
+            continue;
+        }
+        records::update(&write, &restored, revert_job, &at)?;
+        records::add_history(&write, revert_job, row.record_id, "revert", &old, &new, &at)?;
+    }
+    write.conn().execute(
+        "UPDATE jobs SET status = 'reverted', messages = ?2 WHERE id = ?1",
+        params![
+            job_id,
+            serde_json::to_string(&[format!("reverted by job {revert_job}")]).unwrap_or_default()
+        ],
+    )?;
+    write.commit()?;
+    Ok(Reverted {
+        job: job_id,
+        revert_job,
+        records: history.len(),
+    })
+}
+
+fn history_of(w: &Write<'_>, job_id: i64) -> Result<Vec<HistoryRow>, RevertError> {
+    let mut stmt = w
+        .conn()
+        .prepare("SELECT record_id, action, before FROM history WHERE job_id = ?1 ORDER BY id")?;
+    let rows = stmt
+        .query_map([job_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(record_id, action, before)| {
+            let before = match serde_json::from_str(&before) {
+                Ok(Value::Object(map)) => map,
+                _ => {
+                    return Err(RevertError::Store(StoreError::Corrupt {
+                        what: "history entry",
+                        detail: format!("job {job_id}, record {record_id}"),
+                    }))
+                }
+            };
+            Ok(HistoryRow {
+                record_id,
+                action,
+                before,
+            })
+        })
+        .collect()
+}
+
+/// Jobs after `job_id` that changed any record `job_id` changed and whose
+/// changes still stand: a later job already reverted, and the revert job
+/// that undid it, do not count.
+fn later_jobs(w: &Write<'_>, job_id: i64) -> Result<Vec<i64>, RevertError> {
+    let mut stmt = w.conn().prepare(
+        "SELECT DISTINCT later.job_id FROM history mine \
+         JOIN history later ON later.record_id = mine.record_id AND later.job_id > mine.job_id \
+         JOIN jobs j ON j.id = later.job_id \
+         WHERE mine.job_id = ?1 AND j.status = 'success' \
+         AND NOT (j.type = 'revert' AND j.reverts > ?1) ORDER BY later.job_id",
+    )?;
+    let jobs = stmt
+        .query_map([job_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(jobs)
+}
+
+/// The record with the job's `before` values put back.
+fn restore(current: &Record, row: &HistoryRow) -> Record {
+    let mut r = current.clone();
+    if row.action == "create" {
+        r.quantity = 0;
+        return r;
+    }
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let int = |v: &Value| v.as_i64();
+    for (field, value) in &row.before {
+        match field.as_str() {
+            "sku" => r.ids.sku = text(value),
+            "partNumber" => r.ids.part_number = text(value),
+            "upc" => r.ids.upc = text(value),
+            "quantity" => r.quantity = int(value).unwrap_or(0),
+            "binID" => r.optionals.bin_id = int(value),
+            "ltd" => r.optionals.ltd = value.as_f64(),
+            "floor" => r.optionals.floor = int(value),
+            "safetyStock" => r.optionals.safety_stock = int(value),
+            "currencyID" => r.optionals.currency_id = int(value),
+            "retailPrice" => r.optionals.retail_price = value.as_f64(),
+            "attributes" => {
+                r.attributes = value
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+            _ => {}
+        }
+    }
+    r
+}
