@@ -48,6 +48,12 @@ pub fn apply_import(
 }
 
 fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
+    // Checked again inside the write transaction: another process (a
+    // one-shot `import` finishing an interrupted import beside the daemon)
+    // may have applied it since the pending list was read.
+    if !queries::is_pending(w, job.id)? {
+        return Ok(());
+    }
     let plan = JobPlan::decode(&job.plan).map_err(|e| StoreError::Corrupt {
         what: "job plan",
         detail: format!("job {}: {e}", job.id),

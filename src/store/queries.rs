@@ -109,6 +109,17 @@ pub fn pending_jobs(r: &impl Reader, import_id: i64) -> Result<Vec<PendingJob>> 
     Ok(jobs)
 }
 
+/// Whether a job is still waiting to be applied.
+pub fn is_pending(r: &impl Reader, id: i64) -> Result<bool> {
+    let status: Option<String> = r
+        .conn()
+        .query_row("SELECT status FROM jobs WHERE id = ?1", [id], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    Ok(matches!(status.as_deref(), Some("pending" | "working")))
+}
+
 pub fn finish_job(
     w: &Write<'_>,
     id: i64,

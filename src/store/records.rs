@@ -133,44 +133,18 @@ pub fn nonzero_at(r: &impl Reader, location: &str) -> Result<Vec<i64>> {
     Ok(ids)
 }
 
-/// Inserts a new record and returns its id.
-pub fn insert(w: &Write<'_>, record: &Record, job_id: i64, now: &str) -> Result<i64> {
-    let mut stmt = w.tx.prepare_cached(
-        "INSERT INTO inventory (location, sku, part_number, upc, upc14, quantity, bin_id, ltd, \
-         floor, safety_stock, currency_id, retail_price, attributes, updated_at, job_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )?;
+/// Runs an insert or update whose `?1` is `key` and whose `?2`…`?15` are
+/// the record's identifiers and values, in the column order of both.
+fn execute_record(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    key: &dyn rusqlite::ToSql,
+    record: &Record,
+    job_id: i64,
+    now: &str,
+) -> Result<()> {
     let o = &record.optionals;
     stmt.execute(params![
-        record.location,
-        record.ids.sku,
-        record.ids.part_number,
-        record.ids.upc,
-        record.ids.upc14(),
-        record.quantity,
-        o.bin_id,
-        o.ltd,
-        o.floor,
-        o.safety_stock,
-        o.currency_id,
-        o.retail_price,
-        serde_json::to_string(&record.attributes).unwrap_or_else(|_| "[]".into()),
-        now,
-        job_id
-    ])?;
-    Ok(w.tx.last_insert_rowid())
-}
-
-/// Overwrites a record's identifiers and values.
-pub fn update(w: &Write<'_>, record: &Record, job_id: i64, now: &str) -> Result<()> {
-    let mut stmt = w.tx.prepare_cached(
-        "UPDATE inventory SET sku = ?2, part_number = ?3, upc = ?4, upc14 = ?5, quantity = ?6, \
-         bin_id = ?7, ltd = ?8, floor = ?9, safety_stock = ?10, currency_id = ?11, \
-         retail_price = ?12, attributes = ?13, updated_at = ?14, job_id = ?15 WHERE id = ?1",
-    )?;
-    let o = &record.optionals;
-    stmt.execute(params![
-        record.id,
+        key,
         record.ids.sku,
         record.ids.part_number,
         record.ids.upc,
@@ -187,6 +161,27 @@ pub fn update(w: &Write<'_>, record: &Record, job_id: i64, now: &str) -> Result<
         job_id
     ])?;
     Ok(())
+}
+
+/// Inserts a new record and returns its id.
+pub fn insert(w: &Write<'_>, record: &Record, job_id: i64, now: &str) -> Result<i64> {
+    let mut stmt = w.tx.prepare_cached(
+        "INSERT INTO inventory (location, sku, part_number, upc, upc14, quantity, bin_id, ltd, \
+         floor, safety_stock, currency_id, retail_price, attributes, updated_at, job_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?;
+    execute_record(&mut stmt, &record.location, record, job_id, now)?;
+    Ok(w.tx.last_insert_rowid())
+}
+
+/// Overwrites a record's identifiers and values.
+pub fn update(w: &Write<'_>, record: &Record, job_id: i64, now: &str) -> Result<()> {
+    let mut stmt = w.tx.prepare_cached(
+        "UPDATE inventory SET sku = ?2, part_number = ?3, upc = ?4, upc14 = ?5, quantity = ?6, \
+         bin_id = ?7, ltd = ?8, floor = ?9, safety_stock = ?10, currency_id = ?11, \
+         retail_price = ?12, attributes = ?13, updated_at = ?14, job_id = ?15 WHERE id = ?1",
+    )?;
+    execute_record(&mut stmt, &record.id, record, job_id, now)
 }
 
 /// Appends one history row: the fields a job changed on a record.
