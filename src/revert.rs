@@ -11,7 +11,7 @@ use rusqlite::params;
 use serde_json::{Map, Value};
 
 use crate::apply::{changes, now};
-use crate::store::records::{self, Record};
+use crate::store::records::{self, IdKind, Record};
 use crate::store::{Reader, Store, StoreError, Write};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +31,17 @@ pub enum RevertError {
         later.iter().map(|j| format!("job {j}")).collect::<Vec<_>>().join(", ")
     )]
     LaterJobs { job: i64, later: Vec<i64> },
+    #[error(
+        "reverting job {job} would give record #{record} the {kind} {value}, which record #{holder} \
+         at that location has now; change one of them first"
+    )]
+    IdentifierTaken {
+        job: i64,
+        record: i64,
+        kind: &'static str,
+        value: String,
+        holder: i64,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -117,9 +128,31 @@ pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, R
         if new.is_empty() {
             continue;
         }
+        // An identifier put back may meanwhile belong to another record
+        // (only possible when undoing a revert): refuse rather than fail on
+        // the unique index.
+        for (kind, value) in IdKind::of(&restored.ids) {
+            if let Some(holder) = records::find(&write, &location, kind, value)? {
+                if holder != row.record_id {
+                    return Err(RevertError::IdentifierTaken {
+                        job: job_id,
+                        record: row.record_id,
+                        kind: kind.name(),
+                        value: value.to_string(),
+                        holder,
+                    });
+                }
+            }
+        }
         records::update(&write, &restored, revert_job, &at)?;
         records::add_history(&write, revert_job, row.record_id, "revert", &old, &new, &at)?;
     }
+    // Undoing a revert puts the job it had undone back in force.
+    write.conn().execute(
+        "UPDATE jobs SET status = 'success' WHERE id = (SELECT reverts FROM jobs WHERE id = ?1) \
+         AND status = 'reverted'",
+        [job_id],
+    )?;
     write.conn().execute(
         "UPDATE jobs SET status = 'reverted', messages = ?2 WHERE id = ?1",
         params![
