@@ -423,9 +423,9 @@ fn import_content(
         }
     };
     progress("checking rows", 0, 0);
-    let checked = check(&content, rules);
+    let mut checked = check(&content, rules);
     progress("resolving items", 0, 0);
-    let mut plan = resolve::plan(&checked, &store.read(), rules, &content.name)?;
+    let mut plan = resolve::plan(&mut checked, &store.read(), rules, &content.name)?;
     plan.draft.errors_csv =
         copy_left_out_rows(&content, rules, &checked, &plan.draft, &plan.left_out);
     let duplicate = if rules.skip_duplicate_files && !options.force && checked.file_error.is_none()
@@ -695,8 +695,8 @@ fn validate_content(
 ) -> Result<Report, PipelineError> {
     let rules = &config.rules;
     let received_at = now();
-    let checked = check(&content, rules);
-    let plan = resolve::plan(&checked, &store.read(), rules, &content.name)?;
+    let mut checked = check(&content, rules);
+    let plan = resolve::plan(&mut checked, &store.read(), rules, &content.name)?;
     let duplicate = if rules.skip_duplicate_files && checked.file_error.is_none() {
         duplicate_of(&store.read(), &plan, &content.sha256)?
     } else {

@@ -46,9 +46,11 @@ fn row_place(checked: &Checked, row: &CheckedRow) -> Place {
     }
 }
 
-/// Builds the plan for `checked`, reading the store through `store`.
+/// Builds the plan for `checked`, reading the store through `store`. The
+/// valid rows' items move into the plan's jobs (a file's items are held
+/// once, not twice).
 pub fn plan(
-    checked: &Checked,
+    checked: &mut Checked,
     store: &impl Reader,
     rules: &ImportRules,
     file_name: &str,
@@ -182,19 +184,21 @@ pub fn plan(
     // items_per_job items each.
     let mut jobs: Vec<PlannedJob> = Vec::new();
     for (location_index, rows) in by_location.iter().enumerate() {
-        let location = &checked.locations[location_index];
+        let location = checked.locations[location_index].clone();
         let rejected = file_rejected || rejected_locations[location_index].is_some();
         let mut groups: Vec<(Option<u32>, Vec<PlannedItem>)> = Vec::new();
         for &index in rows {
-            let row = &checked.rows[index];
-            let (Some(item), false, false) = (&row.item, has_error(index), found[index].superseded)
-            else {
+            let row = &mut checked.rows[index];
+            if has_error(index) || found[index].superseded {
+                continue;
+            }
+            let Some(item) = row.item.take() else {
                 continue;
             };
             let planned = PlannedItem {
                 row: row.number,
                 record: found[index].record,
-                item: item.clone(),
+                item,
             };
             match groups.iter_mut().find(|(m, _)| *m == row.manufacturer_id) {
                 Some((_, items)) => items.push(planned),
