@@ -399,7 +399,7 @@ impl Daemon {
                 warn!("the file changed after it was claimed; it goes back to settling");
                 let released =
                     claim::release(claimed, &self.config.paths.inbox).map_err(|source| {
-                        PipelineError::Read {
+                        PipelineError::Move {
                             path: claimed.to_path_buf(),
                             source,
                         }
@@ -451,7 +451,7 @@ impl Daemon {
         let write = self.store.write()?;
         queries::set_archived(&write, import_id, &target.display().to_string())?;
         write.commit()?;
-        archive::archive(claimed, &target).map_err(|source| PipelineError::Read {
+        archive::archive(claimed, &target).map_err(|source| PipelineError::Move {
             path: claimed.to_path_buf(),
             source,
         })?;

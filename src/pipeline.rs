@@ -1,6 +1,7 @@
 //! One file through the whole pipeline: read → parse and validate → resolve
-//! → store the plan → apply → report. `import`, recovery and (later) the
-//! daemon all go through [`import_file`] and [`finish`].
+//! → store the plan → apply → report. `import`, `retry`, the daemon and
+//! recovery all go through [`import_path`] (one import per file, or per
+//! member of a ZIP archive) and [`finish`].
 //!
 //! Crash safety: the plan (jobs with their items, the report's draft) is
 //! committed before the first job is applied; each location's jobs commit
@@ -34,6 +35,8 @@ pub enum PipelineError {
     Read { path: PathBuf, source: io::Error },
     #[error("cannot write the report into {dir}: {source}")]
     Report { dir: PathBuf, source: io::Error },
+    #[error("cannot move {path}: {source}")]
+    Move { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The file changed while it was being read: its upload was not
