@@ -198,7 +198,7 @@ pub fn plan(
             let planned = PlannedItem {
                 row: row.number,
                 record: found[index].record,
-                item,
+                item: *item,
             };
             match groups.iter_mut().find(|(m, _)| *m == row.manufacturer_id) {
                 Some((_, items)) => items.push(planned),
@@ -338,7 +338,7 @@ fn resolve_row(
     listed: &mut HashSet<i64>,
 ) -> Result<()> {
     let mut matches: Vec<(IdKind, &str, i64)> = Vec::new();
-    for (kind, value) in IdKind::of(&row.ids) {
+    for (kind, value) in IdKind::of(row.ids()) {
         if let Some(id) = records::find(store, location, kind, value)? {
             matches.push((kind, value, id));
             listed.insert(id);
@@ -366,7 +366,7 @@ fn resolve_row(
                 ),
             )
             .at(row_place(checked, row))
-            .with_value(row.ids.describe()),
+            .with_value(row.ids().describe()),
         );
         return Ok(());
     }
@@ -443,7 +443,7 @@ fn find_duplicates(checked: &Checked, rows: &[usize], found: &mut [Found], polic
             continue;
         }
         let mut earlier: BTreeSet<usize> = BTreeSet::new();
-        let keys: Vec<(IdKind, String)> = IdKind::of(&row.ids)
+        let keys: Vec<(IdKind, String)> = IdKind::of(row.ids())
             .map(|(kind, value)| {
                 let key = if kind == IdKind::Upc {
                     gtin14(value)
@@ -465,7 +465,7 @@ fn find_duplicates(checked: &Checked, rows: &[usize], found: &mut [Found], polic
         }
         for &other in &earlier {
             let other_number = checked.rows[other].number;
-            let describe = row.ids.describe();
+            let describe = row.ids().describe();
             match policy {
                 Duplicates::LastWins => {
                     if !found[other].superseded {

@@ -29,11 +29,13 @@ pub struct CheckedRow {
     /// Index into [`Checked::locations`]; `None` when the row has none.
     pub location: Option<u32>,
     pub manufacturer_id: Option<u32>,
-    /// The identifiers the row carries, even when it is rejected: a rejected
-    /// row still counts as listed in full mode.
+    /// A rejected row's identifiers, kept because a rejected row still
+    /// counts as listed in full mode; empty for a valid row, whose
+    /// identifiers are in its item (see [`CheckedRow::ids`]).
     pub ids: Identifiers,
-    /// The item, when the row has no errors.
-    pub item: Option<Item>,
+    /// The item, when the row has no errors (boxed: most of a row's size,
+    /// and it moves into the plan).
+    pub item: Option<Box<Item>>,
     pub errors: Vec<Issue>,
     pub warnings: Vec<Issue>,
 }
@@ -41,6 +43,11 @@ pub struct CheckedRow {
 impl CheckedRow {
     pub fn is_valid(&self) -> bool {
         self.errors.is_empty()
+    }
+
+    /// The identifiers the row carries, valid or not.
+    pub fn ids(&self) -> &Identifiers {
+        self.item.as_ref().map_or(&self.ids, |item| &item.ids)
     }
 }
 

@@ -27,8 +27,9 @@ pub struct Context<'a> {
 pub struct RowResult {
     pub location: Option<String>,
     pub manufacturer_id: Option<u32>,
+    /// A rejected row's identifiers (a valid row's are in its item).
     pub ids: Identifiers,
-    pub item: Option<Item>,
+    pub item: Option<Box<Item>>,
     pub errors: Vec<Issue>,
     pub warnings: Vec<Issue>,
 }
@@ -400,14 +401,19 @@ pub fn check_row(ctx: &Context<'_>, row: &Row) -> RowResult {
         retail_price: c.number(Field::RetailPrice, true),
     };
     let attributes = c.attributes();
-    let item = match quantity {
-        Some(quantity) if c.errors.is_empty() => Some(Item {
-            ids: ids.clone(),
-            quantity,
-            optionals,
-            attributes,
-        }),
-        _ => None,
+    // A valid row's identifiers live in its item only (a file's rows are
+    // held in memory until planned: no second copy of every SKU).
+    let (ids, item) = match quantity {
+        Some(quantity) if c.errors.is_empty() => (
+            Identifiers::default(),
+            Some(Box::new(Item {
+                ids,
+                quantity,
+                optionals,
+                attributes,
+            })),
+        ),
+        _ => (ids, None),
     };
     RowResult {
         location,

@@ -158,7 +158,7 @@ fn a_valid_row_becomes_an_item_with_every_field() {
     assert_eq!(location(&checked, row), Some("11"));
     assert_eq!(row.manufacturer_id, Some(7));
     let item = row.item.as_ref().expect("valid");
-    assert_eq!(item.ids, row.ids);
+    assert_eq!(&item.ids, row.ids());
     assert_eq!(item.ids.sku.as_deref(), Some("A1"));
     assert_eq!(item.ids.part_number.as_deref(), Some("P-1"));
     assert_eq!(item.ids.upc.as_deref(), Some("036000291452"));
@@ -213,9 +213,9 @@ fn rejected_rows_keep_their_identifiers() {
     let checked = csv("store,sku,part,upc,qty\n11,A,P,036000291452,lots\n");
     let row = only_row(&checked);
     assert!(row.item.is_none());
-    assert_eq!(row.ids.sku.as_deref(), Some("A"));
-    assert_eq!(row.ids.part_number.as_deref(), Some("P"));
-    assert_eq!(row.ids.upc.as_deref(), Some("036000291452"));
+    assert_eq!(row.ids().sku.as_deref(), Some("A"));
+    assert_eq!(row.ids().part_number.as_deref(), Some("P"));
+    assert_eq!(row.ids().upc.as_deref(), Some("036000291452"));
     assert_eq!(location(&checked, row), Some("11"));
 }
 
@@ -237,7 +237,7 @@ fn missing_identifier() {
     let issue = only_error(&checked);
     assert_at(issue, Code::MissingIdentifier, 2, None, None);
     assert_says(issue, &["sku", "upc"]);
-    assert!(only_row(&checked).ids.is_empty());
+    assert!(only_row(&checked).ids().is_empty());
 }
 
 #[test]
@@ -252,7 +252,7 @@ fn missing_quantity() {
         Some("quantity"),
     );
     assert_says(issue, &["quantity"]);
-    assert_eq!(only_row(&checked).ids.sku.as_deref(), Some("A"));
+    assert_eq!(only_row(&checked).ids().sku.as_deref(), Some("A"));
 }
 
 #[test]
@@ -375,7 +375,7 @@ fn value_too_long() {
     assert_says(issue, &["256", "255"]);
     let fits = "x".repeat(255);
     let checked = csv(&format!("store,sku,qty\n11,{fits},5\n"));
-    assert_eq!(only_row(&checked).ids.sku.as_deref(), Some(fits.as_str()));
+    assert_eq!(only_row(&checked).ids().sku.as_deref(), Some(fits.as_str()));
 }
 
 #[test]
@@ -408,7 +408,7 @@ fn upc_valid_lengths_pass() {
         let checked = upc_file(&rules(), value);
         let row = only_row(&checked);
         assert!(row.errors.is_empty() && row.warnings.is_empty(), "{row:#?}");
-        assert_eq!(row.ids.upc.as_deref(), Some(value));
+        assert_eq!(row.ids().upc.as_deref(), Some(value));
     }
 }
 
@@ -437,7 +437,7 @@ fn upc_check_digit_is_an_error_when_configured() {
         Some("upc"),
     );
     assert!(row.warnings.is_empty());
-    assert_eq!(row.ids.sku.as_deref(), Some("A"));
+    assert_eq!(row.ids().sku.as_deref(), Some("A"));
 }
 
 #[test]
@@ -447,7 +447,7 @@ fn upc_check_digit_error_keeps_the_upc_as_a_listed_identifier() {
     let checked = csv_with(&rules, "store,upc,qty\n11,036000291453,5\n");
     let row = only_row(&checked);
     assert_eq!(the_error(row).code, Code::UpcCheckDigit);
-    assert_eq!(row.ids.upc.as_deref(), Some("036000291453"));
+    assert_eq!(row.ids().upc.as_deref(), Some("036000291453"));
 }
 
 #[test]
@@ -471,7 +471,7 @@ fn upc_zeros_restored() {
     assert_eq!(issue.value.as_deref(), Some("36000291452"));
     let item = row.item.as_ref().expect("a warning does not reject");
     assert_eq!(item.ids.upc.as_deref(), Some("036000291452"));
-    assert_eq!(row.ids.upc.as_deref(), Some("036000291452"));
+    assert_eq!(row.ids().upc.as_deref(), Some("036000291452"));
 }
 
 #[test]
@@ -488,7 +488,7 @@ fn missing_location() {
     );
     assert_says(issue, &["location"]);
     assert_eq!(row.location, None);
-    assert_eq!(row.ids.sku.as_deref(), Some("A"));
+    assert_eq!(row.ids().sku.as_deref(), Some("A"));
 }
 
 #[test]
@@ -731,7 +731,7 @@ fn encoding_fallback_warning() {
     let checked = check("stock.csv", b"store,sku,qty\n11,Caf\xE9,5\n", &rules());
     assert_eq!(codes(&checked.warnings), [Code::EncodingFallback]);
     assert_says(&checked.warnings[0], &["Windows-1252", "UTF-8"]);
-    assert_eq!(only_row(&checked).ids.sku.as_deref(), Some("Café"));
+    assert_eq!(only_row(&checked).ids().sku.as_deref(), Some("Café"));
 }
 
 #[test]
@@ -790,7 +790,7 @@ fn header_aliases_from_the_spec() {
         let row = only_row(&checked);
         assert_eq!(quantity(row), 5, "{header}");
         assert_eq!(location(&checked, row), Some("11"), "{header}");
-        assert_eq!(row.ids.describe(), ids.replace("X1", value), "{header}");
+        assert_eq!(row.ids().describe(), ids.replace("X1", value), "{header}");
     }
 }
 
@@ -826,7 +826,7 @@ fn configured_column_aliases() {
     assert_eq!(codes(&checked.warnings), [Code::UnknownColumn]);
     let row = only_row(&checked);
     assert_eq!(quantity(row), 5);
-    assert_eq!(row.ids.sku.as_deref(), Some("A"));
+    assert_eq!(row.ids().sku.as_deref(), Some("A"));
     assert_eq!(location(&checked, row), Some("11"));
 }
 
@@ -858,7 +858,7 @@ fn utf16le_with_byte_order_mark() {
     let bytes = utf16le("store,sku,qty\r\n11,Café,5\r\n11,B,x\r\n");
     let checked = check("stock.csv", &bytes, &rules());
     assert!(checked.warnings.is_empty(), "{:#?}", checked.warnings);
-    assert_eq!(row(&checked, 2).ids.sku.as_deref(), Some("Café"));
+    assert_eq!(row(&checked, 2).ids().sku.as_deref(), Some("Café"));
     assert_eq!(quantity(row(&checked, 2)), 5);
     assert_at(
         the_error(row(&checked, 3)),
@@ -958,8 +958,8 @@ fn tab_and_pipe_delimited_files() {
 fn one_leading_apostrophe_is_dropped() {
     let checked = csv("store,sku,part,qty\n'11,'00123,''P,'5\n");
     let row = only_row(&checked);
-    assert_eq!(row.ids.sku.as_deref(), Some("00123"));
-    assert_eq!(row.ids.part_number.as_deref(), Some("'P"));
+    assert_eq!(row.ids().sku.as_deref(), Some("00123"));
+    assert_eq!(row.ids().part_number.as_deref(), Some("'P"));
     assert_eq!(location(&checked, row), Some("11"));
     assert_eq!(quantity(row), 5);
 }
@@ -969,7 +969,7 @@ fn cells_are_trimmed() {
     let checked = csv("store,sku,qty,attributes\n  11 , A1 , 5 ,\" x ; y \"\n");
     let row = only_row(&checked);
     assert_eq!(location(&checked, row), Some("11"));
-    assert_eq!(row.ids.sku.as_deref(), Some("A1"));
+    assert_eq!(row.ids().sku.as_deref(), Some("A1"));
     let item = row.item.as_ref().expect("valid");
     assert_eq!(item.quantity, 5);
     assert_eq!(item.attributes, ["x", "y"]);
@@ -979,8 +979,8 @@ fn cells_are_trimmed() {
 fn a_blank_identifier_cell_is_absent() {
     let checked = csv("store,sku,part,qty\n11,   ,P,5\n");
     let row = only_row(&checked);
-    assert_eq!(row.ids.sku, None);
-    assert_eq!(row.ids.part_number.as_deref(), Some("P"));
+    assert_eq!(row.ids().sku, None);
+    assert_eq!(row.ids().part_number.as_deref(), Some("P"));
 }
 
 // ---------------------------------------------------------------------------
