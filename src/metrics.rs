@@ -14,27 +14,44 @@ fn epoch(rfc3339: &str) -> Option<i64> {
         .map(|t| t.timestamp())
 }
 
+/// One counter line per status (0 for a status not seen), from a
+/// `SELECT status, count(*)` query.
+fn by_status(
+    r: &impl Reader,
+    out: &mut String,
+    sql: &str,
+    metric: &str,
+    statuses: &[&str],
+) -> Result<(), StoreError> {
+    let mut stmt = r.conn().prepare(sql)?;
+    let counts = stmt
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for status in statuses {
+        let n = counts
+            .iter()
+            .find(|(s, _)| s == status)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(out, "{metric}{{status=\"{status}\"}} {n}");
+    }
+    Ok(())
+}
+
 /// The metrics in Prometheus' text format.
 pub fn render(r: &impl Reader) -> Result<String, StoreError> {
     let conn = r.conn();
     let mut out = String::new();
     out.push_str("# HELP stockdrop_files_total Files processed, by final status.\n");
     out.push_str("# TYPE stockdrop_files_total counter\n");
-    let mut stmt = conn.prepare(
-        "SELECT status, count(*) FROM imports WHERE status NOT IN ('planned', 'failing') GROUP BY status ORDER BY status",
+    by_status(
+        r,
+        &mut out,
+        "SELECT status, count(*) FROM imports WHERE status NOT IN ('planned', 'failing') GROUP BY status",
+        "stockdrop_files_total",
+        &["applied", "partial", "rejected", "duplicate", "failed"],
     )?;
-    let files = stmt
-        .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    for status in ["applied", "partial", "rejected", "duplicate", "failed"] {
-        let n = files
-            .iter()
-            .find(|(s, _)| s == status)
-            .map_or(0, |(_, n)| *n);
-        let _ = writeln!(out, "stockdrop_files_total{{status=\"{status}\"}} {n}");
-    }
     let (accepted, rejected): (i64, i64) = conn.query_row(
         "SELECT coalesce(sum(rows_accepted), 0), coalesce(sum(rows_rejected), 0) FROM imports \
          WHERE status NOT IN ('planned', 'failing', 'duplicate')",
@@ -53,20 +70,13 @@ pub fn render(r: &impl Reader) -> Result<String, StoreError> {
     );
     out.push_str("# HELP stockdrop_jobs_total Refresh jobs, by status.\n");
     out.push_str("# TYPE stockdrop_jobs_total counter\n");
-    let mut stmt =
-        conn.prepare("SELECT status, count(*) FROM jobs WHERE type = 'refresh' GROUP BY status")?;
-    let jobs = stmt
-        .query_map([], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    for status in ["pending", "success", "failed", "rejected", "reverted"] {
-        let n = jobs
-            .iter()
-            .find(|(s, _)| s == status)
-            .map_or(0, |(_, n)| *n);
-        let _ = writeln!(out, "stockdrop_jobs_total{{status=\"{status}\"}} {n}");
-    }
+    by_status(
+        r,
+        &mut out,
+        "SELECT status, count(*) FROM jobs WHERE type = 'refresh' GROUP BY status",
+        "stockdrop_jobs_total",
+        &["pending", "success", "failed", "rejected", "reverted"],
+    )?;
     let last_success: Option<String> = conn.query_row(
         "SELECT max(finished_at) FROM imports WHERE status IN ('applied', 'partial', 'duplicate')",
         [],

@@ -4,7 +4,10 @@
 
 use std::fmt::Write as _;
 
+use std::collections::BTreeMap;
+
 use super::{Entry, Report};
+use crate::issue::Code;
 
 /// How many errors and warnings the page lists (the JSON has more).
 const MAX_LISTED: usize = 1000;
@@ -88,6 +91,36 @@ fn entries_table(out: &mut String, entries: &[Entry]) {
     out.push_str("</tbody></table>\n");
 }
 
+/// A section of errors or warnings: the count per code, then the first
+/// [`MAX_LISTED`] entries. Nothing when there are none.
+fn issues_section(out: &mut String, title: &str, counts: &BTreeMap<Code, u64>, entries: &[Entry]) {
+    let total: u64 = counts.values().sum();
+    if total == 0 {
+        return;
+    }
+    let _ = write!(
+        out,
+        "<section><h2>{title} ({total})</h2><ul class=\"codes\">"
+    );
+    for (code, count) in counts {
+        let _ = write!(
+            out,
+            "<li><code>{}</code> × {count}</li>",
+            escape(code.as_str())
+        );
+    }
+    out.push_str("</ul>\n");
+    let listed = entries.len().min(MAX_LISTED);
+    if total as usize > listed {
+        let _ = writeln!(
+            out,
+            "<p>The first {listed} are listed here; the JSON report (and, for errors, the errors CSV) has more.</p>"
+        );
+    }
+    entries_table(out, entries);
+    out.push_str("</section>\n");
+}
+
 pub fn render(report: &Report) -> String {
     let (tone, message) = headline(report);
     let mut out = String::new();
@@ -144,47 +177,13 @@ pub fn render(report: &Report) -> String {
         }
         out.push_str("</tbody></table></section>\n");
     }
-    let error_total: u64 = report.error_counts.values().sum();
-    if error_total > 0 {
-        let _ = write!(
-            out,
-            "<section><h2>Errors ({error_total})</h2><ul class=\"codes\">"
-        );
-        for (code, count) in &report.error_counts {
-            let _ = write!(
-                out,
-                "<li><code>{}</code> × {count}</li>",
-                escape(code.as_str())
-            );
-        }
-        out.push_str("</ul>\n");
-        if error_total as usize > report.errors.len().min(MAX_LISTED) {
-            let _ = writeln!(
-                out,
-                "<p>The first {} are listed here; the JSON report and the errors CSV have more.</p>",
-                report.errors.len().min(MAX_LISTED)
-            );
-        }
-        entries_table(&mut out, &report.errors);
-        out.push_str("</section>\n");
-    }
-    let warning_total: u64 = report.warning_counts.values().sum();
-    if warning_total > 0 {
-        let _ = write!(
-            out,
-            "<section><h2>Warnings ({warning_total})</h2><ul class=\"codes\">"
-        );
-        for (code, count) in &report.warning_counts {
-            let _ = write!(
-                out,
-                "<li><code>{}</code> × {count}</li>",
-                escape(code.as_str())
-            );
-        }
-        out.push_str("</ul>\n");
-        entries_table(&mut out, &report.warnings);
-        out.push_str("</section>\n");
-    }
+    issues_section(&mut out, "Errors", &report.error_counts, &report.errors);
+    issues_section(
+        &mut out,
+        "Warnings",
+        &report.warning_counts,
+        &report.warnings,
+    );
     out.push_str("<footer>stockdrop</footer></body></html>\n");
     out
 }
