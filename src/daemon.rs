@@ -64,12 +64,15 @@ pub enum DaemonError {
     },
 }
 
+/// The name of the lock file in the work folder.
+pub const LOCK_FILE: &str = ".stockdrop.lock";
+
 /// Only one daemon may own a work folder: a second one would take the
 /// first one's claimed files for its own leftovers. An `flock` on a file
 /// in the work folder is released by the kernel when the process dies, so a
 /// `kill -9` never leaves it stale. One-shot commands do not take it.
 fn lock_work_folder(work: &Path) -> Result<std::fs::File, DaemonError> {
-    let path = work.join(".stockdrop.lock");
+    let path = work.join(LOCK_FILE);
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -80,7 +83,15 @@ fn lock_work_folder(work: &Path) -> Result<std::fs::File, DaemonError> {
             source,
         })?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
+        Ok(()) => {
+            // The holder's pid, for `stockdrop status` (which reads it rather
+            // than probing the lock, so it can never stop a daemon starting).
+            use std::io::Write as _;
+            let mut holder = &file;
+            let _ = file.set_len(0);
+            let _ = write!(holder, "{}", std::process::id());
+            Ok(file)
+        }
         Err(std::fs::TryLockError::WouldBlock) => Err(DaemonError::Running { path }),
         Err(std::fs::TryLockError::Error(source)) => Err(DaemonError::Lock { path, source }),
     }

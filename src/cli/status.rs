@@ -26,16 +26,24 @@ struct Status {
     last_error: Option<LastError>,
 }
 
-/// The daemon holds an flock on this file while it runs (see `daemon`).
+/// The daemon holds an flock on its lock file while it runs and writes its
+/// pid there (see `daemon`). Reading the pid and looking for that process
+/// never takes the lock, so `status` cannot stop a daemon from starting.
 fn daemon_running(config: &Config) -> bool {
-    let Ok(file) = std::fs::File::open(config.paths.work.join(".stockdrop.lock")) else {
+    let lock = config.paths.work.join(crate::daemon::LOCK_FILE);
+    let Ok(text) = std::fs::read_to_string(lock) else {
         return false;
     };
-    match file.try_lock() {
-        Ok(()) => false,
-        Err(std::fs::TryLockError::WouldBlock) => true,
-        Err(std::fs::TryLockError::Error(_)) => false,
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return false;
+    };
+    if pid == std::process::id() {
+        return false;
     }
+    // A pid left by a daemon killed with -9 may since name another process.
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|comm| comm.trim().starts_with("stockdrop"))
+        .unwrap_or(false)
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {
