@@ -264,7 +264,11 @@ pub async fn run(
         if Instant::now() >= next_rescan {
             next_rescan = Instant::now() + daemon.config.rescan_interval;
         }
-        daemon.scan()?;
+        // An inbox that cannot be listed for a moment (a network filesystem
+        // away) is tried again at the next rescan; the daemon keeps running.
+        if let Err(e) = daemon.scan() {
+            warn!(error = %e, "cannot list the inbox; trying again at the next rescan");
+        }
     }
     systemd::stopping();
     info!("stopped");
