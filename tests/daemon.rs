@@ -5,30 +5,40 @@
 //! Every wait polls with a deadline; a timeout prints the whole `var/` tree
 //! and the imports table.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::ops::Deref;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::daemon::{csv, tree, DataRoot, POLL};
 use serde_json::Value;
 use stockdrop::config::Config;
 use stockdrop::daemon::{self, DaemonError, RunOptions};
-use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 const DEADLINE: Duration = Duration::from_secs(15);
-const POLL: Duration = Duration::from_millis(20);
 const SETTLE_MS: u64 = 200;
 
 // ---------------------------------------------------------------------------
 // Helpers.
 
-/// A temporary data root: `stockdrop.toml` and everything under `var/`.
+/// A temporary data root ([`DataRoot`]): `stockdrop.toml` and everything
+/// under `var/`.
 struct Env {
-    dir: TempDir,
-    toml: PathBuf,
+    root: DataRoot,
+}
+
+impl Deref for Env {
+    type Target = DataRoot;
+
+    fn deref(&self) -> &DataRoot {
+        &self.root
+    }
 }
 
 /// One row of the `imports` table.
@@ -45,14 +55,14 @@ struct Import {
 impl Env {
     /// `watch` is added to the `[watch]` table; `rest` after it.
     fn new(watch: &str, rest: &str) -> Env {
-        let dir = temp_root();
-        let toml = dir.path().join("stockdrop.toml");
-        fs::write(
-            &toml,
-            format!("[watch]\nsettle_ms = {SETTLE_MS}\nrescan_interval_s = 1\n{watch}\n{rest}\n"),
-        )
-        .expect("write stockdrop.toml");
-        let env = Env { dir, toml };
+        let env = Env {
+            root: DataRoot::new(
+                "stockdrop-test-",
+                &format!(
+                    "[watch]\nsettle_ms = {SETTLE_MS}\nrescan_interval_s = 1\n{watch}\n{rest}\n"
+                ),
+            ),
+        };
         fs::create_dir_all(env.inbox()).expect("create inbox");
         env
     }
@@ -62,97 +72,34 @@ impl Env {
     }
 
     fn config(&self) -> Config {
-        Config::load(Some(&self.toml), None).expect("config loads")
-    }
-
-    fn var(&self) -> PathBuf {
-        self.dir.path().join("var")
-    }
-    fn inbox(&self) -> PathBuf {
-        self.var().join("inbox")
-    }
-    fn work(&self) -> PathBuf {
-        self.var().join("work")
-    }
-    fn outbox(&self) -> PathBuf {
-        self.var().join("outbox")
-    }
-    fn archive_today(&self) -> PathBuf {
-        self.var().join("archive").join(today())
-    }
-    fn failed_today(&self) -> PathBuf {
-        self.var().join("failed").join(today())
-    }
-
-    /// Writes a file into the inbox under a hidden name, then renames it.
-    fn drop_file(&self, name: &str, content: &str) -> PathBuf {
-        let tmp = self.inbox().join(format!(".{name}.uploading"));
-        fs::write(&tmp, content).expect("write upload");
-        let path = self.inbox().join(name);
-        fs::rename(&tmp, &path).expect("rename upload");
-        path
-    }
-
-    /// Non-hidden entries of a directory, sorted; empty when it is missing.
-    fn names(&self, dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = match fs::read_dir(dir) {
-            Ok(rd) => rd
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.'))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        names.sort();
-        names
+        Config::load(Some(&self.config_path()), None).expect("config loads")
     }
 
     fn work_is_empty(&self) -> bool {
         self.names(&self.work()).is_empty()
     }
 
-    fn db(&self) -> Option<rusqlite::Connection> {
-        let path = self.var().join("stockdrop.db");
-        if !path.exists() {
-            return None;
-        }
-        let conn = rusqlite::Connection::open_with_flags(
-            &path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .ok()?;
-        conn.busy_timeout(Duration::from_secs(5)).ok()?;
-        Some(conn)
-    }
-
     /// The imports table, oldest first; empty before the store exists.
     fn imports(&self) -> Vec<Import> {
-        let Some(conn) = self.db() else {
-            return Vec::new();
-        };
-        let Ok(mut stmt) = conn.prepare(
+        self.rows(
             "SELECT id, file, status, duplicate_of, rows_total, archived_path \
              FROM imports ORDER BY id",
-        ) else {
-            return Vec::new();
-        };
-        stmt.query_map([], |r| {
-            Ok(Import {
-                id: r.get(0)?,
-                file: r.get(1)?,
-                status: r.get(2)?,
-                duplicate_of: r.get(3)?,
-                rows_total: r.get(4)?,
-                archived_path: r.get(5)?,
-            })
-        })
-        .and_then(|rows| rows.collect())
-        .unwrap_or_default()
+            |r| {
+                Ok(Import {
+                    id: r.get(0)?,
+                    file: r.get(1)?,
+                    status: r.get(2)?,
+                    duplicate_of: r.get(3)?,
+                    rows_total: r.get(4)?,
+                    archived_path: r.get(5)?,
+                })
+            },
+        )
     }
 
     /// The single integer a query returns (0 before the store exists).
     fn count(&self, sql: &str) -> i64 {
-        self.db()
+        self.read_store()
             .and_then(|c| c.query_row(sql, [], |r| r.get(0)).ok())
             .unwrap_or(0)
     }
@@ -180,33 +127,9 @@ impl Env {
         serde_json::from_str(&text).expect("report is JSON")
     }
 
-    /// The `var/` tree and the imports table, for failure messages.
+    /// The `var/` tree (or, past 60 files, a count per folder) and the
+    /// imports table, for failure messages.
     fn describe(&self) -> String {
-        fn walk(dir: &Path, depth: usize, out: &mut String) {
-            let mut entries: Vec<_> = match fs::read_dir(dir) {
-                Ok(rd) => rd.filter_map(Result::ok).collect(),
-                Err(_) => return,
-            };
-            entries.sort_by_key(|e| e.file_name());
-            for e in entries {
-                let meta = fs::symlink_metadata(e.path()).ok();
-                let kind = match &meta {
-                    Some(m) if m.is_dir() => "/".to_string(),
-                    Some(m) if m.file_type().is_symlink() => " -> (link)".to_string(),
-                    Some(m) if m.is_file() => format!(" ({} bytes)", m.len()),
-                    _ => " (special)".to_string(),
-                };
-                let _ = writeln!(
-                    out,
-                    "{}{}{kind}",
-                    "  ".repeat(depth),
-                    e.file_name().to_string_lossy()
-                );
-                if meta.is_some_and(|m| m.is_dir()) {
-                    walk(&e.path(), depth + 1, out);
-                }
-            }
-        }
         let mut out = String::from("--- var/ ---\n");
         let var = self.var();
         let files = [self.inbox(), self.work(), self.outbox()]
@@ -218,7 +141,7 @@ impl Env {
                 let _ = writeln!(out, "{dir}: {} entries", self.names(&var.join(dir)).len());
             }
         } else {
-            walk(&var, 0, &mut out);
+            out.push_str(&tree(&var, true));
         }
         let imports = self.imports();
         let _ = writeln!(out, "--- imports ({}) ---", imports.len());
@@ -311,39 +234,6 @@ impl Running {
             ),
         }
     }
-}
-
-/// A temporary directory, in RAM when `/dev/shm` is usable: the daemon
-/// fsyncs every step, which on a disk makes a burst of files slow without
-/// testing anything more (a killed process loses nothing that is in the
-/// page cache).
-fn temp_root() -> TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::Builder::new()
-            .prefix("stockdrop-test-")
-            .tempdir_in(shm)
-        {
-            return dir;
-        }
-    }
-    tempfile::tempdir().expect("temp dir")
-}
-
-fn today() -> String {
-    chrono::Utc::now()
-        .date_naive()
-        .format("%Y-%m-%d")
-        .to_string()
-}
-
-/// A CSV of `(location, sku, quantity)` rows.
-fn csv(rows: &[(&str, &str, u32)]) -> String {
-    let mut out = String::from("location,sku,quantity\n");
-    for (location, sku, quantity) in rows {
-        let _ = writeln!(out, "{location},{sku},{quantity}");
-    }
-    out
 }
 
 /// Asserts the one import of `file` was applied, its original archived as

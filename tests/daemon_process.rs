@@ -7,29 +7,38 @@
 //! Every wait polls with a deadline; a timeout prints the `var/` tree, the
 //! store and the daemon's logs.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
+use std::ops::Deref;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::daemon::{
+    csv, signal, today, tree, wait_until, write_tail, Daemon, DataRoot, Describe, BIN, FAST_WATCH,
+};
 use serde_json::Value;
-use tempfile::TempDir;
 
 const DEADLINE: Duration = Duration::from_secs(15);
-const POLL: Duration = Duration::from_millis(20);
-const BIN: &str = env!("CARGO_BIN_EXE_stockdrop");
 
 // ---------------------------------------------------------------------------
 // Helpers.
 
-/// A temporary data root: `stockdrop.toml`, `var/`, and the daemon's logs.
+/// A temporary data root ([`DataRoot`]) with its inbox, and what this file
+/// reads from its store.
 struct Env {
-    dir: TempDir,
-    toml: PathBuf,
-    runs: std::cell::Cell<usize>,
+    root: DataRoot,
+}
+
+impl Deref for Env {
+    type Target = DataRoot;
+
+    fn deref(&self) -> &DataRoot {
+        &self.root
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -50,106 +59,40 @@ struct Job {
     status: String,
 }
 
-/// A running `stockdrop run`; killed if dropped while still running.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 impl Env {
     fn new(config: &str) -> Env {
-        let dir = temp_root();
-        let toml = dir.path().join("stockdrop.toml");
         let env = Env {
-            dir,
-            toml,
-            runs: std::cell::Cell::new(0),
+            root: DataRoot::new("stockdrop-test-", config),
         };
-        env.write_config(config);
         fs::create_dir_all(env.inbox()).expect("create inbox");
         env
     }
 
-    fn write_config(&self, config: &str) {
-        fs::write(&self.toml, config).expect("write stockdrop.toml");
-    }
-
-    fn var(&self) -> PathBuf {
-        self.dir.path().join("var")
-    }
-    fn inbox(&self) -> PathBuf {
-        self.var().join("inbox")
-    }
-    fn work(&self) -> PathBuf {
-        self.var().join("work")
-    }
-    fn outbox(&self) -> PathBuf {
-        self.var().join("outbox")
-    }
-    fn archive_today(&self) -> PathBuf {
-        self.var().join("archive").join(today())
-    }
-
-    /// Writes a file into the inbox under a hidden name, then renames it.
-    fn drop_file(&self, name: &str, content: &str) {
-        let tmp = self.inbox().join(format!(".{name}.uploading"));
-        fs::write(&tmp, content).expect("write upload");
-        fs::rename(&tmp, self.inbox().join(name)).expect("rename upload");
-    }
-
-    /// Non-hidden entries of a directory, sorted; empty when it is missing.
-    fn names(&self, dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = match fs::read_dir(dir) {
-            Ok(rd) => rd
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.'))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        names.sort();
-        names
-    }
-
-    /// Starts `stockdrop run`, optionally aborting at a crash point.
+    /// Starts `stockdrop run`, optionally aborting at a crash point; its
+    /// output goes to `run-<n>.log`.
     fn start(&self, crash_at: Option<&str>) -> Daemon {
-        let n = self.runs.get() + 1;
-        self.runs.set(n);
-        let log = self.dir.path().join(format!("run-{n}.log"));
-        let out = fs::File::create(&log).expect("create log");
-        let err = out.try_clone().expect("clone log");
+        let n = self.next_run();
+        let log = self.path().join(format!("run-{n}.log"));
         let mut command = Command::new(BIN);
         command
             .arg("--config")
-            .arg(&self.toml)
+            .arg(self.config_path())
             .arg("run")
             .env_remove("STOCKDROP_CRASH_AT")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
+            .stdin(Stdio::null());
         if let Some(point) = crash_at {
             command.env("STOCKDROP_CRASH_AT", point);
         }
-        let child = command.spawn().expect("start stockdrop run");
-        Daemon { child, log }
+        Daemon::spawn_logged(command, log)
     }
 
     /// Runs a listing command of the binary and parses its JSON.
     fn cli_json(&self, args: &[&str]) -> Value {
         let out = Command::new(BIN)
             .arg("--config")
-            .arg(&self.toml)
+            .arg(self.config_path())
             .args(args)
             .env_remove("STOCKDROP_CRASH_AT")
             .output()
@@ -161,37 +104,6 @@ impl Env {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).expect("JSON output")
-    }
-
-    fn db(&self) -> Option<rusqlite::Connection> {
-        let path = self.var().join("stockdrop.db");
-        if !path.exists() {
-            return None;
-        }
-        let conn = rusqlite::Connection::open_with_flags(
-            &path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .ok()?;
-        conn.busy_timeout(Duration::from_secs(5)).ok()?;
-        Some(conn)
-    }
-
-    /// Rows of a query; empty when the store (or the table) is not there.
-    fn rows<T>(
-        &self,
-        sql: &str,
-        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> Vec<T> {
-        let Some(conn) = self.db() else {
-            return Vec::new();
-        };
-        let Ok(mut stmt) = conn.prepare(sql) else {
-            return Vec::new();
-        };
-        stmt.query_map([], map)
-            .and_then(|rows| rows.collect())
-            .unwrap_or_default()
     }
 
     fn imports(&self) -> Vec<Import> {
@@ -256,68 +168,11 @@ impl Env {
             .collect()
     }
 
-    /// The `var/` tree, the store and the logs, for failure messages.
-    fn describe(&self) -> String {
-        fn walk(dir: &Path, depth: usize, out: &mut String) {
-            let mut entries: Vec<_> = match fs::read_dir(dir) {
-                Ok(rd) => rd.filter_map(Result::ok).collect(),
-                Err(_) => return,
-            };
-            entries.sort_by_key(|e| e.file_name());
-            for e in entries {
-                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-                let _ = writeln!(
-                    out,
-                    "{}{}{}",
-                    "  ".repeat(depth),
-                    e.file_name().to_string_lossy(),
-                    if is_dir { "/" } else { "" }
-                );
-                if is_dir {
-                    walk(&e.path(), depth + 1, out);
-                }
-            }
-        }
-        let mut out = String::from("--- var/ ---\n");
-        walk(&self.var(), 0, &mut out);
-        let _ = writeln!(out, "--- imports ---");
-        for i in self.imports() {
-            let _ = writeln!(out, "{i:?}");
-        }
-        let _ = writeln!(out, "--- jobs ---");
-        for j in self.jobs() {
-            let _ = writeln!(out, "{j:?}");
-        }
-        for n in 1..=self.runs.get() {
-            let log = self.dir.path().join(format!("run-{n}.log"));
-            let text = fs::read_to_string(&log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(25)..];
-            let _ = writeln!(out, "--- run {n} log (last {} lines) ---", tail.len());
-            for line in tail {
-                let _ = writeln!(out, "{line}");
-            }
-        }
-        out
-    }
-
     /// Polls `cond` every 20 ms until it holds; fails after `deadline` with
     /// the state of the data root.
     #[track_caller]
-    fn wait_for(&self, deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-        let start = Instant::now();
-        loop {
-            if cond() {
-                return;
-            }
-            if start.elapsed() >= deadline {
-                panic!(
-                    "timed out after {deadline:?} waiting for {what}\n{}",
-                    self.describe()
-                );
-            }
-            std::thread::sleep(POLL);
-        }
+    fn wait_for(&self, deadline: Duration, what: &str, cond: impl FnMut() -> bool) {
+        wait_until(self, deadline, what, cond);
     }
 
     /// Every one of `files` has a finished import, its original has left
@@ -342,98 +197,28 @@ impl Env {
     }
 }
 
-impl Daemon {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
+impl Describe for Env {
+    const DEADLINE: Duration = DEADLINE;
 
-    /// Waits for the process to exit by itself.
-    #[track_caller]
-    fn wait_exit(&mut self, env: &Env, deadline: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if start.elapsed() >= deadline {
-                panic!(
-                    "stockdrop run (pid {}) did not exit within {deadline:?}\n{}",
-                    self.pid(),
-                    env.describe()
-                );
-            }
-            std::thread::sleep(POLL);
+    /// The `var/` tree, the store and the logs, for failure messages.
+    fn describe(&self) -> String {
+        let mut out = String::from("--- var/ ---\n");
+        out.push_str(&tree(&self.var(), false));
+        let _ = writeln!(out, "--- imports ---");
+        for i in self.imports() {
+            let _ = writeln!(out, "{i:?}");
         }
-    }
-
-    /// Waits until the daemon watches the inbox: its signal handlers are
-    /// installed by then (a SIGTERM before that kills it like any process).
-    #[track_caller]
-    fn wait_ready(&self, env: &Env) {
-        env.wait_for(DEADLINE, "the daemon to log \"watching the inbox\"", || {
-            self.log().contains("watching the inbox")
-        });
-    }
-
-    /// Sends SIGTERM once the daemon is ready, and waits for the exit.
-    #[track_caller]
-    fn terminate(&mut self, env: &Env) -> ExitStatus {
-        self.wait_ready(env);
-        signal(self.pid(), "TERM");
-        self.wait_exit(env, DEADLINE)
-    }
-
-    /// SIGKILL, as `kill -9`.
-    fn kill(&mut self) {
-        signal(self.pid(), "KILL");
-        let _ = self.child.wait();
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{name}"), pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{name} {pid} failed");
-}
-
-/// A temporary directory, in RAM when `/dev/shm` is usable (the daemon
-/// fsyncs every step; a killed process loses nothing in the page cache).
-fn temp_root() -> TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::Builder::new()
-            .prefix("stockdrop-test-")
-            .tempdir_in(shm)
-        {
-            return dir;
+        let _ = writeln!(out, "--- jobs ---");
+        for j in self.jobs() {
+            let _ = writeln!(out, "{j:?}");
         }
+        for n in 1..=self.runs() {
+            let log = self.path().join(format!("run-{n}.log"));
+            write_tail(&mut out, &format!("run {n} log"), &log, 25);
+        }
+        out
     }
-    tempfile::tempdir().expect("temp dir")
 }
-
-fn today() -> String {
-    chrono::Utc::now()
-        .date_naive()
-        .format("%Y-%m-%d")
-        .to_string()
-}
-
-/// A CSV of `(location, sku, quantity)` rows.
-fn csv(rows: &[(&str, &str, i64)]) -> String {
-    let mut out = String::from("location,sku,quantity\n");
-    for (location, sku, quantity) in rows {
-        let _ = writeln!(out, "{location},{sku},{quantity}");
-    }
-    out
-}
-
-const FAST_WATCH: &str = "[watch]\nsettle_ms = 200\nrescan_interval_s = 1\n";
 
 /// What a file sets: (location, sku, quantity) per row.
 type Rows = Vec<(String, String, i64)>;
@@ -587,7 +372,7 @@ fn sighup_reloads_the_config_and_keeps_the_old_one_when_invalid() {
     daemon.wait_ready(&env);
 
     // Invalid: the old config stays, and the daemon keeps running.
-    env.write_config(&format!("{FAST_WATCH}[import]\nitems_per_job = 0\n"));
+    env.set_config(&format!("{FAST_WATCH}[import]\nitems_per_job = 0\n"));
     signal(daemon.pid(), "HUP");
     env.wait_for(DEADLINE, "the invalid config to be refused", || {
         daemon.log().contains("keeping the old one")
@@ -597,7 +382,7 @@ fn sighup_reloads_the_config_and_keeps_the_old_one_when_invalid() {
     env.wait_for(DEADLINE, "a.csv to be finished", || env.all_done(&a));
 
     // Valid: one item per job from now on.
-    env.write_config(&format!("{FAST_WATCH}[import]\nitems_per_job = 1\n"));
+    env.set_config(&format!("{FAST_WATCH}[import]\nitems_per_job = 1\n"));
     signal(daemon.pid(), "HUP");
     env.wait_for(DEADLINE, "the new config to be loaded", || {
         daemon.log().contains("configuration reloaded")
@@ -627,7 +412,7 @@ fn run_once_processes_the_inbox_and_exits_0() {
     env.drop_file("one.csv", &csv(&[("11", "A", 1)]));
     let out = Command::new(BIN)
         .arg("--config")
-        .arg(&env.toml)
+        .arg(env.config_path())
         .args(["run", "--once"])
         .env_remove("STOCKDROP_CRASH_AT")
         .stdin(Stdio::null())
@@ -755,7 +540,7 @@ fn crash_and_recover(point: &str) {
     }
 
     // A new plan would now be six jobs of one item.
-    env.write_config(&format!(
+    env.set_config(&format!(
         "{FAST_WATCH}[import]\nitems_per_job = 1\non_error = \"reject-file\"\n"
     ));
     let mut daemon = env.start(None);

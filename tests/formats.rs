@@ -83,13 +83,6 @@ fn zip_with(members: &[(&str, &[u8])], method: CompressionMethod) -> Vec<u8> {
     writer.finish().expect("finish the archive").into_inner()
 }
 
-/// Writes raw bytes into the root.
-fn write_bytes(env: &Env, name: &str, bytes: &[u8]) -> PathBuf {
-    let path = env.root().join(name);
-    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    path
-}
-
 /// A committed fixture from `tests/fixtures/`.
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -924,8 +917,7 @@ fn zip_members_are_imported_each_with_its_own_report() {
     let env = Env::new();
     let a = stock_csv(&[("11", "A", "1"), ("11", "B", "2")]);
     let b = stock_csv(&[("12", "C", "3")]);
-    write_bytes(
-        &env,
+    env.write_bytes(
         "stores.zip",
         &zip_of(&[("a.csv", a.as_bytes()), ("b.csv", b.as_bytes())]),
     );
@@ -960,11 +952,7 @@ fn zip_members_are_imported_each_with_its_own_report() {
 fn zip_member_path_cannot_put_a_report_outside_the_outbox() {
     let env = Env::new();
     let text = stock_csv(&[("11", "E", "4")]);
-    write_bytes(
-        &env,
-        "evil.zip",
-        &zip_of(&[("../../evil.csv", text.as_bytes())]),
-    );
+    env.write_bytes("evil.zip", &zip_of(&[("../../evil.csv", text.as_bytes())]));
     let run = env.import(&["evil.zip"]);
     run.code(0);
     let report = run.report();
@@ -993,8 +981,7 @@ fn nested_zip_member_is_unsupported() {
     let env = Env::new();
     let inner = zip_of(&[("c.csv", stock_csv(&[("13", "C", "1")]).as_bytes())]);
     let a = stock_csv(&[("11", "A", "1")]);
-    write_bytes(
-        &env,
+    env.write_bytes(
         "outer.zip",
         &zip_of(&[("a.csv", a.as_bytes()), ("inner.zip", &inner)]),
     );
@@ -1025,7 +1012,7 @@ fn encrypted_zip_member_is_unsupported() {
         RawMember::stored("secret.csv", secret.as_bytes()).encrypted(),
         RawMember::stored("open.csv", open.as_bytes()),
     ]);
-    write_bytes(&env, "locked.zip", &bytes);
+    env.write_bytes("locked.zip", &bytes);
     let run = env.import(&["locked.zip"]);
     run.code(1);
     let reports = run.json_lines();
@@ -1056,11 +1043,7 @@ fn zip_with_more_than_1000_members_is_too_large() {
         .iter()
         .map(|n| (n.as_str(), text.as_bytes()))
         .collect();
-    write_bytes(
-        &env,
-        "many.zip",
-        &zip_with(&members, CompressionMethod::Stored),
-    );
+    env.write_bytes("many.zip", &zip_with(&members, CompressionMethod::Stored));
     let run = env.import(&["many.zip"]);
     run.code(1);
     let reports = run.json_lines();
@@ -1078,7 +1061,7 @@ fn zip_past_max_unzipped_bytes_is_too_large() {
         text.push_str(&format!("11,SKU{i:05},1\n"));
     }
     assert!(text.len() > 4096);
-    write_bytes(&env, "big.zip", &zip_of(&[("big.csv", text.as_bytes())]));
+    env.write_bytes("big.zip", &zip_of(&[("big.csv", text.as_bytes())]));
     let run = env.import(&["big.zip"]);
     run.code(1);
     let report = run.report();
@@ -1102,8 +1085,7 @@ fn zip_of_a_workbook_and_a_json_body_imports_each() {
     .expect("write sheet");
     let xlsx_bytes = workbook.save_to_buffer().expect("workbook bytes");
     let body = json!({"locationName": "12", "items": [{"sku": "J", "quantity": "3"}]}).to_string();
-    write_bytes(
-        &env,
+    env.write_bytes(
         "mixed.zip",
         &zip_of(&[
             ("exports/store11.xlsx", &xlsx_bytes),
@@ -1134,8 +1116,7 @@ fn zip_of_a_workbook_and_a_json_body_imports_each() {
 #[test]
 fn zip_without_stock_files_gets_one_report() {
     let env = Env::new();
-    write_bytes(
-        &env,
+    env.write_bytes(
         "docs.zip",
         &zip_of(&[
             ("notes.pdf", b"%PDF-1.4 not stock"),
@@ -1163,7 +1144,7 @@ fn zip_member_larger_than_its_header_says_is_refused() {
         size: 100,
         data,
     };
-    write_bytes(&env, "liar.zip", &raw_zip(&[liar]));
+    env.write_bytes("liar.zip", &raw_zip(&[liar]));
     let run = env.import(&["liar.zip"]);
     run.code(1);
     let report = run.report();
@@ -1208,7 +1189,7 @@ fn encrypted_member_in_a_workbook_is_unsupported() {
             member
         });
     }
-    write_bytes(&env, "locked.xlsx", &raw_zip(&members));
+    env.write_bytes("locked.xlsx", &raw_zip(&members));
     let run = env.import(&["locked.xlsx"]);
     run.code(1);
     file_error(&run.report(), "unsupported-format");
@@ -1224,7 +1205,7 @@ fn zip_member_over_max_file_bytes_is_too_large() {
     let small = stock_csv(&[("12", "A", "1")]);
     let bytes = zip_of(&[("big.csv", big.as_bytes()), ("small.csv", small.as_bytes())]);
     assert!(bytes.len() < 2000, "the archive itself is within the limit");
-    write_bytes(&env, "members.zip", &bytes);
+    env.write_bytes("members.zip", &bytes);
     let run = env.import(&["members.zip"]);
     run.code(1);
     let reports = run.json_lines();
@@ -1503,7 +1484,7 @@ fn expect_bomb_refused(env: &Env, name: &str) {
 #[test]
 fn zip_bomb_is_refused_quickly() {
     let env = Env::new();
-    write_bytes(&env, "bomb.zip", &bomb(&[]));
+    env.write_bytes("bomb.zip", &bomb(&[]));
     expect_bomb_refused(&env, "bomb.zip");
 }
 
@@ -1512,8 +1493,7 @@ fn zip_bomb_named_xlsx_is_refused_quickly() {
     let env = Env::new();
     let workbook_xml: &[u8] = b"<?xml version=\"1.0\"?><workbook/>";
     let types: &[u8] = b"<?xml version=\"1.0\"?><Types/>";
-    write_bytes(
-        &env,
+    env.write_bytes(
         "bomb.xlsx",
         &bomb(&[
             ("[Content_Types].xml", types),
@@ -1589,8 +1569,7 @@ fn validate_prints_one_report_per_zip_member_and_writes_nothing() {
     let env = Env::new();
     let a = stock_csv(&[("11", "A", "1")]);
     let b = stock_csv(&[("12", "B", "x")]);
-    write_bytes(
-        &env,
+    env.write_bytes(
         "check.zip",
         &zip_of(&[("a.csv", a.as_bytes()), ("b.csv", b.as_bytes())]),
     );

@@ -11,96 +11,49 @@
 
 mod common;
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{array, expect_quantities, quantities, Run};
+use common::daemon::{
+    csv, days_ago, temp_root, today, tree, wait_until, write_tail, Daemon, DataRoot, Describe, BIN,
+    FAST_WATCH, POLL,
+};
+use common::{array, expect_quantities, quantities, Listings, Run};
 use serde_json::Value;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_stockdrop");
 /// How long any wait (a command, the daemon, a file appearing) may take.
 const DEADLINE: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(20);
-/// Files are ready 200 ms after they stop changing; a rescan every second.
-const FAST_WATCH: &str = "[watch]\nsettle_ms = 200\nrescan_interval_s = 1\n";
 
 // ---------------------------------------------------------------------------
 // Helpers.
 
-/// A temporary data root: `stockdrop.toml`, `var/`, command outputs and
-/// the daemon's logs.
+/// A temporary data root ([`DataRoot`]): `stockdrop.toml`, `var/`, command
+/// outputs and the daemon's logs.
 struct Root {
-    dir: TempDir,
-    /// Numbering for output and log files.
-    runs: Cell<usize>,
+    root: DataRoot,
 }
 
-/// A running `stockdrop run`; killed if dropped while still running.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
+impl Deref for Root {
+    type Target = DataRoot;
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    fn deref(&self) -> &DataRoot {
+        &self.root
     }
 }
 
 impl Root {
     fn new(config: &str) -> Root {
-        let root = Root {
-            dir: temp_root(),
-            runs: Cell::new(0),
-        };
-        root.set_config(config);
-        root
+        Root {
+            root: DataRoot::new("stockdrop-ops-", config),
+        }
     }
 
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.path().join("stockdrop.toml")
-    }
-
-    fn set_config(&self, toml: &str) {
-        fs::write(self.config_path(), toml).expect("write stockdrop.toml");
-    }
-
-    fn var(&self) -> PathBuf {
-        self.path().join("var")
-    }
-    fn inbox(&self) -> PathBuf {
-        self.var().join("inbox")
-    }
-    fn work(&self) -> PathBuf {
-        self.var().join("work")
-    }
-    fn outbox(&self) -> PathBuf {
-        self.var().join("outbox")
-    }
-    fn archive_today(&self) -> PathBuf {
-        self.var().join("archive").join(today())
-    }
-    fn failed_today(&self) -> PathBuf {
-        self.var().join("failed").join(today())
-    }
-    fn database(&self) -> PathBuf {
-        self.var().join("stockdrop.db")
-    }
-
-    /// Writes a file into the root; returns its path.
+    /// Writes a file into the root, creating its folder; returns its path.
     fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.path().join(name);
         if let Some(parent) = path.parent() {
@@ -110,19 +63,11 @@ impl Root {
         path
     }
 
-    /// Writes a file into the inbox under a hidden name, then renames it,
-    /// as a careful uploader does.
+    /// [`DataRoot::drop_file`], creating the inbox first (the daemon may
+    /// not have run yet).
     fn drop_file(&self, name: &str, text: &str) {
         fs::create_dir_all(self.inbox()).expect("create inbox");
-        let tmp = self.inbox().join(format!(".{name}.uploading"));
-        fs::write(&tmp, text).expect("write upload");
-        fs::rename(&tmp, self.inbox().join(name)).expect("rename upload");
-    }
-
-    fn next_run(&self) -> usize {
-        let n = self.runs.get() + 1;
-        self.runs.set(n);
-        n
+        self.root.drop_file(name, text);
     }
 
     /// `stockdrop --config <root>/stockdrop.toml ARGS`, in the root, with
@@ -191,16 +136,13 @@ impl Root {
             }
             std::thread::sleep(POLL);
         };
-        Run {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            code: status.code(),
-            stdout: fs::read_to_string(out).unwrap_or_default(),
-            stderr: fs::read_to_string(err).unwrap_or_default(),
-        }
+        Run::new(
+            env,
+            args,
+            status.code(),
+            fs::read_to_string(out).unwrap_or_default(),
+            fs::read_to_string(err).unwrap_or_default(),
+        )
     }
 
     /// Runs a one-shot command to its end (or the deadline).
@@ -211,38 +153,8 @@ impl Root {
     }
 
     #[track_caller]
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_with(&[], args)
-    }
-
-    /// A command with `--json`, expecting exit code 0; its stdout parsed.
-    #[track_caller]
-    fn listing(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let run = self.run(&all);
-        run.code(0);
-        run.json()
-    }
-
-    #[track_caller]
     fn stock(&self) -> Vec<Value> {
         array(self.listing(&["stock"]))
-    }
-
-    #[track_caller]
-    fn jobs(&self) -> Vec<Value> {
-        array(self.listing(&["jobs", "--limit", "10000"]))
-    }
-
-    #[track_caller]
-    fn job(&self, id: i64) -> Value {
-        self.listing(&["job", &id.to_string()])
-    }
-
-    #[track_caller]
-    fn imports(&self) -> Vec<Value> {
-        array(self.listing(&["imports"]))
     }
 
     #[track_caller]
@@ -278,146 +190,23 @@ impl Root {
     fn start(&self) -> Daemon {
         let n = self.next_run();
         let log = self.path().join(format!("run-{n}.log"));
-        let out = fs::File::create(&log).expect("create log");
-        let err = out.try_clone().expect("clone log");
-        let child = self
-            .command(&[], &["run"])
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start stockdrop run");
-        Daemon { child, log }
-    }
-
-    /// Non-hidden entries of a directory, sorted; empty when it is missing.
-    fn names(&self, dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = match fs::read_dir(dir) {
-            Ok(rd) => rd
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| !n.starts_with('.'))
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        names.sort();
-        names
-    }
-
-    /// The `var/` tree, the imports and every log and command output, for
-    /// failure messages.
-    fn describe(&self) -> String {
-        fn walk(dir: &Path, depth: usize, out: &mut String) {
-            let mut entries: Vec<_> = match fs::read_dir(dir) {
-                Ok(rd) => rd.filter_map(Result::ok).collect(),
-                Err(_) => return,
-            };
-            entries.sort_by_key(|e| e.file_name());
-            for e in entries {
-                let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-                let _ = writeln!(
-                    out,
-                    "{}{}{}",
-                    "  ".repeat(depth),
-                    e.file_name().to_string_lossy(),
-                    if is_dir { "/" } else { "" }
-                );
-                if is_dir {
-                    walk(&e.path(), depth + 1, out);
-                }
-            }
-        }
-        let mut out = String::from("--- root ---\n");
-        walk(self.path(), 0, &mut out);
-        if let Ok(conn) = rusqlite::Connection::open_with_flags(
-            self.database(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        ) {
-            let _ = writeln!(out, "--- imports ---");
-            if let Ok(mut stmt) =
-                conn.prepare("SELECT id, file, status, archived_path FROM imports ORDER BY id")
-            {
-                let rows = stmt.query_map([], |r| {
-                    Ok(format!(
-                        "{} {} {} {:?}",
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, Option<String>>(3)?
-                    ))
-                });
-                if let Ok(rows) = rows {
-                    for row in rows.flatten() {
-                        let _ = writeln!(out, "{row}");
-                    }
-                }
-            }
-        }
-        let mut logs: Vec<PathBuf> = fs::read_dir(self.path())
-            .map(|rd| {
-                rd.filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| {
-                        let name = p.file_name().unwrap_or_default().to_string_lossy();
-                        name.starts_with("run-") || name.starts_with("cmd-")
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        logs.sort();
-        for log in logs {
-            let text = fs::read_to_string(&log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(30)..];
-            let _ = writeln!(
-                out,
-                "--- {} (last {} lines) ---",
-                log.file_name().unwrap_or_default().to_string_lossy(),
-                tail.len()
-            );
-            for line in tail {
-                let _ = writeln!(out, "{line}");
-            }
-        }
-        out
+        Daemon::spawn_logged(self.command(&[], &["run"]), log)
     }
 
     /// Polls `cond` until it holds; fails after the deadline with the
     /// state of the root.
     #[track_caller]
-    fn wait_for(&self, what: &str, mut cond: impl FnMut() -> bool) {
-        let start = Instant::now();
-        loop {
-            if cond() {
-                return;
-            }
-            if start.elapsed() >= DEADLINE {
-                panic!(
-                    "timed out after {DEADLINE:?} waiting for {what}\n{}",
-                    self.describe()
-                );
-            }
-            std::thread::sleep(POLL);
-        }
+    fn wait_for(&self, what: &str, cond: impl FnMut() -> bool) {
+        wait_until(self, DEADLINE, what, cond);
     }
 
     /// Imports that have finished (not `planned`), read from the store
     /// directly so that polling does not start a process each time.
     fn finished_imports(&self) -> Vec<(i64, String, String)> {
-        let Ok(conn) = rusqlite::Connection::open_with_flags(
-            self.database(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        ) else {
-            return Vec::new();
-        };
-        let _ = conn.busy_timeout(Duration::from_secs(5));
-        let Ok(mut stmt) = conn.prepare(
+        self.rows(
             "SELECT id, file, status FROM imports WHERE status NOT IN ('planned', 'failing') ORDER BY id",
-        ) else {
-            return Vec::new();
-        };
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .and_then(|rows| rows.collect())
-            .unwrap_or_default()
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
 
     /// Every one of `files` has a finished import and has left the inbox
@@ -440,81 +229,58 @@ impl Root {
     }
 }
 
-impl Daemon {
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the daemon watches the inbox (its signal handlers are
-    /// installed and it holds the lock by then).
+impl Listings for Root {
+    /// Runs a one-shot command to its end (or the deadline).
     #[track_caller]
-    fn wait_ready(&self, root: &Root) {
-        root.wait_for("the daemon to log \"watching the inbox\"", || {
-            self.log().contains("watching the inbox")
-        });
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with(&[], args)
     }
+}
 
-    /// Sends SIGTERM once the daemon is ready, and waits for its exit.
-    #[track_caller]
-    fn terminate(&mut self, root: &Root) -> ExitStatus {
-        self.wait_ready(root);
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
+impl Describe for Root {
+    const DEADLINE: Duration = DEADLINE;
+
+    /// The root's tree, the imports and every log and command output, for
+    /// failure messages.
+    fn describe(&self) -> String {
+        let mut out = String::from("--- root ---\n");
+        out.push_str(&tree(self.path(), false));
+        if self.database().exists() {
+            let _ = writeln!(out, "--- imports ---");
+            let rows = self.rows(
+                "SELECT id, file, status, archived_path FROM imports ORDER BY id",
+                |r| {
+                    Ok(format!(
+                        "{} {} {} {:?}",
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?
+                    ))
+                },
+            );
+            for row in rows {
+                let _ = writeln!(out, "{row}");
             }
-            if start.elapsed() >= DEADLINE {
-                panic!(
-                    "stockdrop run did not exit after SIGTERM\n{}",
-                    root.describe()
-                );
-            }
-            std::thread::sleep(POLL);
         }
-    }
-}
-
-/// A temporary directory, in RAM when `/dev/shm` is usable (the daemon and
-/// the store fsync every step).
-fn temp_root() -> TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::Builder::new()
-            .prefix("stockdrop-ops-")
-            .tempdir_in(shm)
-        {
-            return dir;
+        let mut logs: Vec<PathBuf> = fs::read_dir(self.path())
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        let name = p.file_name().unwrap_or_default().to_string_lossy();
+                        name.starts_with("run-") || name.starts_with("cmd-")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        logs.sort();
+        for log in logs {
+            let name = log.file_name().unwrap_or_default().to_string_lossy();
+            write_tail(&mut out, &name, &log, 30);
         }
+        out
     }
-    tempfile::Builder::new()
-        .prefix("stockdrop-ops-")
-        .tempdir()
-        .expect("temp dir")
-}
-
-fn today() -> String {
-    days_ago(0)
-}
-
-/// The UTC date `days` days ago, as `YYYY-MM-DD`.
-fn days_ago(days: i64) -> String {
-    (chrono::Utc::now().date_naive() - chrono::Duration::days(days))
-        .format("%Y-%m-%d")
-        .to_string()
-}
-
-/// A CSV of `(location, sku, quantity)` rows.
-fn csv(rows: &[(&str, &str, i64)]) -> String {
-    let mut out = String::from("location,sku,quantity\n");
-    for (location, sku, quantity) in rows {
-        let _ = writeln!(out, "{location},{sku},{quantity}");
-    }
-    out
 }
 
 /// The stock records without what a revert legitimately changes (when and
@@ -1412,7 +1178,7 @@ fn env_file(text: &str) -> BTreeMap<String, String> {
 
 #[test]
 fn notify_command_runs_after_each_file_with_the_outcome_in_its_environment() {
-    let probe = temp_root();
+    let probe = temp_root("stockdrop-ops-");
     let notified = probe.path().join("notified");
     let root = Root::new(&format!(
         "{FAST_WATCH}[notify]\ncommand = 'env | grep ^STOCKDROP_ | sort > \"{dir}/env-$STOCKDROP_IMPORT_ID.tmp\" && mv \"{dir}/env-$STOCKDROP_IMPORT_ID.tmp\" \"{dir}/env-$STOCKDROP_IMPORT_ID\"; printenv STOCKDROP_STATUS >> \"{notified}\"'\n",
@@ -1491,7 +1257,7 @@ fn notify_command_runs_after_each_file_with_the_outcome_in_its_environment() {
 
 #[test]
 fn a_failing_notify_command_is_logged_and_does_not_hold_up_the_queue() {
-    let probe = temp_root();
+    let probe = temp_root("stockdrop-ops-");
     let ran = probe.path().join("ran");
     let root = Root::new(&format!(
         "{FAST_WATCH}[notify]\ncommand = 'echo \"$STOCKDROP_FILE\" >> \"{}\"; exit 3'\n",

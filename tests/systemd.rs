@@ -7,45 +7,40 @@
 //! Every wait polls with a deadline; a timeout prints the notifications
 //! received so far and the daemon's logs.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::fs;
+use std::ops::Deref;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::daemon::{
+    csv, shm_root, signal, wait_until, write_tail, Daemon, DataRoot, Describe, BIN, FAST_WATCH,
+    POLL,
+};
 use serde_json::Value;
-use tempfile::TempDir;
 
 const DEADLINE: Duration = Duration::from_secs(15);
-const POLL: Duration = Duration::from_millis(20);
-const BIN: &str = env!("CARGO_BIN_EXE_stockdrop");
-const FAST_WATCH: &str = "[watch]\nsettle_ms = 200\nrescan_interval_s = 1\n";
 
 // ---------------------------------------------------------------------------
 // Helpers.
 
-/// A temporary data root: `stockdrop.toml`, `var/`, the daemon's logs and
-/// the notify socket.
+/// A temporary data root ([`DataRoot`]) with its inbox; the daemon's
+/// stdout and stderr go to files of their own, and the notify socket lives
+/// there too.
 struct Env {
-    dir: TempDir,
-    toml: PathBuf,
-    runs: std::cell::Cell<usize>,
+    root: DataRoot,
 }
 
-/// A running `stockdrop run`; killed if dropped while still running.
-struct Daemon {
-    child: Child,
-    stderr: PathBuf,
-}
+impl Deref for Env {
+    type Target = DataRoot;
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+    fn deref(&self) -> &DataRoot {
+        &self.root
     }
 }
 
@@ -58,33 +53,16 @@ struct Notifications {
 
 impl Env {
     fn new(config: &str) -> Env {
-        let dir = temp_root();
-        let toml = dir.path().join("stockdrop.toml");
         let env = Env {
-            dir,
-            toml,
-            runs: std::cell::Cell::new(0),
+            root: DataRoot::new("stockdrop-test-", config),
         };
-        env.write_config(config);
         fs::create_dir_all(env.inbox()).expect("create inbox");
         env
     }
 
-    fn write_config(&self, config: &str) {
-        fs::write(&self.toml, config).expect("write stockdrop.toml");
-    }
-
-    fn var(&self) -> PathBuf {
-        self.dir.path().join("var")
-    }
-
-    fn inbox(&self) -> PathBuf {
-        self.var().join("inbox")
-    }
-
     /// Binds the notify socket the daemon will be pointed at.
     fn notify_socket(&self) -> Notifications {
-        let path = self.dir.path().join("notify.sock");
+        let path = self.path().join("notify.sock");
         let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
         socket
             .set_read_timeout(Some(POLL))
@@ -94,13 +72,6 @@ impl Env {
             path,
             received: Vec::new(),
         }
-    }
-
-    /// Writes a file into the inbox under a hidden name, then renames it.
-    fn drop_file(&self, name: &str, content: &str) {
-        let tmp = self.inbox().join(format!(".{name}.uploading"));
-        fs::write(&tmp, content).expect("write upload");
-        fs::rename(&tmp, self.inbox().join(name)).expect("rename upload");
     }
 
     /// The import id of `name` once it is in the archive (`<id>_<name>`
@@ -126,7 +97,7 @@ impl Env {
         let mut command = Command::new(BIN);
         command
             .arg("--config")
-            .arg(&self.toml)
+            .arg(self.config_path())
             .arg("run")
             .env_remove("STOCKDROP_CONFIG")
             .env_remove("STOCKDROP_CRASH_AT")
@@ -140,12 +111,11 @@ impl Env {
     }
 
     /// Starts `stockdrop run` with extra environment variables; stdout and
-    /// stderr go to files of their own.
+    /// stderr go to files of their own (the daemon's log is its stderr).
     fn start(&self, vars: &[(&str, &str)]) -> Daemon {
-        let n = self.runs.get() + 1;
-        self.runs.set(n);
-        let stdout = self.dir.path().join(format!("run-{n}.stdout"));
-        let stderr = self.dir.path().join(format!("run-{n}.stderr"));
+        let n = self.next_run();
+        let stdout = self.path().join(format!("run-{n}.stdout"));
+        let stderr = self.path().join(format!("run-{n}.stderr"));
         let mut command = self.command();
         command
             .stdout(fs::File::create(&stdout).expect("create stdout log"))
@@ -154,7 +124,7 @@ impl Env {
             command.env(key, value);
         }
         let child = command.spawn().expect("start stockdrop run");
-        Daemon { child, stderr }
+        Daemon { child, log: stderr }
     }
 
     /// Starts `stockdrop run` talking to `notify`.
@@ -165,78 +135,26 @@ impl Env {
         self.start(&all)
     }
 
-    /// The daemons' logs, for failure messages.
-    fn describe(&self) -> String {
-        let mut out = String::new();
-        for n in 1..=self.runs.get() {
-            for stream in ["stdout", "stderr"] {
-                let log = self.dir.path().join(format!("run-{n}.{stream}"));
-                let text = fs::read_to_string(&log).unwrap_or_default();
-                let lines: Vec<&str> = text.lines().collect();
-                let tail = &lines[lines.len().saturating_sub(25)..];
-                let _ = writeln!(out, "--- run {n} {stream} (last {} lines) ---", tail.len());
-                for line in tail {
-                    let _ = writeln!(out, "{line}");
-                }
-            }
-        }
-        out
-    }
-
     /// Polls `cond` until it holds; fails after `deadline` with the logs.
     #[track_caller]
-    fn wait_for(&self, deadline: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-        let start = Instant::now();
-        loop {
-            if cond() {
-                return;
-            }
-            if start.elapsed() >= deadline {
-                panic!(
-                    "timed out after {deadline:?} waiting for {what}\n{}",
-                    self.describe()
-                );
-            }
-            std::thread::sleep(POLL);
-        }
+    fn wait_for(&self, deadline: Duration, what: &str, cond: impl FnMut() -> bool) {
+        wait_until(self, deadline, what, cond);
     }
 }
 
-impl Daemon {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
+impl Describe for Env {
+    const DEADLINE: Duration = DEADLINE;
 
-    fn stderr(&self) -> String {
-        fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Waits for the process to exit by itself.
-    #[track_caller]
-    fn wait_exit(&mut self, env: &Env, deadline: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
+    /// The daemons' logs, for failure messages.
+    fn describe(&self) -> String {
+        let mut out = String::new();
+        for n in 1..=self.runs() {
+            for stream in ["stdout", "stderr"] {
+                let log = self.path().join(format!("run-{n}.{stream}"));
+                write_tail(&mut out, &format!("run {n} {stream}"), &log, 25);
             }
-            if start.elapsed() >= deadline {
-                panic!(
-                    "stockdrop run (pid {}) did not exit within {deadline:?}\n{}",
-                    self.pid(),
-                    env.describe()
-                );
-            }
-            std::thread::sleep(POLL);
         }
-    }
-
-    /// Waits until the daemon watches the inbox (its signal handlers are
-    /// installed and its lock taken by then).
-    #[track_caller]
-    fn wait_watching(&self, env: &Env) {
-        env.wait_for(DEADLINE, "the daemon to log \"watching the inbox\"", || {
-            self.stderr().contains("watching the inbox")
-        });
+        out
     }
 }
 
@@ -340,39 +258,6 @@ impl<'a> Message<'a> {
     }
 }
 
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{name}"), pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{name} {pid} failed");
-}
-
-/// A temporary directory, in RAM when `/dev/shm` is usable.
-fn temp_root() -> TempDir {
-    shm_root().unwrap_or_else(|| tempfile::tempdir().expect("temp dir"))
-}
-
-fn shm_root() -> Option<TempDir> {
-    let shm = Path::new("/dev/shm");
-    if !shm.is_dir() {
-        return None;
-    }
-    tempfile::Builder::new()
-        .prefix("stockdrop-test-")
-        .tempdir_in(shm)
-        .ok()
-}
-
-/// A CSV of `(location, sku, quantity)` rows.
-fn csv(rows: &[(&str, &str, i64)]) -> String {
-    let mut out = String::from("location,sku,quantity\n");
-    for (location, sku, quantity) in rows {
-        let _ = writeln!(out, "{location},{sku},{quantity}");
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------
 // The notify protocol.
 
@@ -426,7 +311,7 @@ fn notifies_ready_status_reloading_and_stopping() {
         notify.message(ready_again)
     );
     env.wait_for(DEADLINE, "the reload to be logged", || {
-        daemon.stderr().contains("configuration reloaded")
+        daemon.log().contains("configuration reloaded")
     });
 
     // SIGTERM: STOPPING=1, exit 0.
@@ -482,7 +367,7 @@ fn sighup_with_an_invalid_config_keeps_the_old_one_and_reports_ready() {
     let mut daemon = env.start_notified(&notify, &[]);
     let ready = notify.wait_for(&env, 0, "READY=1", |m| m.is("READY", "1"));
 
-    env.write_config(&format!("{FAST_WATCH}[import]\non_error = \"bogus\"\n"));
+    env.set_config(&format!("{FAST_WATCH}[import]\non_error = \"bogus\"\n"));
     signal(daemon.pid(), "HUP");
     let reloading = notify.wait_for(&env, ready + 1, "RELOADING=1", |m| m.is("RELOADING", "1"));
     assert!(
@@ -497,9 +382,9 @@ fn sighup_with_an_invalid_config_keeps_the_old_one_and_reports_ready() {
         |m| m.is("READY", "1"),
     );
     env.wait_for(DEADLINE, "the invalid config to be refused", || {
-        daemon.stderr().contains("keeping the old one")
+        daemon.log().contains("keeping the old one")
     });
-    let log = daemon.stderr();
+    let log = daemon.log();
     let line = log
         .lines()
         .find(|l| l.contains("keeping the old one"))
@@ -560,20 +445,20 @@ fn has_field(line: &Value, key: &str, expected: &Value) -> bool {
 fn json_logs_are_json_lines_and_carry_the_file_and_import_id() {
     let env = Env::new(&format!("{FAST_WATCH}[log]\nformat = \"json\"\n"));
     let mut daemon = env.start(&[]);
-    daemon.wait_watching(&env);
+    daemon.wait_ready(&env);
     env.drop_file("j.csv", &csv(&[("11", "A", 1), ("12", "B", 2)]));
     env.wait_for(DEADLINE, "j.csv to be archived", || {
         env.archived_id("j.csv").is_some()
     });
     env.wait_for(DEADLINE, "the \"done\" line", || {
-        daemon.stderr().contains("\"done\"")
+        daemon.log().contains("\"done\"")
     });
     signal(daemon.pid(), "TERM");
     let exit = daemon.wait_exit(&env, DEADLINE);
     assert_eq!(exit.code(), Some(0), "{exit:?}\n{}", env.describe());
     let id = env.archived_id("j.csv").expect("j.csv archived");
 
-    let log = daemon.stderr();
+    let log = daemon.log();
     let mut lines = Vec::new();
     for line in log.lines() {
         match serde_json::from_str::<Value>(line) {
@@ -627,7 +512,7 @@ fn json_logs_are_json_lines_and_carry_the_file_and_import_id() {
 fn a_second_run_on_the_same_data_exits_3() {
     let env = Env::new(FAST_WATCH);
     let mut first = env.start(&[]);
-    first.wait_watching(&env);
+    first.wait_ready(&env);
 
     let out = env.command().output().expect("run a second stockdrop run");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -656,7 +541,7 @@ fn a_second_run_on_the_same_data_exits_3() {
 
 #[test]
 fn work_on_another_filesystem_than_the_inbox_exits_2() {
-    let Some(shm) = shm_root() else {
+    let Some(shm) = shm_root("stockdrop-test-") else {
         eprintln!("note: /dev/shm is not usable; cannot put two paths on different filesystems");
         return;
     };

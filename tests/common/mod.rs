@@ -6,6 +6,8 @@
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
@@ -40,6 +42,26 @@ impl fmt::Display for Run {
 }
 
 impl Run {
+    /// The run of `stockdrop ARGS` with `env`, and what it left.
+    pub fn new(
+        env: &[(&str, &str)],
+        args: &[&str],
+        code: Option<i32>,
+        stdout: String,
+        stderr: String,
+    ) -> Run {
+        Run {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            code,
+            stdout,
+            stderr,
+        }
+    }
+
     /// Asserts the exit code, printing the whole run when it differs.
     #[track_caller]
     pub fn code(&self, expected: i32) -> &Self {
@@ -140,8 +162,14 @@ impl Env {
 
     /// Writes a file into the root; returns its path.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        self.write_bytes(name, text.as_bytes())
+    }
+
+    /// Writes raw bytes into the root (archives, workbooks); returns the
+    /// path.
+    pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> PathBuf {
         let path = self.root().join(name);
-        fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        fs::write(&path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
         path
     }
 
@@ -151,12 +179,7 @@ impl Env {
         fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
     }
 
-    /// Runs `stockdrop --config <root>/stockdrop.toml ARGS` in the root.
-    pub fn run(&self, args: &[&str]) -> Run {
-        self.run_with(&[], args)
-    }
-
-    /// As [`Env::run`], with extra environment variables.
+    /// As [`Listings::run`], with extra environment variables.
     pub fn run_with(&self, env: &[(&str, &str)], args: &[&str]) -> Run {
         let mut command = Command::new(env!("CARGO_BIN_EXE_stockdrop"));
         command
@@ -174,16 +197,13 @@ impl Env {
         command.env("NO_COLOR", "1");
         command.envs(env.iter().copied());
         let output = command.output().expect("run the stockdrop binary");
-        Run {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Run::new(
+            env,
+            args,
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
     }
 
     /// `import --json FILES…`.
@@ -208,40 +228,12 @@ impl Env {
         run.report()
     }
 
-    /// Runs a listing command with `--json`, expecting exit code 0.
-    #[track_caller]
-    pub fn listing(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.push("--json");
-        let run = self.run(&all);
-        run.code(0);
-        run.json()
-    }
-
     /// `stock --json [FILTERS…]`.
     #[track_caller]
     pub fn stock(&self, filters: &[&str]) -> Vec<Value> {
         let mut args = vec!["stock"];
         args.extend_from_slice(filters);
         array(self.listing(&args))
-    }
-
-    /// `jobs --json --limit 10000`, newest first.
-    #[track_caller]
-    pub fn jobs(&self) -> Vec<Value> {
-        array(self.listing(&["jobs", "--limit", "10000"]))
-    }
-
-    /// `job ID --json`.
-    #[track_caller]
-    pub fn job(&self, id: i64) -> Value {
-        self.listing(&["job", &id.to_string()])
-    }
-
-    /// `imports --json`, newest first.
-    #[track_caller]
-    pub fn imports(&self) -> Vec<Value> {
-        array(self.listing(&["imports"]))
     }
 
     /// The names of the files in the outbox, sorted (empty when there is
@@ -293,6 +285,47 @@ impl Env {
     #[track_caller]
     pub fn outbox_csv(&self, name: &str) -> Vec<Vec<String>> {
         parse_csv(&self.outbox_text(name))
+    }
+}
+
+/// The listing commands, for any data root that can run the binary: [`Env`]
+/// here, and roots whose commands run with a deadline.
+pub trait Listings {
+    /// Runs `stockdrop --config <root>/stockdrop.toml ARGS` in the root.
+    fn run(&self, args: &[&str]) -> Run;
+
+    /// Runs a listing command with `--json`, expecting exit code 0.
+    #[track_caller]
+    fn listing(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let run = self.run(&all);
+        run.code(0);
+        run.json()
+    }
+
+    /// `jobs --json --limit 10000`, newest first.
+    #[track_caller]
+    fn jobs(&self) -> Vec<Value> {
+        array(self.listing(&["jobs", "--limit", "10000"]))
+    }
+
+    /// `job ID --json`.
+    #[track_caller]
+    fn job(&self, id: i64) -> Value {
+        self.listing(&["job", &id.to_string()])
+    }
+
+    /// `imports --json`, newest first.
+    #[track_caller]
+    fn imports(&self) -> Vec<Value> {
+        array(self.listing(&["imports"]))
+    }
+}
+
+impl Listings for Env {
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_with(&[], args)
     }
 }
 
