@@ -31,7 +31,7 @@ use crate::store::queries;
 use crate::store::{Store, StoreError};
 use crate::watch::scan::{Entry, Filter};
 use crate::watch::settle::Settler;
-use crate::{archive, claim, hook, metrics, retention, systemd, watch};
+use crate::{archive, claim, hook, metrics, names, retention, systemd, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -131,6 +131,9 @@ struct Daemon {
     queue: VecDeque<Entry>,
     retry: Option<Retry>,
     stats: Stats,
+    /// Inbox names whose claim failed, so the failure is logged once, not
+    /// at every scan.
+    unclaimable: std::collections::HashSet<std::ffi::OsString>,
 }
 
 /// Runs the daemon until `shutdown` completes (or, with `once`, until the
@@ -153,6 +156,7 @@ pub async fn run(
         queue: VecDeque::new(),
         retry: None,
         stats: Stats::default(),
+        unclaimable: Default::default(),
     };
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -184,6 +188,9 @@ pub async fn run(
 
     // Files a previous run claimed come first (see `step`); then imports a
     // one-shot `import` left unfinished.
+    if let Err(e) = claim::remove_orphan_sidecars(&daemon.config.paths.work) {
+        warn!(error = %e, "cannot tidy the name records in the work folder");
+    }
     daemon.backlog = claim::claimed_files(&daemon.config.paths.work)
         .map_err(|source| DaemonError::List {
             path: daemon.config.paths.work.clone(),
@@ -326,16 +333,25 @@ impl Daemon {
         };
         tokio::task::block_in_place(|| {
             let paths = &self.config.paths;
+            let shown = names::display_os(&entry.name);
             match claim::claim(&paths.inbox, &paths.work, &entry.name) {
                 Ok(Some(claimed)) => {
+                    self.unclaimable.remove(&entry.name);
                     if let Some(marker) = self.filter.marker_for(&paths.inbox, &entry.name) {
                         let _ = std::fs::remove_file(marker);
                     }
                     self.process(&claimed);
                 }
-                Ok(None) => info!(file = %entry.name, "the file vanished before it was claimed"),
+                Ok(None) => {
+                    self.unclaimable.remove(&entry.name);
+                    info!(file = %shown, "the file vanished before it was claimed")
+                }
                 Err(e) => {
-                    warn!(file = %entry.name, error = %e, "cannot claim the file; it stays in the inbox")
+                    if self.unclaimable.insert(entry.name.clone()) {
+                        warn!(file = %shown, error = %e, "cannot claim the file; it stays in the inbox and is tried again as it settles (said once)")
+                    } else {
+                        tracing::debug!(file = %shown, error = %e, "still cannot claim the file")
+                    }
                 }
             }
         });
@@ -420,7 +436,7 @@ impl Daemon {
                         }
                     })?;
                 if released {
-                    self.settler.forget(name);
+                    self.settler.forget(&names::raw_os(name));
                     return Ok(None);
                 }
                 return Err(PipelineError::Changed);
@@ -531,8 +547,9 @@ impl Daemon {
     /// the same name is waiting (then the marker may be the new one's).
     fn remove_stale_marker(&self, name: &str) {
         let inbox = &self.config.paths.inbox;
-        if let Some(marker) = self.filter.marker_for(inbox, name) {
-            if !inbox.join(name).exists() && marker.exists() {
+        let raw = names::raw_os(name);
+        if let Some(marker) = self.filter.marker_for(inbox, &raw) {
+            if !inbox.join(&raw).exists() && marker.exists() {
                 let _ = std::fs::remove_file(marker);
             }
         }

@@ -74,7 +74,8 @@ pub struct ImportOptions {
     /// Called as the pipeline advances: (what, done, of).
     pub progress: Option<Progress>,
     /// The name the file was dropped as, when it was renamed since (a
-    /// claimed file in the work folder).
+    /// claimed file in the work folder), in its displayable form
+    /// (`crate::names::display`); the store keeps its raw bytes too.
     pub name: Option<String>,
     /// Refuse to commit if the file no longer has this size and time.
     pub unchanged: Option<Stamp>,
@@ -109,11 +110,9 @@ fn read_content(
         path: path.to_path_buf(),
         source,
     };
-    let name = name.map(str::to_string).unwrap_or_else(|| {
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string())
-    });
+    let name = name
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::names::display_os(path.file_name().unwrap_or(path.as_os_str())));
     let mut file = fs::File::open(path).map_err(fail)?;
     let size = file.metadata().map_err(fail)?.len();
     if size > rules.max_file_bytes {
@@ -310,7 +309,7 @@ pub fn import_path(
     let mut outcomes = Vec::new();
     let mut skipped = Vec::new();
     for member in &members {
-        let name = parse::container::base_name(&member.name);
+        let name = crate::names::display(parse::container::base_name(&member.name).as_bytes());
         if !is_member_file(member, &name) {
             continue;
         }
@@ -676,7 +675,7 @@ pub fn validate_path(
     };
     let mut reports = Vec::new();
     for member in &members {
-        let name = parse::container::base_name(&member.name);
+        let name = crate::names::display(parse::container::base_name(&member.name).as_bytes());
         if !is_member_file(member, &name) {
             continue;
         }

@@ -148,16 +148,23 @@ impl Report {
     }
 
     /// `<stem>.<import id>`: the common part of the report file names.
+    /// `file` is a displayable form (`crate::names`), so the stem is one
+    /// too; a stem that would make `<stem>.<id>.errors.csv` — or the
+    /// temporary name it is written under — longer than `NAME_MAX` is
+    /// shortened (`names::shorten`); `file` keeps the whole name.
     pub fn base_name(&self) -> String {
         let stem = Path::new(&self.file)
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "file".to_string());
-        match self.import_id {
-            Some(id) => format!("{stem}.{id}"),
-            None => stem,
-        }
+        let id = self
+            .import_id
+            .map(|id| format!(".{id}"))
+            .unwrap_or_default();
+        let room = crate::names::NAME_MAX
+            .saturating_sub(TEMPORARY_NAME_EXTRA + id.len() + LONGEST_ENDING.len());
+        format!("{}{id}", crate::names::shorten(&stem, room))
     }
 
     /// A one-paragraph summary for the terminal.
@@ -208,6 +215,12 @@ impl Report {
         out
     }
 }
+
+/// The longest ending `write_all` adds to a base name.
+const LONGEST_ENDING: &str = ".errors.csv";
+/// What `durable::write_atomic` adds to a name for its temporary file
+/// (`.NAME.tmp-PID`, a pid of at most 7 digits), with room to spare.
+const TEMPORARY_NAME_EXTRA: usize = 16;
 
 /// Writes the report's files into `dir`; returns their paths. The errors
 /// CSV is written only when rows were left out.

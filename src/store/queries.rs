@@ -11,6 +11,7 @@ use crate::plan::Draft;
 
 /// What is recorded about a file when its plan is stored.
 pub struct NewImport<'a> {
+    /// The displayable form of the name (`crate::names`).
     pub file: &'a str,
     pub source_path: &'a str,
     pub sha256: &'a str,
@@ -33,8 +34,8 @@ pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
     })?;
     w.tx.execute(
         "INSERT INTO imports (file, source_path, sha256, format, status, duplicate_of, refresh_mode, \
-         received_at, rows_total, rows_accepted, rows_rejected, report_dir, draft) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         received_at, rows_total, rows_accepted, rows_rejected, report_dir, draft, file_raw) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             i.file,
             i.source_path,
@@ -48,7 +49,9 @@ pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
             i.rows_accepted as i64,
             i.rows_rejected as i64,
             i.report_dir,
-            draft
+            draft,
+            // `file` is a displayable form, which gives the raw bytes back.
+            crate::names::raw(i.file)
         ],
     )?;
     Ok(w.tx.last_insert_rowid())

@@ -5,6 +5,7 @@
 //! daemon first sees the current size and time.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::scan::Entry;
@@ -18,7 +19,8 @@ struct Observation {
 
 #[derive(Debug, Default)]
 pub struct Settler {
-    seen: HashMap<String, Observation>,
+    /// By raw name (what the filesystem holds).
+    seen: HashMap<OsString, Observation>,
 }
 
 impl Settler {
@@ -26,9 +28,10 @@ impl Settler {
     /// oldest modification time first, then by name. A ready file is
     /// forgotten: the caller claims it (or it reappears and settles again).
     pub fn observe(&mut self, entries: Vec<Entry>, now: Instant, settle: Duration) -> Vec<Entry> {
-        let present: std::collections::HashSet<&str> =
-            entries.iter().map(|e| e.name.as_str()).collect();
-        self.seen.retain(|name, _| present.contains(name.as_str()));
+        let present: std::collections::HashSet<&OsStr> =
+            entries.iter().map(|e| e.name.as_os_str()).collect();
+        self.seen
+            .retain(|name, _| present.contains(name.as_os_str()));
         let mut ready = Vec::new();
         for entry in entries {
             let current = Observation {
@@ -67,7 +70,7 @@ impl Settler {
     }
 
     /// Forgets a file, so it settles again from scratch.
-    pub fn forget(&mut self, name: &str) {
+    pub fn forget(&mut self, name: &OsStr) {
         self.seen.remove(name);
     }
 }
@@ -133,7 +136,7 @@ mod tests {
             entry("a.csv", 1, 5),
         ];
         s.observe(files.clone(), t0, settle);
-        let ready: Vec<String> = s
+        let ready: Vec<OsString> = s
             .observe(files, t0, settle)
             .into_iter()
             .map(|e| e.name)
