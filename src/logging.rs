@@ -78,3 +78,49 @@ impl<'writer> FormatFields<'writer> for OneLineFields {
         writer.write_str(&crate::names::escape_controls(&buffer))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::OneLineFields;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut buffer) = self.0.lock() {
+                buffer.extend_from_slice(bytes);
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn no_value_can_break_a_text_line() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let layer = tracing_subscriber::fmt::layer()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .fmt_fields(OneLineFields);
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("file", file = %"a\nFORGED span");
+            let _guard = span.enter();
+            tracing::warn!(error = %"disk\nFORGED error", "cannot\r\nFORGED message");
+        });
+        let text = String::from_utf8(captured.0.lock().map(|b| b.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("a\\nFORGED span"), "{text}");
+        assert!(text.contains("disk\\nFORGED error"), "{text}");
+        assert!(text.contains("cannot\\r\\nFORGED message"), "{text}");
+    }
+}

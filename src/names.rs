@@ -197,6 +197,22 @@ pub fn escape_controls(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A displayable name as one relative URL path segment (a link in an HTML
+/// page): every byte but letters, digits and `-._~` percent-encoded, so
+/// the `%` of [`display`] (and a `#`, `?` or space) reaches the server as
+/// itself.
+pub fn url_segment(shown: &str) -> String {
+    let mut out = String::with_capacity(shown.len());
+    for &b in shown.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +309,13 @@ mod tests {
         // No room for the extension or even the tag.
         assert!(shorten(&name, 5).len() <= 5);
         assert_eq!(shorten(&name, 0), "");
+    }
+
+    #[test]
+    fn url_segments_keep_the_escape_character() {
+        assert_eq!(url_segment("Caf%E9.1.html"), "Caf%25E9.1.html");
+        assert_eq!(url_segment("a b#?.csv"), "a%20b%23%3F.csv");
+        assert_eq!(url_segment("é"), "%C3%A9");
     }
 
     #[test]
