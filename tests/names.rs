@@ -511,3 +511,35 @@ fn notify_command_runs_at_most_four_at_a_time() {
     assert!(most <= 4, "{most} commands ran at once");
     assert!(most >= 2, "the commands ran one at a time ({most})");
 }
+
+// ---------------------------------------------------------------------------
+// Said once.
+
+#[test]
+fn a_file_that_cannot_be_claimed_is_logged_once_not_at_every_scan() {
+    let root = Root::new("");
+    let mut daemon = root.start(&[]);
+    daemon.wait_ready(&root);
+    // Make every claim fail (the work folder is not a folder for a while;
+    // the daemon keeps its lock file open through the rename).
+    let away = root.var().join("work.away");
+    fs::rename(root.work(), &away).expect("move work away");
+    fs::write(root.work(), b"").expect("a file in work's place");
+    root.drop_raw(b"stuck.csv", b"location,sku,quantity\n1,STUCK,2\n");
+    wait_until(&root, DEADLINE, "the claim failure in the log", || {
+        root.log(1).contains("cannot claim")
+    });
+    // Ten settle periods, each ending in another failed claim.
+    std::thread::sleep(Duration::from_millis(2000));
+    let said = root
+        .log(1)
+        .lines()
+        .filter(|l| l.contains("stuck.csv"))
+        .count();
+    fs::remove_file(root.work()).expect("remove the stand-in");
+    fs::rename(&away, root.work()).expect("move work back");
+    root.wait_done(1);
+    daemon.terminate(&root);
+    assert_eq!(said, 1, "{}", root.log(1));
+    assert_eq!(root.imports()[0].status, "applied");
+}
