@@ -70,11 +70,22 @@ pub fn claim(inbox: &Path, work: &Path, name: &OsStr) -> io::Result<Option<PathB
     }
 }
 
-/// The claim key (`<claim stamp>-<n>`) and the name part of a claimed path.
+/// The claim key (`<claim stamp>-<n>`) and the name part of a claimed
+/// path, as a displayable form. A file claimed by an older stockdrop kept
+/// its raw name; that is turned into its displayable form here.
 fn split_claimed(claimed: &Path) -> Option<(String, String)> {
-    let name = claimed.file_name()?.to_str()?;
-    let (key, rest) = name.split_once('_')?;
-    (!rest.is_empty()).then(|| (key.to_string(), rest.to_string()))
+    use std::os::unix::ffi::OsStrExt;
+    let name = claimed.file_name()?.as_bytes();
+    let split = name.iter().position(|&b| b == b'_')?;
+    let (key, rest) = (
+        std::str::from_utf8(&name[..split]).ok()?,
+        &name[split + 1..],
+    );
+    let shown = match std::str::from_utf8(rest) {
+        Ok(text) if names::is_displayable(text) => text.to_string(),
+        _ => names::display(rest),
+    };
+    (!shown.is_empty()).then(|| (key.to_string(), shown))
 }
 
 fn sidecar_of(claimed: &Path) -> Option<PathBuf> {
@@ -231,6 +242,17 @@ mod tests {
             let left: Vec<_> = fs::read_dir(work.path()).unwrap().collect();
             assert!(left.is_empty(), "{left:?}");
         }
+    }
+
+    #[test]
+    fn a_raw_name_claimed_by_an_older_version_is_shown_escaped() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let work = tempfile::tempdir().unwrap();
+        let old = work.path().join(OsString::from_vec(
+            b"20261201T000000.000000-0001_a\nb\xe9.csv".to_vec(),
+        ));
+        assert_eq!(original_name(&old), "a%0Ab%E9.csv");
     }
 
     #[test]

@@ -81,6 +81,13 @@ pub fn display(raw: &[u8]) -> String {
     out
 }
 
+/// Whether `text` could be a displayable form: nothing in it that
+/// [`display`] escapes, other than `%` (which a displayable form holds
+/// only as the start of an escape).
+pub fn is_displayable(text: &str) -> bool {
+    !text.chars().any(|c| c != ESCAPE && must_escape(c))
+}
+
 /// [`display`] of a name as the filesystem gives it.
 pub fn display_os(raw: &OsStr) -> String {
     display(raw.as_bytes())
@@ -272,6 +279,12 @@ mod tests {
                 assert_eq!(raw(&display(&name[..1])), name[..1]);
             }
         }
+    }
+
+    #[test]
+    fn displayable_forms_are_recognised() {
+        assert!(is_displayable(&display(b"Caf\xe9\n50%.csv")));
+        assert!(!is_displayable("line\nbreak.csv"));
     }
 
     #[test]
