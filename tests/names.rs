@@ -357,22 +357,28 @@ fn a_zip_member_with_a_240_byte_name_finishes_its_import() {
     assert_eq!(member.len(), 240);
     let archive = env.write_bytes(
         "long.zip",
-        &zip(&[(member.clone(), "location,sku,quantity\n1,LONG1,42\n".into())]),
+        &zip(&[(
+            member.clone(),
+            "location,sku,quantity\n1,LONG1,42\n1,BAD,x\n".into(),
+        )]),
     );
+    // A rejected row: the errors CSV, the longest report name, is written.
     let run = env.run(&["import", "--json", archive.to_str().expect("UTF-8 path")]);
-    run.code(0);
+    run.code(1);
     let report = run.report();
     assert_eq!(report["file"], member.as_str());
-    assert_eq!(report["status"], "applied");
+    assert_eq!(report["status"], "partial");
 
     let stock = env.stock(&[]);
     assert_eq!(common::record(&stock, "1", "LONG1")["quantity"], 42);
     let outbox = env.outbox_files();
-    assert!(outbox.iter().any(|n| n.ends_with(".json")), "{outbox:?}");
+    for ending in [".json", ".html", ".errors.csv"] {
+        assert!(outbox.iter().any(|n| n.ends_with(ending)), "{outbox:?}");
+    }
     assert!(outbox.iter().all(|n| n.len() <= NAME_MAX), "{outbox:?}");
     let imports = env.imports();
     assert_eq!(imports.len(), 1, "{imports:?}");
-    assert_eq!(imports[0]["status"], "applied", "{imports:?}");
+    assert_eq!(imports[0]["status"], "partial", "{imports:?}");
 
     // Nothing is left stuck: the next import runs normally, and the first
     // import's stock was applied once.
@@ -383,6 +389,41 @@ fn a_zip_member_with_a_240_byte_name_finishes_its_import() {
     assert_eq!(common::record(&stock, "1", "LONG1")["quantity"], 42);
     assert_eq!(common::record(&stock, "1", "NEXT")["quantity"], 1);
     assert_eq!(env.imports().len(), 2);
+}
+
+#[test]
+fn the_daemon_finishes_a_zip_whose_member_has_a_240_byte_name() {
+    let root = Root::new("");
+    let member = format!("{}.csv", "M".repeat(236));
+    root.drop_raw(
+        b"long.zip",
+        &zip(&[(
+            member.clone(),
+            "location,sku,quantity\n1,LONG1,42\n1,BAD,x\n".into(),
+        )]),
+    );
+    let mut daemon = root.start(&[]);
+    root.wait_done(1);
+    daemon.terminate(&root);
+    let imports = root.imports();
+    assert_eq!(imports[0].file, member);
+    assert_eq!(imports[0].status, "partial", "{}", root.describe());
+    let quantity: Vec<i64> = root.rows("SELECT quantity FROM inventory WHERE sku = 'LONG1'", |r| {
+        r.get(0)
+    });
+    assert_eq!(quantity, [42]);
+    assert_eq!(
+        root.names(&root.archive_today()),
+        [format!("{}_long.zip", imports[0].id)]
+    );
+    assert!(root.names(&root.failed_today()).is_empty());
+    assert_eq!(root.reports()[0]["file"], member.as_str());
+    let outbox = root.names(&root.outbox());
+    assert!(
+        outbox.iter().any(|n| n.ends_with(".errors.csv")),
+        "{outbox:?}"
+    );
+    root.assert_names_fit();
 }
 
 // ---------------------------------------------------------------------------
