@@ -287,6 +287,26 @@ mod tests {
         assert!(!is_displayable("line\nbreak.csv"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_name_round_trips_and_shows_no_control(raw_name in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let shown = display(&raw_name);
+            proptest::prop_assert_eq!(raw(&shown), raw_name);
+            proptest::prop_assert!(is_displayable(&shown));
+            proptest::prop_assert!(!shown.chars().any(char::is_control));
+        }
+
+        #[test]
+        fn any_shortened_name_fits(raw_name in proptest::collection::vec(proptest::num::u8::ANY, 0..300), room in 0usize..260) {
+            let shown = display(&raw_name);
+            let short = shorten(&shown, room);
+            proptest::prop_assert!(short.len() <= room);
+            if shown.len() <= room {
+                proptest::prop_assert_eq!(short, shown);
+            }
+        }
+    }
+
     #[test]
     fn short_names_are_not_shortened() {
         assert_eq!(shorten("store11.csv", 11), "store11.csv");
