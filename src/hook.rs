@@ -35,8 +35,31 @@ pub fn run(command: &str, outcome: &Outcome) {
         .env("STOCKDROP_REPORT_JSON", path_ending(".json"))
         .env("STOCKDROP_REPORT_HTML", path_ending(".html"))
         .env("STOCKDROP_ERRORS_CSV", path_ending(".errors.csv"));
-    let file = report.file.clone();
-    let import_id = report.import_id;
+    start(child, report.file.clone(), report.import_id);
+}
+
+/// Starts `command` for a fault the daemon is retrying (SPEC §2): the
+/// file stays claimed; `STOCKDROP_STATUS` is `retrying` and
+/// `STOCKDROP_ERROR` says why. Run when the fault begins or its cause
+/// changes, not at every attempt.
+pub fn fault(command: &str, fault: &crate::daemon::Fault) {
+    let mut child = Command::new("sh");
+    child
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .env(
+            "STOCKDROP_IMPORT_ID",
+            fault.import_id.map(|id| id.to_string()).unwrap_or_default(),
+        )
+        .env("STOCKDROP_FILE", &fault.file)
+        .env("STOCKDROP_STATUS", "retrying")
+        .env("STOCKDROP_ERROR", &fault.error)
+        .env("STOCKDROP_ATTEMPTS", fault.attempts.to_string());
+    start(child, fault.file.clone(), fault.import_id);
+}
+
+fn start(mut child: Command, file: String, import_id: Option<i64>) {
     match child.spawn() {
         Ok(mut process) => {
             std::thread::spawn(move || match process.wait() {

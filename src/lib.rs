@@ -34,6 +34,7 @@ pub mod issue;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod open;
 pub mod parse;
 pub mod pipeline;
 pub mod plan;
