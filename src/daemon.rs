@@ -388,6 +388,7 @@ impl Daemon {
                 self.settler.restart(&entry, now);
                 continue;
             }
+            tracing::debug!(file = %entry.name, "ready; queued");
             self.queue.push_back(entry);
         }
         Ok(())
