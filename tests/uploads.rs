@@ -325,6 +325,14 @@ fn a_file_swapped_after_it_settled_is_never_read_and_is_reported_once() {
         }
     }
     assert_eq!(fs::read_to_string(&secret).unwrap(), secret_text);
+    // An operator retrying the refused link does not follow it either.
+    let link = env.only_import_of("link-to-secret.csv");
+    let out = env.stockdrop(&["retry", &link.id.to_string()]);
+    assert!(!out.status.success(), "retry of a link: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("symbolic link"),
+        "{out:?}"
+    );
     // The uploader reads the outbox: the secret is in none of its files.
     for entry in fs::read_dir(env.outbox()).unwrap() {
         let path = entry.unwrap().path();
@@ -683,4 +691,63 @@ fn a_stalled_sftp_upload_is_imported_once_whole() {
     assert_eq!(report["rows"]["accepted"], ROWS);
     let archived = env.archive_today().join(format!("{}_stall.csv", import.id));
     assert_eq!(fs::read_to_string(archived).unwrap(), text);
+}
+
+// ---------------------------------------------------------------------------
+// A path the operator names.
+
+/// `stockdrop import FILE` follows a symbolic link the operator names (it
+/// is their own path), but reads only a regular file: a FIFO is refused at
+/// once rather than waited on, and a link to a device is never read.
+#[test]
+fn import_follows_a_link_the_operator_names_but_never_blocks_or_reads_a_device() {
+    let env = Env::new("");
+    let real = env.path().join("real.csv");
+    fs::write(&real, csv(&[("11", "A", 3)])).unwrap();
+    let named = env.path().join("named.csv");
+    std::os::unix::fs::symlink(&real, &named).unwrap();
+    let out = env.stockdrop(&["import", named.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+
+    let fifo = env.path().join("pipe.csv");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let zero = env.path().join("zero.csv");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    for (path, what) in [(&fifo, "named pipe"), (&zero, "device node")] {
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(env.config_path())
+            .arg("import")
+            .arg(path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = child.kill();
+                panic!("`stockdrop import {}` blocked", path.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        use std::io::Read as _;
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(status.code(), Some(3), "{}: {stderr}", path.display());
+        assert!(stderr.contains(what), "{}: {stderr}", path.display());
+    }
+    assert_eq!(env.imports().len(), 1, "{}", env.describe());
 }
