@@ -81,6 +81,11 @@ impl Env {
     /// `stockdrop run`, logging at debug level for stockdrop itself (the
     /// swap tests wait for "ready; queued").
     fn start(&self) -> Daemon {
+        self.start_notifying(None)
+    }
+
+    /// [`Env::start`], with systemd notifications going to `socket`.
+    fn start_notifying(&self, socket: Option<&Path>) -> Daemon {
         let n = self.next_run();
         let mut command = Command::new(BIN);
         command
@@ -92,6 +97,9 @@ impl Env {
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .stdin(Stdio::null());
+        if let Some(socket) = socket {
+            command.env("NOTIFY_SOCKET", socket);
+        }
         let daemon = Daemon::spawn_logged(command, self.path().join(format!("run-{n}.log")));
         daemon.wait_ready(self);
         daemon
@@ -436,7 +444,20 @@ fn a_fault_after_the_plan_is_stored_is_retried_until_cured_and_shown_meanwhile()
         metrics.display(),
         hook_log.display()
     ));
-    let mut daemon = env.start();
+    // systemd's side of NOTIFY_SOCKET, owned by the test.
+    let socket_path = env.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_nonblocking(true).unwrap();
+    let mut datagrams = String::new();
+    let notified = |datagrams: &mut String| {
+        let mut buffer = [0u8; 4096];
+        while let Ok(n) = socket.recv(&mut buffer) {
+            datagrams.push_str(&String::from_utf8_lossy(&buffer[..n]));
+            datagrams.push('\n');
+        }
+        datagrams.clone()
+    };
+    let mut daemon = env.start_notifying(Some(&socket_path));
     env.break_outbox();
     env.drop_file("x.csv", &csv(&[("11", "A", 1), ("11", "B", 2)]));
     // max_attempts = 1: a second attempt shows the stored plan is kept.
@@ -469,6 +490,12 @@ fn a_fault_after_the_plan_is_stored_is_retried_until_cured_and_shown_meanwhile()
     let text = env.stockdrop(&["status"]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("last error:    retrying x.csv"), "{text}");
+    let said = notified(&mut datagrams);
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("STATUS=") && l.contains("retrying x.csv (attempt")),
+        "STATUS= shows the fault: {said}"
+    );
     let prom = fs::read_to_string(&metrics).unwrap_or_default();
     assert!(prom.contains("stockdrop_retrying 1"), "{prom}");
     wait_until(
