@@ -499,11 +499,12 @@ impl Daemon {
             Err(e) => {
                 let attempts = attempts + 1;
                 let import_id = self.stored_import(claimed);
-                let plan_stored = was_stored || import_id.is_some();
+                let mut plan_stored = was_stored || import_id.is_some();
                 if !plan_stored && attempts >= self.config.rules.max_attempts {
                     warn!(error = %e, attempts, path = %claimed.display(), "giving up on the file; it goes to failed/");
                     match self.give_up(claimed, &name, &e.to_string()) {
-                        Ok(outcome) => {
+                        Ok(None) => plan_stored = true,
+                        Ok(Some(outcome)) => {
                             self.retry = None;
                             self.clear_fault();
                             self.count(&name, "failed");
@@ -752,26 +753,23 @@ impl Daemon {
         Ok((import_id, status, vec![outcome]))
     }
 
-    /// Ends a claimed file as `failed`: report, then `failed/`.
+    /// Ends a claimed file whose plan was never stored as `failed`:
+    /// report, then `failed/`. `Ok(None)` when its import turns out to be
+    /// stored after all (the store could not be read at the failure): a
+    /// stored plan is never given up, only finished.
     fn give_up(
         &mut self,
         claimed: &Path,
         name: &str,
         message: &str,
-    ) -> Result<Outcome, PipelineError> {
-        let source = claimed.display().to_string();
-        let existing = queries::import_by_source(&self.store.read(), &source)?.map(|(id, _)| id);
-        let outcome = pipeline::fail(
-            &mut self.store,
-            &self.config,
-            claimed,
-            name,
-            existing,
-            message,
-        )?;
+    ) -> Result<Option<Outcome>, PipelineError> {
+        if self.stored_import(claimed).is_some() {
+            return Ok(None);
+        }
+        let outcome = pipeline::fail(&mut self.store, &self.config, claimed, name, None, message)?;
         let import_id = outcome.report.import_id.unwrap_or_default();
         self.archive(claimed, name, import_id, "failed")?;
-        Ok(outcome)
+        Ok(Some(outcome))
     }
 
     /// After a file: the operator's `notify.command` for each report, and
