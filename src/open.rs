@@ -228,16 +228,13 @@ pub enum Writers {
 
 /// A read lease taken and released at once. While held for those few
 /// instructions, a writer's `open` would break it and the kernel would
-/// signal this process with SIGIO, whose default action ends it: SIGIO is
-/// ignored first, once per process.
+/// signal this process with SIGIO, whose default action ends it: SIGIO
+/// gets a handler that does nothing, once per process (a handler, not
+/// `SIG_IGN`, so `notify.command` and other children start with the
+/// default again).
 pub fn writers(file: &File) -> Writers {
-    static IGNORE_SIGIO: Once = Once::new();
-    IGNORE_SIGIO.call_once(|| {
-        // SAFETY: installing SIG_IGN for a signal stockdrop never uses.
-        unsafe {
-            libc::signal(libc::SIGIO, libc::SIG_IGN);
-        }
-    });
+    static CATCH_SIGIO: Once = Once::new();
+    CATCH_SIGIO.call_once(catch_sigio);
     let fd = file.as_raw_fd();
     // SAFETY: fcntl on a descriptor this function borrows; no memory passed.
     let taken = unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) };
@@ -250,6 +247,20 @@ pub fn writers(file: &File) -> Writers {
         Some(libc::EAGAIN) => Writers::Open,
         Some(errno) => Writers::Unknown(errno),
         None => Writers::Unknown(0),
+    }
+}
+
+extern "C" fn on_sigio(_: libc::c_int) {}
+
+fn catch_sigio() {
+    // SAFETY: a zeroed sigaction is valid; the handler is async-signal-safe
+    // (it does nothing); SA_RESTART keeps interrupted calls going.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigio as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGIO, &action, std::ptr::null_mut());
     }
 }
 
@@ -438,6 +449,34 @@ mod tests {
         assert_eq!(read_bounded(&mut file, 10, 100).unwrap().len(), 11);
         assert_eq!(sha256_of(&path, 10), "");
         assert_eq!(sha256_of(&path, 100).len(), 64);
+    }
+
+    /// A writer opening the file while the probe holds its lease makes the
+    /// kernel send SIGIO; the process must live through it.
+    #[test]
+    fn a_lease_broken_by_a_writer_does_not_end_the_process() {
+        let dir = tempfile::tempdir().unwrap();
+        if let LeaseSupport::Unavailable(why) = LeaseSupport::probe(dir.path()) {
+            eprintln!("!!! SKIPPED: no leases on {}: {why}", dir.path().display());
+            return;
+        }
+        let path = dir.path().join("a.csv");
+        fs::write(&path, b"x").unwrap();
+        let reader = File::open(&path).unwrap();
+        catch_sigio();
+        // SAFETY: fcntl on a descriptor this test owns.
+        assert_eq!(
+            unsafe { libc::fcntl(reader.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) },
+            0
+        );
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || fs::OpenOptions::new().append(true).open(path))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // SAFETY: as above.
+        unsafe { libc::fcntl(reader.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+        assert!(writer.join().unwrap().is_ok());
     }
 
     #[test]
