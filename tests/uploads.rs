@@ -778,3 +778,35 @@ fn import_follows_a_link_the_operator_names_but_never_blocks_or_reads_a_device()
     }
     assert_eq!(env.imports().len(), 1, "{}", env.describe());
 }
+
+/// The unit gives the open-for-writing check what it needs and nothing
+/// more, and caps what one bad file can take from the host (SPEC §7).
+#[test]
+fn the_unit_grants_cap_lease_alone_and_caps_memory_and_tasks() {
+    let unit = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/systemd/stockdrop.service"
+    ))
+    .unwrap();
+    let values = |key: &str| -> Vec<String> {
+        unit.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(values("AmbientCapabilities"), ["CAP_LEASE"]);
+    assert_eq!(values("CapabilityBoundingSet"), ["CAP_LEASE"]);
+    assert_eq!(values("NoNewPrivileges"), ["yes"]);
+    for key in ["MemoryMax", "TasksMax"] {
+        let set = values(key);
+        assert_eq!(set.len(), 1, "{key}: {set:?}");
+        assert!(
+            set[0]
+                .trim_end_matches(['K', 'M', 'G'])
+                .parse::<u64>()
+                .is_ok(),
+            "{key}={}",
+            set[0]
+        );
+    }
+}
