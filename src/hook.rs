@@ -41,7 +41,11 @@ static SLOTS: Mutex<Slots> = Mutex::new(Slots {
 /// Queues `command` (run through `sh -c`) for one file's outcome; it starts
 /// at once when fewer than [`MAX_RUNNING`] are running.
 pub fn run(command: &str, outcome: &Outcome) {
-    let job = prepare(command, outcome);
+    enqueue(prepare(command, outcome));
+}
+
+/// Starts `job` when a slot is free, else queues it (never blocking).
+fn enqueue(job: Job) {
     let Ok(mut slots) = SLOTS.lock() else {
         tracing::warn!(file = %job.file, import_id = job.import_id, "notify.command not run: its queue is broken");
         return;
@@ -124,4 +128,29 @@ fn prepare(command: &str, outcome: &Outcome) -> Job {
         file: report.file.clone(),
         import_id: report.import_id,
     }
+}
+
+/// Queues `command` for a fault the daemon is retrying (SPEC §2): the
+/// file stays claimed; `STOCKDROP_STATUS` is `retrying` and
+/// `STOCKDROP_ERROR` says why. Run when the fault begins or its cause
+/// changes, not at every attempt.
+pub fn fault(command: &str, fault: &crate::daemon::Fault) {
+    let mut child = Command::new("sh");
+    child
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .env(
+            "STOCKDROP_IMPORT_ID",
+            fault.import_id.map(|id| id.to_string()).unwrap_or_default(),
+        )
+        .env("STOCKDROP_FILE", &fault.file)
+        .env("STOCKDROP_STATUS", "retrying")
+        .env("STOCKDROP_ERROR", &fault.error)
+        .env("STOCKDROP_ATTEMPTS", fault.attempts.to_string());
+    enqueue(Job {
+        command: child,
+        file: fault.file.clone(),
+        import_id: fault.import_id,
+    });
 }

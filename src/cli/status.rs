@@ -24,6 +24,8 @@ struct Status {
     imports_24h: BTreeMap<String, i64>,
     jobs_24h: BTreeMap<String, i64>,
     last_error: Option<LastError>,
+    /// The operational failure the running daemon is retrying, if any.
+    retrying: Option<crate::daemon::Fault>,
 }
 
 /// The daemon holds an flock on its lock file while it runs and writes its
@@ -62,13 +64,33 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         }
         None => Default::default(),
     };
+    let running = daemon_running(config);
+    // While the daemon retries a fault, that is the last error.
+    let retrying = running
+        .then(|| crate::daemon::read_fault(&config.paths.work))
+        .flatten();
+    let last_error = match &retrying {
+        Some(f) => Some(LastError {
+            import_id: f.import_id.unwrap_or_default(),
+            file: f.file.clone(),
+            status: "retrying".into(),
+            finished_at: None,
+            code: Some("operational-error".into()),
+            message: Some(format!(
+                "{} (attempt {}, failing since {}; the file stays claimed and is retried until the cause is gone)",
+                f.error, f.attempts, f.since
+            )),
+        }),
+        None => last_error,
+    };
     let status = Status {
-        daemon_running: daemon_running(config),
+        daemon_running: running,
         inbox_waiting,
         work_claimed,
         imports_24h,
         jobs_24h,
         last_error,
+        retrying,
     };
     if args.json {
         output::json(&status)?;
@@ -92,8 +114,16 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         counts(&status.imports_24h),
         counts(&status.jobs_24h),
     );
-    match &status.last_error {
-        Some(e) => text.push_str(&format!(
+    match (&status.retrying, &status.last_error) {
+        (Some(f), _) => text.push_str(&format!(
+            "\nlast error:    retrying {}{} since {} (attempt {}): {}; the file stays claimed and is retried until the cause is gone",
+            f.file,
+            f.import_id.map_or(String::new(), |id| format!(" (import {id})")),
+            f.since,
+            f.attempts,
+            f.error
+        )),
+        (None, Some(e)) => text.push_str(&format!(
             "\nlast error:    import {} ({}, {}) at {}: {}",
             e.import_id,
             e.file,
@@ -101,7 +131,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
             e.finished_at.as_deref().unwrap_or("-"),
             e.message.as_deref().unwrap_or("-")
         )),
-        None => text.push_str("\nlast error:    none"),
+        (None, None) => text.push_str("\nlast error:    none"),
     }
     output::println_or_fail(&text)?;
     Ok(Exit::Success)

@@ -15,6 +15,8 @@ use std::time::SystemTime;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use crate::open::Identity;
+
 /// Temporary names of SFTP clients, browsers and office programs.
 const TEMPORARY: &[&str] = &[
     "*.filepart",
@@ -33,6 +35,9 @@ pub struct Entry {
     pub path: PathBuf,
     pub size: u64,
     pub modified: Option<SystemTime>,
+    /// The device and inode the scan saw: only this file is ever read
+    /// under the name (see `open`).
+    pub identity: Identity,
 }
 
 /// What the inbox scan skips.
@@ -113,6 +118,7 @@ impl Filter {
                 path,
                 size: meta.len(),
                 modified: meta.modified().ok(),
+                identity: Identity::of(&meta),
             });
         }
         Ok(entries)

@@ -69,6 +69,19 @@ impl Settler {
         self.seen.len()
     }
 
+    /// Starts a file's settle clock again at `now`: it was written since
+    /// the last scan, or a process still holds it open for writing.
+    pub fn restart(&mut self, entry: &Entry, now: Instant) {
+        self.seen.insert(
+            entry.name.clone(),
+            Observation {
+                size: entry.size,
+                modified: entry.modified,
+                since: now,
+            },
+        );
+    }
+
     /// Forgets a file, so it settles again from scratch.
     pub fn forget(&mut self, name: &OsStr) {
         self.seen.remove(name);
@@ -86,6 +99,7 @@ mod tests {
             path: PathBuf::from(name),
             size,
             modified: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)),
+            identity: crate::open::Identity { dev: 1, ino: size },
         }
     }
 
@@ -142,5 +156,20 @@ mod tests {
             .map(|e| e.name)
             .collect();
         assert_eq!(ready, ["a.csv", "c.csv", "b.csv"]);
+    }
+
+    #[test]
+    fn a_restarted_file_waits_a_whole_settle_period_again() {
+        let settle = Duration::from_millis(100);
+        let mut s = Settler::default();
+        let t0 = Instant::now();
+        let a = entry("a.csv", 5, 1);
+        assert!(s.observe(vec![a.clone()], t0, settle).is_empty());
+        // Written again (same size and time) just before it would settle.
+        s.restart(&a, t0 + Duration::from_millis(90));
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert!(s.observe(vec![a.clone()], at(150), settle).is_empty());
+        assert_eq!(s.next_deadline(settle), Some(at(190)));
+        assert_eq!(s.observe(vec![a], at(190), settle).len(), 1);
     }
 }
