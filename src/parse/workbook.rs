@@ -667,3 +667,83 @@ fn cell_ref(data: &DataRef<'_>) -> Cell {
         DataRef::Error(e) => Cell::Error(e.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn record(typ: u16, body: &[u8]) -> Vec<u8> {
+        let mut r = typ.to_le_bytes().to_vec();
+        r.extend_from_slice(&u16::try_from(body.len()).unwrap().to_le_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+
+    /// A compound file whose `Workbook` stream holds the globals and one
+    /// sheet with `sheet` records.
+    fn xls(sheet: &[Vec<u8>]) -> Vec<u8> {
+        let mut stream = Vec::new();
+        stream.extend(record(0x0809, &[0; 16]));
+        stream.extend(record(0x000A, &[]));
+        stream.extend(record(0x0809, &[0; 16]));
+        for r in sheet {
+            stream.extend_from_slice(r);
+        }
+        stream.extend(record(0x000A, &[]));
+        let mut file = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+        file.create_stream("/Workbook")
+            .unwrap()
+            .write_all(&stream)
+            .unwrap();
+        file.flush().unwrap();
+        file.into_inner().into_inner()
+    }
+
+    fn number(row: u16, col: u16) -> Vec<u8> {
+        let mut body = row.to_le_bytes().to_vec();
+        body.extend_from_slice(&col.to_le_bytes());
+        body.extend_from_slice(&[0; 10]);
+        record(0x0203, &body)
+    }
+
+    fn dimensions(rows: u32, cols: u16) -> Vec<u8> {
+        let mut body = 0u32.to_le_bytes().to_vec();
+        body.extend_from_slice(&rows.to_le_bytes());
+        body.extend_from_slice(&0u16.to_le_bytes());
+        body.extend_from_slice(&cols.to_le_bytes());
+        body.extend_from_slice(&[0, 0]);
+        record(0x0200, &body)
+    }
+
+    #[test]
+    fn xls_cells_far_apart_are_refused_before_calamine() {
+        let issue = xls_limits(&xls(&[number(0, 0), number(65_535, 255)])).expect("refused");
+        assert_eq!(issue.code, Code::UnreadableFile);
+        assert!(
+            issue.message.contains("16777216 cells"),
+            "{}",
+            issue.message
+        );
+    }
+
+    #[test]
+    fn xls_declared_dimensions_are_refused_before_calamine() {
+        let issue = xls_limits(&xls(&[dimensions(u32::MAX, 255), number(0, 0)])).expect("refused");
+        assert!(issue.message.contains("sheet 1"), "{}", issue.message);
+    }
+
+    #[test]
+    fn xls_of_ordinary_size_passes() {
+        assert!(xls_limits(&xls(&[dimensions(3, 4), number(0, 0), number(2, 3)])).is_none());
+    }
+
+    #[test]
+    fn spans_count_the_rectangle() {
+        let mut span = Span::default();
+        assert_eq!(span.cells(), 0);
+        span.add(0, 0);
+        span.add(1_048_575, 16_383);
+        assert_eq!(span.cells(), 1_048_576 * 16_384);
+    }
+}
