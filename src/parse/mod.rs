@@ -233,9 +233,13 @@ fn parse_tables<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("xlsm"));
             match kind {
-                container::Kind::Xlsx { .. } if xlsm => workbook::parse_xlsx(bytes, Format::Xlsm, rules),
-                container::Kind::Xlsx { .. } => workbook::parse_xlsx(bytes, Format::Xlsx, rules),
-                container::Kind::Xlsb { .. } => workbook::parse_xlsb(bytes, rules),
+                container::Kind::Xlsx { .. } if xlsm => {
+                    workbook::parse_ooxml(bytes, Format::Xlsm, false, rules)
+                }
+                container::Kind::Xlsx { .. } => {
+                    workbook::parse_ooxml(bytes, Format::Xlsx, false, rules)
+                }
+                container::Kind::Xlsb { .. } => workbook::parse_ooxml(bytes, Format::Xlsb, true, rules),
                 container::Kind::Ods => ods::parse(bytes, &members, rules),
                 container::Kind::OtherDocument(declared) => Err(Issue::new(
                     Code::UnsupportedFormat,

@@ -6,13 +6,10 @@
 //! Memory never follows a sheet's dimensions (SPEC §4.5): a sheet with
 //! cells in `A1` and `XFD1048576` is a few kilobytes, and calamine's dense
 //! `Range` of it would ask for half a terabyte.
-//! - `.xlsx`/`.xlsm` are read cell by cell through calamine's streaming
-//!   cell reader, one row at a time, never as a range; each sheet opens its
-//!   own reader when its first row is asked for, so only one sheet is being
-//!   read at a time.
-//! - `.xlsb` cells are walked once to find the span they imply, then read
-//!   as a range only within [`MAX_DENSE_CELLS`] (calamine does not export
-//!   its `.xlsb` cell reader's type, so it cannot be kept between rows).
+//! - `.xlsx`/`.xlsm`/`.xlsb` are read cell by cell through calamine's
+//!   streaming cell readers, one row at a time, never as a range; each
+//!   sheet opens its own reader when its first row is asked for, so only
+//!   one sheet is being read at a time.
 //! - `.xls` is parsed whole by calamine when it is opened, into dense
 //!   ranges: its sheets' declared and implied dimensions are checked first
 //!   by walking the BIFF records of its `Workbook` stream ([`xls_limits`]).
@@ -30,9 +27,9 @@ use crate::issue::{Code, Issue, Place};
 /// The most rows and columns a sheet can have (Excel 2007 and later).
 pub const MAX_SHEET_ROWS: u32 = 1_048_576;
 pub const MAX_SHEET_COLUMNS: u32 = 16_384;
-/// The most cells an `.xls` or `.xlsb` sheet may span (declared or
-/// implied): calamine holds such a sheet as a dense range, twice while it
-/// is handed over (64 MiB each at this size).
+/// The most cells an `.xls` sheet may span (declared or implied): calamine
+/// holds such a sheet as a dense range, twice while it is handed over
+/// (64 MiB each at this size).
 pub const MAX_DENSE_CELLS: u64 = 2_097_152;
 
 fn unopenable(format: Format, e: impl std::fmt::Display) -> Issue {
@@ -269,27 +266,59 @@ impl Iterator for StreamedRows<'_> {
     }
 }
 
-/// `.xlsx` and `.xlsm`, streamed.
-pub fn parse_xlsx<'a>(
+/// One `.xlsb` sheet's next cell. calamine does not export the type of its
+/// `.xlsb` cell reader, so the reader is kept inside this closure.
+type NextCell<'t> = Box<dyn FnMut() -> Result<Option<(u32, u32, Cell)>, String> + 't>;
+
+#[self_referencing]
+struct XlsbSheet<'a> {
+    book: Xlsb<Cursor<&'a [u8]>>,
+    #[borrows(mut book)]
+    #[not_covariant]
+    cells: NextCell<'this>,
+}
+
+impl CellSource for XlsbSheet<'_> {
+    fn next_cell(&mut self) -> Result<Option<(u32, u32, Cell)>, String> {
+        self.with_cells_mut(|next| next())
+    }
+}
+
+/// `.xlsx` and `.xlsm` (`binary` false) and `.xlsb` (`binary` true),
+/// streamed.
+pub fn parse_ooxml<'a>(
     bytes: &'a [u8],
     format: Format,
+    binary: bool,
     rules: &ImportRules,
 ) -> Result<Parsed<'a>, Issue> {
     let mut warnings = Vec::new();
     // Listed once, with one workbook: the sheets, and which have a cell
     // with a value (a sheet without one gets `empty-sheet`).
     let mut chosen: Vec<(String, bool)> = Vec::new();
-    let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| unopenable(format, e))?;
-    let names = chosen_sheets(book.sheets_metadata(), rules, &mut warnings);
-    for name in names {
-        let mut cells = book
-            .worksheet_cells_reader(&name)
-            .map_err(|e| unreadable_sheet(&name, e))?;
-        let has_data = first_value(|| cells.next_cell().map_err(|e| e.to_string()))
-            .map_err(|e| unreadable_sheet(&name, e))?;
-        chosen.push((name, has_data));
+    if binary {
+        let mut book: Xlsb<_> = Xlsb::new(Cursor::new(bytes)).map_err(|e| unopenable(format, e))?;
+        let names = chosen_sheets(book.sheets_metadata(), rules, &mut warnings);
+        for name in names {
+            let mut cells = book
+                .worksheet_cells_reader(&name)
+                .map_err(|e| unreadable_sheet(&name, e))?;
+            let has_data = first_value(|| cells.next_cell().map_err(|e| e.to_string()))
+                .map_err(|e| unreadable_sheet(&name, e))?;
+            chosen.push((name, has_data));
+        }
+    } else {
+        let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| unopenable(format, e))?;
+        let names = chosen_sheets(book.sheets_metadata(), rules, &mut warnings);
+        for name in names {
+            let mut cells = book
+                .worksheet_cells_reader(&name)
+                .map_err(|e| unreadable_sheet(&name, e))?;
+            let has_data = first_value(|| cells.next_cell().map_err(|e| e.to_string()))
+                .map_err(|e| unreadable_sheet(&name, e))?;
+            chosen.push((name, has_data));
+        }
     }
-    drop(book);
     let mut tables = Vec::new();
     for (name, has_data) in chosen {
         if !has_data {
@@ -297,16 +326,40 @@ pub fn parse_xlsx<'a>(
             continue;
         }
         let sheet = name.clone();
-        let open: Opener<'a> = Box::new(move || {
-            let book = Xlsx::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
-            let source = XlsxSheetTryBuilder {
-                book,
-                cells_builder: |book| book.worksheet_cells_reader(&sheet),
-            }
-            .try_build()
-            .map_err(|e| e.to_string())?;
-            Ok(Box::new(source) as Box<dyn CellSource + 'a>)
-        });
+        let open: Opener<'a> = if binary {
+            Box::new(move || {
+                let book = Xlsb::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
+                let source = XlsbSheetTryBuilder {
+                    book,
+                    cells_builder: |book| {
+                        let mut reader = book.worksheet_cells_reader(&sheet)?;
+                        let next: NextCell<'_> = Box::new(move || match reader.next_cell() {
+                            Ok(Some(c)) => {
+                                let (row, col) = c.get_position();
+                                Ok(Some((row, col, cell_ref(c.get_value()))))
+                            }
+                            Ok(None) => Ok(None),
+                            Err(e) => Err(e.to_string()),
+                        });
+                        Ok::<_, calamine::XlsbError>(next)
+                    },
+                }
+                .try_build()
+                .map_err(|e| e.to_string())?;
+                Ok(Box::new(source) as Box<dyn CellSource + 'a>)
+            })
+        } else {
+            Box::new(move || {
+                let book = Xlsx::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
+                let source = XlsxSheetTryBuilder {
+                    book,
+                    cells_builder: |book| book.worksheet_cells_reader(&sheet),
+                }
+                .try_build()
+                .map_err(|e| e.to_string())?;
+                Ok(Box::new(source) as Box<dyn CellSource + 'a>)
+            })
+        };
         tables.push(Table {
             sheet: Some(name.clone()),
             decimal_comma: super::DecimalComma::Never,
@@ -321,92 +374,6 @@ pub fn parse_xlsx<'a>(
         tables,
         warnings,
     })
-}
-
-/// `.xlsb`: calamine's cell reader for it cannot be kept across calls, so
-/// each sheet's cells are first walked to find the span they imply, and the
-/// sheet is read as a range only when that span is within
-/// [`MAX_DENSE_CELLS`].
-pub fn parse_xlsb<'a>(bytes: &'a [u8], rules: &ImportRules) -> Result<Parsed<'a>, Issue> {
-    let mut warnings = Vec::new();
-    let mut book: Xlsb<_> =
-        Xlsb::new(Cursor::new(bytes)).map_err(|e| unopenable(Format::Xlsb, e))?;
-    let names = chosen_sheets(book.sheets_metadata(), rules, &mut warnings);
-    let mut tables = Vec::new();
-    for name in names {
-        let mut span = Span::default();
-        {
-            let mut cells = book
-                .worksheet_cells_reader(&name)
-                .map_err(|e| unreadable_sheet(&name, e))?;
-            while let Some(c) = cells.next_cell().map_err(|e| unreadable_sheet(&name, e))? {
-                let (row, col) = c.get_position();
-                if row >= MAX_SHEET_ROWS || col >= MAX_SHEET_COLUMNS {
-                    return Err(outside_sheet(&name, row, col));
-                }
-                span.add(row, col);
-            }
-        }
-        let cells = span.cells();
-        if cells > MAX_DENSE_CELLS {
-            return Err(too_spread(&name, cells));
-        }
-        let range = book
-            .worksheet_range(&name)
-            .map_err(|e| unreadable_sheet(&name, e))?;
-        if !range.used_cells().any(|(_, _, d)| !cell(d).is_blank()) {
-            warnings.push(empty_sheet(&name));
-            continue;
-        }
-        tables.push(Table {
-            sheet: Some(name),
-            decimal_comma: super::DecimalComma::Never,
-            rows: Box::new(RangeRows { range, next: 0 }),
-        });
-    }
-    if tables.is_empty() {
-        return Err(no_sheet_with_data());
-    }
-    Ok(Parsed {
-        format: Format::Xlsb,
-        tables,
-        warnings,
-    })
-}
-
-/// The rectangle some cells span.
-#[derive(Default)]
-struct Span {
-    rows: Option<(u32, u32)>,
-    cols: Option<(u32, u32)>,
-}
-
-impl Span {
-    fn add(&mut self, row: u32, col: u32) {
-        let widen = |span: Option<(u32, u32)>, v: u32| match span {
-            Some((lo, hi)) => Some((lo.min(v), hi.max(v))),
-            None => Some((v, v)),
-        };
-        self.rows = widen(self.rows, row);
-        self.cols = widen(self.cols, col);
-    }
-
-    fn cells(&self) -> u64 {
-        let len = |s: Option<(u32, u32)>| s.map_or(0, |(lo, hi)| u64::from(hi - lo) + 1);
-        len(self.rows) * len(self.cols)
-    }
-}
-
-fn too_spread(sheet: &str, cells: u64) -> Issue {
-    Issue::new(
-        Code::UnreadableFile,
-        format!(
-            "sheet \"{sheet}\" spans {cells} cells, more than the {MAX_DENSE_CELLS} a sheet in this \
-             format is read with (a few used cells far apart make a huge sheet); delete the stray \
-             cells far below or right of the list, or save the workbook as .xlsx or CSV"
-        ),
-    )
-    .at(sheet_place(sheet))
 }
 
 /// Whether a cell stream holds a cell with a value, reading no further
@@ -736,14 +703,5 @@ mod tests {
     #[test]
     fn xls_of_ordinary_size_passes() {
         assert!(xls_limits(&xls(&[dimensions(3, 4), number(0, 0), number(2, 3)])).is_none());
-    }
-
-    #[test]
-    fn spans_count_the_rectangle() {
-        let mut span = Span::default();
-        assert_eq!(span.cells(), 0);
-        span.add(0, 0);
-        span.add(1_048_575, 16_383);
-        assert_eq!(span.cells(), 1_048_576 * 16_384);
     }
 }
