@@ -567,3 +567,147 @@ impl Iterator for SheetRows<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::io::Write;
+
+    /// An `.ods` package around `body` (the inside of office:body).
+    fn ods(styles: &str, body: &str) -> Vec<u8> {
+        let content = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+  xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+  xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+  xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0">
+  <office:automatic-styles>{styles}</office:automatic-styles>
+  <office:body>
+    <office:spreadsheet>
+{body}
+    </office:spreadsheet>
+  </office:body>
+</office:document-content>"#
+        );
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("mimetype", stored).unwrap();
+        zip.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+            .unwrap();
+        let deflated = zip::write::SimpleFileOptions::default();
+        zip.start_file("content.xml", deflated).unwrap();
+        zip.write_all(content.as_bytes()).unwrap();
+        zip.finish().unwrap().into_inner()
+    }
+
+    fn tables(bytes: &[u8]) -> Vec<(Option<String>, Vec<Row>)> {
+        let config = Config::defaults();
+        let members = container::inspect(bytes, &config.rules).unwrap();
+        assert_eq!(
+            container::kind(bytes, &members).unwrap(),
+            container::Kind::Ods
+        );
+        let parsed = parse(bytes, &members, &config.rules).unwrap();
+        parsed
+            .tables
+            .into_iter()
+            .map(|t| (t.sheet, t.rows.map(Result::unwrap).collect()))
+            .collect()
+    }
+
+    fn texts(row: &Row) -> Vec<String> {
+        row.cells.iter().map(Cell::to_text).collect()
+    }
+
+    #[test]
+    fn layout_whitespace_repeats_and_text_runs_are_read_as_a_spreadsheet_shows_them() {
+        let bytes = ods(
+            r#"<style:style style:name="hidden" style:family="table">
+                 <style:table-properties table:display="false"/>
+               </style:style>"#,
+            r#"
+      <table:table table:name="Stock">
+        <table:table-column table:number-columns-repeated="3"/>
+        <table:table-row>
+          <table:table-cell office:value-type="string">
+            <text:p>sku</text:p>
+          </table:table-cell>
+          <table:table-cell office:value-type="string">
+            <text:p>qty</text:p>
+          </table:table-cell>
+        </table:table-row>
+        <table:table-row table:number-rows-repeated="2">
+          <table:table-cell office:value-type="string">
+            <text:p>A<text:s text:c="2"/>B</text:p>
+            <office:annotation><text:p>a comment</text:p></office:annotation>
+          </table:table-cell>
+          <table:table-cell office:value-type="float" office:value="5"><text:p>5</text:p></table:table-cell>
+        </table:table-row>
+        <table:table-row table:number-rows-repeated="1048000">
+          <table:table-cell table:number-columns-repeated="1024"/>
+        </table:table-row>
+        <table:table-row>
+          <table:table-cell table:number-columns-repeated="2"/>
+          <table:table-cell office:value-type="string"><text:p>x &amp; y</text:p></table:table-cell>
+          <table:table-cell office:value-type="boolean" office:boolean-value="true"/>
+        </table:table-row>
+      </table:table>
+      <table:table table:name="Secret" table:style-name="hidden">
+        <table:table-row><table:table-cell office:value-type="string"><text:p>no</text:p></table:table-cell></table:table-row>
+      </table:table>
+      <table:table table:name="Empty">
+        <table:table-row table:number-rows-repeated="5"><table:table-cell/></table:table-row>
+      </table:table>"#,
+        );
+        let tables = tables(&bytes);
+        assert_eq!(
+            tables.len(),
+            1,
+            "the hidden and the empty sheet are skipped"
+        );
+        let (sheet, rows) = &tables[0];
+        assert_eq!(sheet.as_deref(), Some("Stock"));
+        let numbers: Vec<u64> = rows.iter().map(|r| r.number).collect();
+        assert_eq!(numbers, [1, 2, 3, 1_048_004]);
+        assert_eq!(texts(&rows[0]), ["sku", "qty"]);
+        assert_eq!(texts(&rows[1]), ["A  B", "5"]);
+        assert_eq!(rows[2].cells, rows[1].cells);
+        assert_eq!(texts(&rows[3]), ["", "", "x & y", "TRUE"]);
+    }
+
+    #[test]
+    fn sheets_read_out_of_order_restart_the_pass() {
+        let bytes = ods(
+            "",
+            r#"<table:table table:name="One"><table:table-row><table:table-cell office:value-type="string"><text:p>1</text:p></table:table-cell></table:table-row></table:table>
+               <table:table table:name="Two"><table:table-row><table:table-cell office:value-type="string"><text:p>2</text:p></table:table-cell></table:table-row></table:table>"#,
+        );
+        let config = Config::defaults();
+        let members = container::inspect(&bytes, &config.rules).unwrap();
+        let mut parsed = parse(&bytes, &members, &config.rules).unwrap();
+        let second: Vec<Row> = parsed.tables.remove(1).rows.map(Result::unwrap).collect();
+        let first: Vec<Row> = parsed.tables.remove(0).rows.map(Result::unwrap).collect();
+        assert_eq!(texts(&first[0]), ["1"]);
+        assert_eq!(texts(&second[0]), ["2"]);
+    }
+
+    #[test]
+    fn a_cell_past_the_last_column_is_refused() {
+        let bytes = ods(
+            "",
+            r#"<table:table table:name="Wide"><table:table-row>
+                 <table:table-cell table:number-columns-repeated="16384"/>
+                 <table:table-cell office:value-type="string"><text:p>far</text:p></table:table-cell>
+               </table:table-row></table:table>"#,
+        );
+        let config = Config::defaults();
+        let members = container::inspect(&bytes, &config.rules).unwrap();
+        let err = parse(&bytes, &members, &config.rules)
+            .err()
+            .expect("refused");
+        assert_eq!(err.code, Code::UnreadableFile);
+        assert!(err.message.contains("16384 columns"), "{}", err.message);
+    }
+}
