@@ -1916,3 +1916,78 @@ fn small_member_that_expands_past_100_to_1_is_refused() {
         "{error:#}"
     );
 }
+
+/// A forged `.xls`: a compound file whose `Workbook` stream has one sheet
+/// with number cells at `cells` (row, column).
+fn forged_xls(cells: &[(u16, u16)]) -> Vec<u8> {
+    fn record(typ: u16, body: &[u8]) -> Vec<u8> {
+        let mut r = typ.to_le_bytes().to_vec();
+        r.extend_from_slice(&u16::try_from(body.len()).expect("short").to_le_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+    // BOF (BIFF8, workbook globals), a BOUNDSHEET naming sheet "S" at the
+    // offset of the sheet's BOF, EOF; then the sheet.
+    let bof = |kind: u16| {
+        let mut body = 0x0600u16.to_le_bytes().to_vec();
+        body.extend_from_slice(&kind.to_le_bytes());
+        body.extend_from_slice(&[0; 12]);
+        record(0x0809, &body)
+    };
+    let mut globals = bof(0x0005);
+    let sheet_name = b"S";
+    // BOUNDSHEET: the sheet BOF's offset, flags, name length, name flags,
+    // name; the sheet starts after it and the globals' EOF.
+    let boundsheet_record_len = 4 + 4 + 2 + 1 + 1 + sheet_name.len();
+    let sheet_offset = u32::try_from(globals.len() + boundsheet_record_len + 4).expect("small");
+    let mut boundsheet = sheet_offset.to_le_bytes().to_vec();
+    boundsheet.extend_from_slice(&[0, 0]);
+    boundsheet.push(u8::try_from(sheet_name.len()).expect("short"));
+    boundsheet.push(0);
+    boundsheet.extend_from_slice(sheet_name);
+    globals.extend(record(0x0085, &boundsheet));
+    globals.extend(record(0x000A, &[]));
+    let mut stream = globals;
+    stream.extend(bof(0x0010));
+    for &(row, col) in cells {
+        let mut body = row.to_le_bytes().to_vec();
+        body.extend_from_slice(&col.to_le_bytes());
+        body.extend_from_slice(&0u16.to_le_bytes());
+        body.extend_from_slice(&1.0f64.to_le_bytes());
+        stream.extend(record(0x0203, &body));
+    }
+    stream.extend(record(0x000A, &[]));
+    let mut file = cfb::CompoundFile::create(Cursor::new(Vec::new())).expect("cfb");
+    file.create_stream("/Workbook")
+        .expect("stream")
+        .write_all(&stream)
+        .expect("write");
+    file.flush().expect("flush");
+    file.into_inner().into_inner()
+}
+
+#[test]
+fn xls_with_cells_far_apart_is_a_report_not_a_crash() {
+    // The forged file is one calamine opens: two cells close together are
+    // read (and refused for want of a header).
+    let env = Env::new();
+    env.write_bytes("near.xls", &forged_xls(&[(0, 0), (1, 1)]));
+    let run = env.import(&["near.xls"]);
+    run.code(1);
+    file_error(&run.report(), "missing-column");
+
+    let env = Env::new();
+    env.write_bytes("far.xls", &forged_xls(&[(0, 0), (65_535, 65_535)]));
+    let (outcome, peak) = run_measured(&env, &["import", "--json", "far.xls"]);
+    assert_eq!(outcome, Ok(1), "a report and exit 1, not a signal");
+    assert!(peak < SMALL_PEAK_KIB, "peak RSS {peak} KiB");
+    let report = env.outbox_report("far", 1);
+    let error = file_error(&report, "unreadable-file");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stray cells"),
+        "{error:#}"
+    );
+}
