@@ -152,6 +152,9 @@ impl Default for RawImport {
 pub struct RawCsv {
     /// Empty: detect among `,` `;` tab `|`.
     pub delimiter: String,
+    /// The decimal separator the sender writes in text files: `","` or
+    /// `"."`; empty: both in `;`/tab files (and `1,000` refused), `.` else.
+    pub decimal: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -298,6 +301,8 @@ pub struct ImportRules {
     pub max_rows: u64,
     pub max_unzipped_bytes: u64,
     pub csv_delimiter: Option<u8>,
+    /// `csv.decimal`: `Some(',')` or `Some('.')`; `None` when not set.
+    pub csv_decimal: Option<char>,
     pub sheet_names: Vec<String>,
     /// Normalised header name → what it maps to.
     pub columns: BTreeMap<String, ColumnTarget>,
@@ -551,6 +556,17 @@ impl Config {
                 ))
             }
         };
+        let csv_decimal = match raw.csv.decimal.as_str() {
+            "" => None,
+            "," => Some(','),
+            "." => Some('.'),
+            other => {
+                return Err(bad(
+                    "csv.decimal",
+                    format!("expected \",\" or \".\" (or \"\" to accept both); got {other:?}"),
+                ))
+            }
+        };
         let mut columns = BTreeMap::new();
         for (header, target) in &raw.columns {
             let key = format!("columns.{header}");
@@ -636,6 +652,7 @@ impl Config {
             max_rows: i.max_rows,
             max_unzipped_bytes: i.max_unzipped_bytes,
             csv_delimiter,
+            csv_decimal,
             sheet_names: raw.sheet.names.clone(),
             columns,
             max_errors: usize::try_from(raw.report.max_errors).unwrap_or(usize::MAX),
@@ -716,7 +733,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "max_unzipped_bytes",
         ],
     ),
-    ("csv", &["delimiter"]),
+    ("csv", &["delimiter", "decimal"]),
     ("sheet", &["names"]),
     ("report", &["max_errors"]),
     ("log", &["format", "level"]),
@@ -858,6 +875,7 @@ mod tests {
                 "columns.Stock On Hand",
             ),
             ("[csv]\ndelimiter = \"x\"\n", "csv.delimiter"),
+            ("[csv]\ndecimal = \";\"\n", "csv.decimal"),
         ] {
             let file = write(dir.path(), text);
             let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();

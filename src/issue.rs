@@ -43,6 +43,7 @@ pub enum Code {
     UpcZerosRestored,
     EmptySheet,
     NoHeader,
+    IdentifierAsNumber,
     // An operational failure (I/O, database) that ended a file as `failed`.
     OperationalError,
 }
@@ -79,6 +80,7 @@ impl Code {
             Code::UpcZerosRestored => "upc-zeros-restored",
             Code::EmptySheet => "empty-sheet",
             Code::NoHeader => "no-header",
+            Code::IdentifierAsNumber => "identifier-as-number",
             Code::OperationalError => "operational-error",
         }
     }

@@ -658,6 +658,7 @@ pub fn validate_path(
         _ => return Ok(vec![validate_content(store, config, content)?]),
     };
     let mut reports = Vec::new();
+    let mut skipped = Vec::new();
     for member in &members {
         let name = crate::names::display(parse::container::base_name(&member.name).as_bytes());
         if !is_member_file(member, &name) {
@@ -669,7 +670,26 @@ pub fn validate_path(
                 config,
                 member_content(&content, member, name, rules),
             )?);
+        } else {
+            skipped.push(name);
         }
+    }
+    if reports.is_empty() {
+        // Nothing to validate: the archive itself gets the one report, as
+        // `import` gives it.
+        let mut content = content;
+        content.forced_error = Some(Issue::new(
+            Code::UnsupportedFormat,
+            format!(
+                "the archive holds no stock file (CSV, workbook or JSON){}",
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; it has: {}", skipped.join(", "))
+                }
+            ),
+        ));
+        reports.push(validate_content(store, config, content)?);
     }
     Ok(reports)
 }
