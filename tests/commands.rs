@@ -825,3 +825,55 @@ fn a_misspelt_environment_variable_is_named() {
         "{run}"
     );
 }
+
+#[test]
+fn the_samples_tell_one_story_in_the_readme_order() {
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples");
+    let env = Env::new();
+    let names = [
+        "stores-clean.csv",
+        "excel-export.csv",
+        "store12-semicolon.csv",
+        "mistakes.csv",
+        "two-sheets.xlsx",
+        "store13.ods",
+        "api-request.json",
+        "stores.zip",
+    ];
+    let paths: Vec<String> = names
+        .iter()
+        .map(|n| samples.join(n).display().to_string())
+        .collect();
+    let args: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let run = env.import(&args);
+    run.code(1);
+    let outcome: Vec<(String, String)> = run
+        .json_lines()
+        .iter()
+        .map(|r| {
+            (
+                r["file"].as_str().unwrap_or_default().to_string(),
+                r["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(String, String)> = names[..7]
+        .iter()
+        .map(|n| (n.to_string(), "applied".to_string()))
+        .collect();
+    expected[3].1 = "partial".into();
+    expected.push(("store14.csv".into(), "applied".into()));
+    expected.push(("store15.csv".into(), "applied".into()));
+    assert_eq!(outcome, expected, "{run}");
+    let reports = run.json_lines();
+    let conflicts: u64 = reports
+        .iter()
+        .filter_map(|r| r["error_counts"]["identifier-conflict"].as_u64())
+        .sum();
+    assert_eq!(conflicts, 0, "{run}");
+    // The workbook gave excel-export's products their UPCs.
+    assert_eq!(
+        record(&env.stock(&[]), "11", "A-101")["upc"],
+        "012345678905"
+    );
+}
