@@ -601,6 +601,15 @@ fn json_answers_come_for_refusals_and_errors_too() {
             .contains("job 2"),
         "{run}"
     );
+    let run = env.run(&["import", "--json", "missing.csv", "a.csv"]);
+    run.code(3);
+    let lines = run.json_lines();
+    assert_eq!(lines[0]["file"], "missing.csv", "{run}");
+    assert_eq!(lines[0]["exit_code"], 3, "{run}");
+    assert_eq!(lines[1]["status"], "applied", "{run}");
+    let run = env.run(&["validate", "--json", "missing.csv"]);
+    run.code(3);
+    assert_eq!(run.json()["exit_code"], 3, "{run}");
     let run = env.run(&["job", "99", "--json"]);
     run.code(2);
     assert_eq!(run.json()["exit_code"], 2, "{run}");

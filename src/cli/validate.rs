@@ -44,6 +44,9 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
             }
             Err(e) => {
                 eprintln!("stockdrop: {}: {e}", file.display());
+                if args.json {
+                    output::file_failure(file, &e.to_string(), Exit::Operational)?;
+                }
                 exit = exit.worst(Exit::Operational);
             }
         }
