@@ -398,7 +398,7 @@ impl Config {
         check_known_keys(&merged).map_err(|e| from_environment(e, &variables))?;
         let raw: RawConfig = merged
             .try_deserialize()
-            .map_err(describe_deserialize_error)?;
+            .map_err(|e| from_environment(describe_deserialize_error(e), &variables))?;
         let base = match file {
             Some(path) => path
                 .parent()
@@ -407,6 +407,7 @@ impl Config {
             None => PathBuf::from("."),
         };
         Config::from_raw(raw, file.map(Path::to_path_buf), &base)
+            .map_err(|e| from_environment(e, &variables))
     }
 
     /// Built-in defaults with no environment: what tests and `validate`
@@ -766,24 +767,30 @@ fn check_known_keys(merged: &config::Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// An unknown key that an environment variable supplied names that
-/// variable (`STOCKDROP__IMPORT__ON_EROR`): the config file may not have it.
+/// A key that an environment variable supplied — unknown, or with a bad
+/// value — names that variable (`STOCKDROP__IMPORT__ON_EROR`): the config
+/// file may not have it at all.
 fn from_environment(error: ConfigError, variables: &[String]) -> ConfigError {
-    let ConfigError::UnknownKey(key) = &error else {
-        return error;
+    let key = match &error {
+        ConfigError::UnknownKey(key) | ConfigError::BadValue { key, .. } => key.clone(),
+        _ => return error,
     };
     let named = |variable: &&String| {
         variable
             .strip_prefix("STOCKDROP__")
             .map(|rest| rest.to_lowercase().replace("__", "."))
-            .is_some_and(|dotted| dotted == *key || dotted.starts_with(&format!("{key}.")))
+            .is_some_and(|dotted| dotted == key || dotted.starts_with(&format!("{key}.")))
     };
-    match variables.iter().find(named) {
-        Some(variable) => ConfigError::UnknownEnvKey {
-            key: key.clone(),
-            variable: variable.clone(),
+    let Some(variable) = variables.iter().find(named).cloned() else {
+        return error;
+    };
+    match error {
+        ConfigError::UnknownKey(key) => ConfigError::UnknownEnvKey { key, variable },
+        ConfigError::BadValue { key, message } => ConfigError::BadValue {
+            key,
+            message: format!("{message} (from the environment variable {variable})"),
         },
-        None => error,
+        other => other,
     }
 }
 
