@@ -843,8 +843,8 @@ impl Daemon {
             + self.settler.waiting()
             + usize::from(self.retry.is_some());
         format!(
-            "{} files today, {} waiting{}{}",
-            self.stats.done_today,
+            "{} today, {} waiting{}{}",
+            crate::issue::count(self.stats.done_today, "file", "files"),
             waiting,
             self.stats
                 .last

@@ -16,7 +16,7 @@ pub struct Args {
     import_id: i64,
     /// Print the new report as JSON.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {

@@ -7,13 +7,14 @@ use serde::Serialize;
 
 use super::{open_read, output, CmdResult, Exit};
 use crate::config::Config;
+use crate::issue::count;
 use crate::store::queries::{self, LastError};
 use crate::watch::scan::Filter;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(Serialize)]
@@ -107,10 +108,10 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         }
     };
     let mut text = format!(
-        "daemon:        {}\ninbox:         {} file(s) waiting\nwork:          {} file(s) in hand\nlast 24 hours: files: {}\n               jobs: {}",
+        "daemon:        {}\ninbox:         {} waiting\nwork:          {} in hand\nlast 24 hours: files: {}\n               jobs: {}",
         if status.daemon_running { "running" } else { "not running" },
-        status.inbox_waiting,
-        status.work_claimed,
+        count(status.inbox_waiting as u64, "file", "files"),
+        count(status.work_claimed as u64, "file", "files"),
         counts(&status.imports_24h),
         counts(&status.jobs_24h),
     );

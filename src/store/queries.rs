@@ -449,6 +449,8 @@ pub fn imports(r: &impl Reader, limit: Option<u64>) -> Result<Vec<ImportRow>> {
 /// An inventory record as `stock` and `export` show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StockRow {
+    /// The record's id, as `identifier-conflict` and `revert` messages name it.
+    pub record_id: i64,
     pub location: String,
     pub sku: Option<String>,
     #[serde(rename = "partNumber")]
@@ -487,7 +489,7 @@ pub fn stock(
 ) -> Result<()> {
     let mut stmt = r.conn().prepare(
         "SELECT location, sku, part_number, upc, quantity, bin_id, ltd, floor, safety_stock, \
-         currency_id, retail_price, attributes, updated_at, job_id FROM inventory \
+         currency_id, retail_price, attributes, updated_at, job_id, id FROM inventory \
          WHERE (?1 IS NULL OR location = ?1) AND (?2 IS NULL OR sku = ?2) \
          AND (?3 IS NULL OR upc14 = ?3) AND (?4 IS NULL OR part_number = ?4) \
          ORDER BY location, coalesce(sku, part_number, upc), id",
@@ -516,6 +518,7 @@ pub fn stock(
             attributes: parse_attributes(&attributes)?,
             updated_at: row.get(12)?,
             job_id: row.get(13)?,
+            record_id: row.get(14)?,
         };
         visit(record).map_err(StoreError::Output)?;
     }
@@ -541,7 +544,7 @@ pub fn counts_since(
     };
     Ok((
         count("SELECT status, count(*) FROM imports WHERE received_at >= ?1 GROUP BY status")?,
-        count("SELECT status, count(*) FROM jobs WHERE type = 'refresh' AND added >= ?1 GROUP BY status")?,
+        count("SELECT status, count(*) FROM jobs WHERE added >= ?1 GROUP BY status")?,
     ))
 }
 
@@ -591,4 +594,27 @@ pub fn archived_path(r: &impl Reader, id: i64) -> Result<Option<String>> {
         )
         .optional()?
         .flatten())
+}
+
+/// The newest import's id (0 before the first).
+pub fn last_import_id(r: &impl Reader) -> Result<i64> {
+    Ok(r.conn()
+        .query_row("SELECT coalesce(max(id), 0) FROM imports", [], |row| {
+            row.get(0)
+        })?)
+}
+
+/// How many imports after `import_id` ended in each status (what
+/// `run --once` turns into its exit code).
+pub fn statuses_after(
+    r: &impl Reader,
+    import_id: i64,
+) -> Result<std::collections::BTreeMap<String, i64>> {
+    let mut stmt = r
+        .conn()
+        .prepare("SELECT status, count(*) FROM imports WHERE id > ?1 GROUP BY status")?;
+    let rows = stmt
+        .query_map([import_id], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
 }
