@@ -11,7 +11,6 @@
 //! stored plan, committed ones never again, and the reports are (re)written
 //! under the same names.
 
-use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
@@ -22,8 +21,8 @@ use crate::apply::{self, now};
 use crate::config::{Config, ImportRules, RefreshMode};
 use crate::issue::{Code, Issue};
 use crate::parse::{self, Cell};
-use crate::plan::{ErrorsCsvRow, LeftOutRow, Plan};
-use crate::report::{self, JobEntry, Report};
+use crate::plan::{LeftOutRow, Plan};
+use crate::report::{self, errors_csv, JobEntry, Report};
 use crate::resolve;
 use crate::store::queries::{self, JobFilter, NewImport, NewJob};
 use crate::store::{Reader, Store, StoreError};
@@ -171,71 +170,96 @@ fn check(content: &Content, rules: &ImportRules) -> Checked {
     checked
 }
 
-/// Parses the file a second time to copy the rows left out into the errors
-/// CSV with their original cells. Done only when rows were left out, so a
-/// clean import holds no raw text in memory.
-fn copy_left_out_rows(
+/// The errors CSV may take this much of the outbox: twice the file, plus
+/// room for the messages of a small one. A bad file must not fill the disk
+/// (ten kilobytes of `{}` items once made 473 MB of errors CSV).
+fn errors_csv_limit(content: &Content) -> u64 {
+    2 * content.bytes.len() as u64 + 16 * 1024 * 1024
+}
+
+/// Writes the errors CSV of the rows left out into a hidden file beside
+/// the reports, parsing the file a second time to copy their original
+/// cells as they come (one row in memory at a time; `left_out` is in file
+/// order, so the two are walked side by side). Returns the rows written
+/// and the rows cut off at [`errors_csv_limit`].
+fn write_errors_csv(
     content: &Content,
     rules: &ImportRules,
     checked: &Checked,
     draft: &crate::plan::Draft,
     left_out: &[LeftOutRow],
-) -> Vec<ErrorsCsvRow> {
-    let header = &draft.errors_csv_header;
-    if left_out.is_empty() {
-        return Vec::new();
-    }
-    let wanted: HashSet<(u16, u64)> = left_out.iter().map(|r| (r.table, r.number)).collect();
-    let mut cells: HashMap<(u16, u64), Vec<String>> = HashMap::new();
-    if let Ok(parsed) = parse::parse(&content.name, &content.bytes, rules) {
-        for (index, table) in parsed.tables.into_iter().enumerate() {
-            let table_no = u16::try_from(index).unwrap_or(u16::MAX);
-            for row in table.rows.map_while(Result::ok) {
-                if wanted.contains(&(table_no, row.number)) {
-                    cells.insert(
-                        (table_no, row.number),
-                        row.cells.iter().map(Cell::to_text).collect(),
-                    );
-                }
-            }
-        }
-    }
+    path: &Path,
+) -> io::Result<(u64, u64)> {
+    let file = fs::File::create(path)?;
+    let mut writer = errors_csv::Writer::new(
+        io::BufWriter::with_capacity(1 << 16, file),
+        &draft.errors_csv_header,
+        draft.errors_csv_location,
+        errors_csv_limit(content),
+    )?;
     // Several sheets share one header (see `resolve::errors_csv_header`):
     // each row's cells go under their own column names.
     let merged = draft.errors_csv_sheets;
-    left_out
-        .iter()
-        .map(|r| {
-            let own = cells.remove(&(r.table, r.number)).unwrap_or_default();
-            let cells = if merged {
-                let table = checked.tables.get(usize::from(r.table));
-                let names: Vec<String> = table
-                    .and_then(|t| t.layout.as_ref())
-                    .map(|l| l.names.iter().map(|n| n.trim().to_string()).collect())
-                    .unwrap_or_default();
-                header
+    let header = &draft.errors_csv_header;
+    let arrange = |table: u16, own: Vec<String>| -> Vec<String> {
+        if !merged {
+            return own;
+        }
+        let info = checked.tables.get(usize::from(table));
+        let names: Vec<String> = info
+            .and_then(|t| t.layout.as_ref())
+            .map(|l| l.names.iter().map(|n| n.trim().to_string()).collect())
+            .unwrap_or_default();
+        header
+            .iter()
+            .map(|column| {
+                if column == "sheet" {
+                    return info.and_then(|t| t.sheet.clone()).unwrap_or_default();
+                }
+                names
                     .iter()
-                    .map(|column| {
-                        if column == "sheet" {
-                            return table.and_then(|t| t.sheet.clone()).unwrap_or_default();
-                        }
-                        names
-                            .iter()
-                            .position(|n| n == column)
-                            .and_then(|i| own.get(i).cloned())
-                            .unwrap_or_default()
-                    })
-                    .collect()
-            } else {
-                own
-            };
-            ErrorsCsvRow {
-                cells,
-                location: r.location.clone(),
-                error: r.error.clone(),
+                    .position(|n| n == column)
+                    .and_then(|i| own.get(i).cloned())
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    let mut next = left_out.iter().peekable();
+    if let Ok(parsed) = parse::parse(&content.name, &content.bytes, rules) {
+        'tables: for (index, table) in parsed.tables.into_iter().enumerate() {
+            let table_no = u16::try_from(index).unwrap_or(u16::MAX);
+            for row in table.rows.map_while(Result::ok) {
+                let key = (table_no, row.number);
+                // Rows the second parse does not meet get empty cells.
+                while let Some(r) = next.next_if(|r| (r.table, r.number) < key) {
+                    writer.row(
+                        &arrange(r.table, Vec::new()),
+                        r.location.as_deref(),
+                        &r.error,
+                    )?;
+                }
+                let Some(r) = next.next_if(|r| (r.table, r.number) == key) else {
+                    if next.peek().is_none() {
+                        break 'tables;
+                    }
+                    continue;
+                };
+                let own: Vec<String> = row.cells.iter().map(Cell::to_text).collect();
+                writer.row(&arrange(r.table, own), r.location.as_deref(), &r.error)?;
             }
-        })
-        .collect()
+        }
+    }
+    for r in next {
+        writer.row(
+            &arrange(r.table, Vec::new()),
+            r.location.as_deref(),
+            &r.error,
+        )?;
+    }
+    let (rows, omitted) = (writer.rows, writer.omitted);
+    let file = writer.finish()?.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok((rows, omitted))
 }
 
 /// The earlier import this file repeats (SPEC §2): for every location it
@@ -429,18 +453,42 @@ fn import_content(
     let mut checked = check(&content, rules);
     progress("resolving items", 0, 0);
     let mut plan = resolve::plan(&mut checked, &store.read(), rules, &content.name)?;
-    plan.draft.errors_csv =
-        copy_left_out_rows(&content, rules, &checked, &plan.draft, &plan.left_out);
+    let report_dir = options
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| config.paths.outbox.clone());
+    // The errors CSV, written now (it needs the original cells) under a
+    // temporary name and renamed to the import's once its id is known.
+    let errors_csv = if plan.left_out.is_empty() {
+        None
+    } else {
+        progress("writing the errors CSV", 0, 0);
+        let report_error = |source| PipelineError::Report {
+            dir: report_dir.clone(),
+            source,
+        };
+        fs::create_dir_all(&report_dir).map_err(report_error)?;
+        let temp = Staged(report_dir.join(format!(".errors.csv.part-{}", std::process::id())));
+        let (rows, omitted) = write_errors_csv(
+            &content,
+            rules,
+            &checked,
+            &plan.draft,
+            &plan.left_out,
+            &temp.0,
+        )
+        .map_err(report_error)?;
+        plan.draft.errors_csv_rows = rows;
+        plan.draft.errors_csv_omitted = omitted;
+        Some(temp)
+    };
+    plan.left_out = Vec::new();
     let duplicate = if rules.skip_duplicate_files && !options.force && checked.file_error.is_none()
     {
         duplicate_of(&store.read(), &plan, &content.sha256)?
     } else {
         None
     };
-    let report_dir = options
-        .report_dir
-        .clone()
-        .unwrap_or_else(|| config.paths.outbox.clone());
     let source_path = source.to_string();
 
     if let Some(stamp) = options.unchanged {
@@ -487,16 +535,44 @@ fn import_content(
                     file: &content.name,
                     messages: &messages,
                     added: &received_at,
-                    plan: &job.plan.encode(),
+                    // A rejected job is never applied: its items are not kept.
+                    plan: &if job.rejected {
+                        Vec::new()
+                    } else {
+                        job.plan.encode()
+                    },
                 },
             )?;
         }
+    }
+    if let Some(temp) = errors_csv {
+        // Renamed before the plan commits: a crash after the commit finds
+        // it under the import's id (a crash before leaves a stale one, which
+        // the next import with this id replaces or removes).
+        let staged = report::staged_errors_csv(&report_dir, import_id);
+        fs::rename(&temp.0, &staged)
+            .and_then(|()| crate::durable::sync_dir(&report_dir))
+            .map_err(|source| PipelineError::Report {
+                dir: report_dir.clone(),
+                source,
+            })?;
+        std::mem::forget(temp);
     }
     write.commit()?;
     crate::crashpoint::hit("after-plan");
     drop(content);
     tracing::info!(import_id, path = %path.display(), "plan stored");
     finish(store, import_id, options.progress.as_ref())
+}
+
+/// A temporary file removed when dropped (an import that stops before
+/// its plan is stored leaves none behind).
+struct Staged(PathBuf);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
 }
 
 /// Applies what is left of a stored plan, writes the reports and marks the
@@ -575,7 +651,7 @@ fn write_reports(
         dir: dir.clone(),
         source,
     })?;
-    let paths = report::write_all(&report, &record.draft, &dir).map_err(|source| {
+    let paths = report::write_all(&report, &record.draft, &dir, import_id).map_err(|source| {
         PipelineError::Report {
             dir: dir.clone(),
             source,

@@ -76,7 +76,16 @@ pub struct Draft {
     /// Whether its rows come from several sheets (first column `sheet`).
     #[serde(default)]
     pub errors_csv_sheets: bool,
+    /// Rows of a plan stored by an earlier version, which kept the errors
+    /// CSV here; now it is written to a file while planning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors_csv: Vec<ErrorsCsvRow>,
+    /// Rows in the errors CSV, and rows left out of it once it reached its
+    /// size limit.
+    #[serde(default)]
+    pub errors_csv_rows: u64,
+    #[serde(default)]
+    pub errors_csv_omitted: u64,
 }
 
 impl Draft {

@@ -117,6 +117,13 @@ pub fn plan(
             if rejected_locations[location_index].is_some() {
                 continue;
             }
+            // A location outside import.locations is never changed: its
+            // rows are `unknown-location`, and nothing there is zeroed.
+            if let Some(allowed) = &rules.locations {
+                if !allowed.contains(location) {
+                    continue;
+                }
+            }
             let nonzero = records::nonzero_at(store, location)?;
             let zero: Vec<i64> = nonzero
                 .iter()
