@@ -25,8 +25,9 @@ use crate::plan::{LeftOutRow, Plan};
 use crate::report::{self, errors_csv, JobEntry, Report};
 use crate::resolve;
 use crate::store::queries::{self, JobFilter, NewImport, NewJob};
+use crate::store::stage::Stage;
 use crate::store::{Reader, Store, StoreError};
-use crate::validate::{self, Checked};
+use crate::validate::{self, Checked, RowSink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -158,16 +159,65 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn check(content: &Content, rules: &ImportRules) -> Checked {
-    let mut checked = validate::check(&content.name, &content.bytes, rules);
+/// Parses and validates the file, its rows going into `stage` as they are
+/// checked.
+fn check(
+    content: &Content,
+    rules: &ImportRules,
+    stage: &mut Stage,
+) -> Result<Checked, PipelineError> {
+    let mut checked = validate::check_into(&content.name, &content.bytes, rules, stage);
     if let Some(issue) = &content.forced_error {
-        checked = Checked {
-            rows: Vec::new(),
-            file_error: Some(issue.clone()),
-            ..checked
-        };
+        stage.clear();
+        checked.file_error = Some(issue.clone());
     }
-    checked
+    stage.finish_rows()?;
+    Ok(checked)
+}
+
+/// The rows a plan left out, read from the stage a batch at a time.
+struct LeftOutRows<'a> {
+    stage: &'a Stage,
+    batch: std::vec::IntoIter<(u64, LeftOutRow)>,
+    last: Option<u64>,
+    done: bool,
+    error: Option<StoreError>,
+}
+
+impl<'a> LeftOutRows<'a> {
+    const BATCH: usize = 4096;
+
+    fn new(stage: &'a Stage) -> Self {
+        LeftOutRows {
+            stage,
+            batch: Vec::new().into_iter(),
+            last: None,
+            done: false,
+            error: None,
+        }
+    }
+}
+
+impl Iterator for LeftOutRows<'_> {
+    type Item = LeftOutRow;
+
+    fn next(&mut self) -> Option<LeftOutRow> {
+        if self.batch.len() == 0 && !self.done {
+            match self.stage.left_out_after(self.last, Self::BATCH) {
+                Ok(rows) => {
+                    self.done = rows.len() < Self::BATCH;
+                    self.batch = rows.into_iter();
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    self.done = true;
+                }
+            }
+        }
+        let (seq, row) = self.batch.next()?;
+        self.last = Some(seq);
+        Some(row)
+    }
 }
 
 /// The errors CSV may take this much of the outbox: twice the file, plus
@@ -179,15 +229,15 @@ fn errors_csv_limit(content: &Content) -> u64 {
 
 /// Writes the errors CSV of the rows left out into a hidden file beside
 /// the reports, parsing the file a second time to copy their original
-/// cells as they come (one row in memory at a time; `left_out` is in file
-/// order, so the two are walked side by side). Returns the rows written
+/// cells as they come (one row in memory at a time; the staged rows left
+/// out are in file order, so the two are walked side by side). Returns the rows written
 /// and the rows cut off at [`errors_csv_limit`].
 fn write_errors_csv(
     content: &Content,
     rules: &ImportRules,
     checked: &Checked,
     draft: &crate::plan::Draft,
-    left_out: &[LeftOutRow],
+    stage: &Stage,
     path: &Path,
 ) -> io::Result<(u64, u64)> {
     let file = fs::File::create(path)?;
@@ -224,7 +274,8 @@ fn write_errors_csv(
             })
             .collect()
     };
-    let mut next = left_out.iter().peekable();
+    let mut cursor = LeftOutRows::new(stage);
+    let mut next = cursor.by_ref().peekable();
     if let Ok(parsed) = parse::parse(&content.name, &content.bytes, rules) {
         'tables: for (index, table) in parsed.tables.into_iter().enumerate() {
             let table_no = u16::try_from(index).unwrap_or(u16::MAX);
@@ -255,6 +306,9 @@ fn write_errors_csv(
             r.location.as_deref(),
             &r.error,
         )?;
+    }
+    if let Some(e) = cursor.error {
+        return Err(io::Error::other(e.to_string()));
     }
     let (rows, omitted) = (writer.rows, writer.omitted);
     let file = writer.finish()?.into_inner().map_err(|e| e.into_error())?;
@@ -450,16 +504,17 @@ fn import_content(
         }
     };
     progress("checking rows", 0, 0);
-    let mut checked = check(&content, rules);
+    let mut stage = Stage::new()?;
+    let checked = check(&content, rules, &mut stage)?;
     progress("resolving items", 0, 0);
-    let mut plan = resolve::plan(&mut checked, &store.read(), rules, &content.name)?;
+    let mut plan = resolve::plan(&checked, &mut stage, &store.read(), rules, &content.name)?;
     let report_dir = options
         .report_dir
         .clone()
         .unwrap_or_else(|| config.paths.outbox.clone());
     // The errors CSV, written now (it needs the original cells) under a
     // temporary name and renamed to the import's once its id is known.
-    let errors_csv = if plan.left_out.is_empty() {
+    let errors_csv = if plan.left_out == 0 {
         None
     } else {
         progress("writing the errors CSV", 0, 0);
@@ -469,20 +524,13 @@ fn import_content(
         };
         fs::create_dir_all(&report_dir).map_err(report_error)?;
         let temp = Staged(report_dir.join(format!(".errors.csv.part-{}", std::process::id())));
-        let (rows, omitted) = write_errors_csv(
-            &content,
-            rules,
-            &checked,
-            &plan.draft,
-            &plan.left_out,
-            &temp.0,
-        )
-        .map_err(report_error)?;
+        let (rows, omitted) =
+            write_errors_csv(&content, rules, &checked, &plan.draft, &stage, &temp.0)
+                .map_err(report_error)?;
         plan.draft.errors_csv_rows = rows;
         plan.draft.errors_csv_omitted = omitted;
         Some(temp)
     };
-    plan.left_out = Vec::new();
     let duplicate = if rules.skip_duplicate_files && !options.force && checked.file_error.is_none()
     {
         duplicate_of(&store.read(), &plan, &content.sha256)?
@@ -518,32 +566,32 @@ fn import_content(
         },
     )?;
     if duplicate.is_none() {
-        for job in &plan.jobs {
-            let messages: Vec<String> = if job.rejected {
-                vec!["rejected: not applied because of errors in the file (see its report)".into()]
-            } else {
-                Vec::new()
-            };
+        let messages = [String::from(
+            "rejected: not applied because of errors in the file (see its report)",
+        )];
+        stage.for_each_job(|job| {
+            let rejected = plan.is_rejected(job.location);
+            let location = plan
+                .locations
+                .get(job.location as usize)
+                .map_or("", String::as_str);
             queries::insert_job(
                 &write,
                 &NewJob {
                     import_id,
-                    location: &job.location,
+                    location,
                     manufacturer_id: job.manufacturer_id,
-                    item_count: job.plan.items.len(),
-                    status: if job.rejected { "rejected" } else { "pending" },
+                    item_count: job.item_count as usize,
+                    status: if rejected { "rejected" } else { "pending" },
                     file: &content.name,
-                    messages: &messages,
+                    messages: if rejected { &messages } else { &[] },
                     added: &received_at,
                     // A rejected job is never applied: its items are not kept.
-                    plan: &if job.rejected {
-                        Vec::new()
-                    } else {
-                        job.plan.encode()
-                    },
+                    plan: if rejected { &[] } else { &job.plan },
                 },
             )?;
-        }
+            Ok(())
+        })?;
     }
     if let Some(temp) = errors_csv {
         // Renamed before the plan commits: a crash after the commit finds
@@ -774,25 +822,31 @@ fn validate_content(
 ) -> Result<Report, PipelineError> {
     let rules = &config.rules;
     let received_at = now();
-    let mut checked = check(&content, rules);
-    let plan = resolve::plan(&mut checked, &store.read(), rules, &content.name)?;
+    let mut stage = Stage::new()?;
+    let checked = check(&content, rules, &mut stage)?;
+    let plan = resolve::plan(&checked, &mut stage, &store.read(), rules, &content.name)?;
     let duplicate = if rules.skip_duplicate_files && checked.file_error.is_none() {
         duplicate_of(&store.read(), &plan, &content.sha256)?
     } else {
         None
     };
-    let entries: Vec<JobEntry> = plan
-        .jobs
-        .iter()
-        .map(|j| JobEntry {
+    let mut entries: Vec<JobEntry> = Vec::new();
+    stage.for_each_job(|job| {
+        let rejected = plan.is_rejected(job.location);
+        entries.push(JobEntry {
             job_id: None,
-            location: j.location.clone(),
-            manufacturer_id: j.manufacturer_id.map(i64::from),
-            item_count: j.plan.items.len() as u64,
-            zeroed: j.plan.zero.len() as u64,
-            status: if j.rejected { "rejected" } else { "pending" }.to_string(),
-        })
-        .collect();
+            location: plan
+                .locations
+                .get(job.location as usize)
+                .cloned()
+                .unwrap_or_default(),
+            manufacturer_id: job.manufacturer_id.map(i64::from),
+            item_count: job.item_count,
+            zeroed: if rejected { 0 } else { job.zero_count },
+            status: if rejected { "rejected" } else { "pending" }.to_string(),
+        });
+        Ok(())
+    })?;
     let mut report = Report::from_draft(&plan.draft);
     report.file = content.name.clone();
     report.sha256 = content.sha256.clone();
