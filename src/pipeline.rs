@@ -65,6 +65,44 @@ impl Stamp {
 /// Told what the pipeline is doing: (stage, done, of).
 pub type Progress = std::sync::Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
 
+/// Where the daemon says which file it is on, its stage and how far, for
+/// `stockdrop status`: a hidden file in the work folder (private to
+/// stockdrop, skipped by the claimed-file listing).
+pub fn progress_file(work: &Path) -> PathBuf {
+    work.join(".progress")
+}
+
+/// The daemon's progress reporter for the file `name`: at most once a
+/// second, one line — the file, its stage, how far — to systemd's
+/// `STATUS=` and to [`progress_file`]. The name is the uploader's: control
+/// characters are replaced, so it cannot add lines to a notification.
+pub fn operator_progress(work: &Path, name: &str) -> Progress {
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    let path = progress_file(work);
+    let last = std::sync::Mutex::new(None::<std::time::Instant>);
+    std::sync::Arc::new(move |stage: &str, done: u64, of: u64| {
+        let Ok(mut last) = last.lock() else {
+            return;
+        };
+        let due = last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+        if !due {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        let how_far = match (done, of) {
+            (0, 0) => String::new(),
+            (done, 0) => format!(" ({done} rows)"),
+            (done, of) => format!(" ({done} of {of})"),
+        };
+        let line = format!("importing {name}: {stage}{how_far}");
+        crate::systemd::status(&line);
+        let _ = crate::durable::write_atomic(&path, format!("{line} (at {})\n", now()).as_bytes());
+    })
+}
+
 #[derive(Clone, Default)]
 pub struct ImportOptions {
     /// Apply even when the file is a duplicate.
@@ -165,14 +203,40 @@ fn check(
     content: &Content,
     rules: &ImportRules,
     stage: &mut Stage,
+    progress: &dyn Fn(&str, u64, u64),
 ) -> Result<Checked, PipelineError> {
-    let mut checked = validate::check_into(&content.name, &content.bytes, rules, stage);
+    let mut sink = Counting { stage, progress };
+    let mut checked = validate::check_into(&content.name, &content.bytes, rules, &mut sink);
     if let Some(issue) = &content.forced_error {
         stage.clear();
         checked.file_error = Some(issue.clone());
     }
     stage.finish_rows()?;
     Ok(checked)
+}
+
+/// The stage as validation's sink, telling `progress` every so many rows.
+struct Counting<'a> {
+    stage: &'a mut Stage,
+    progress: &'a dyn Fn(&str, u64, u64),
+}
+
+impl RowSink for Counting<'_> {
+    fn push(&mut self, row: validate::CheckedRow) {
+        self.stage.push(row);
+        let rows = self.stage.len();
+        if rows.is_multiple_of(65_536) {
+            (self.progress)("checking rows", rows, 0);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.stage.clear();
+    }
+
+    fn len(&self) -> u64 {
+        self.stage.len()
+    }
 }
 
 /// The rows a plan left out, read from the stage a batch at a time.
@@ -505,8 +569,8 @@ fn import_content(
     };
     progress("checking rows", 0, 0);
     let mut stage = Stage::new()?;
-    let checked = check(&content, rules, &mut stage)?;
-    progress("resolving items", 0, 0);
+    let checked = check(&content, rules, &mut stage, &progress)?;
+    progress("resolving items", stage.rows(), stage.rows());
     let mut plan = resolve::plan(&checked, &mut stage, &store.read(), rules, &content.name)?;
     let report_dir = options
         .report_dir
@@ -546,6 +610,7 @@ fn import_content(
     }
 
     // The plan, committed before anything is applied.
+    progress("storing the plan", 0, 0);
     let write = store.write()?;
     let import_id = queries::insert_import(
         &write,
@@ -823,7 +888,7 @@ fn validate_content(
     let rules = &config.rules;
     let received_at = now();
     let mut stage = Stage::new()?;
-    let checked = check(&content, rules, &mut stage)?;
+    let checked = check(&content, rules, &mut stage, &|_, _, _| {})?;
     let plan = resolve::plan(&checked, &mut stage, &store.read(), rules, &content.name)?;
     let duplicate = if rules.skip_duplicate_files && checked.file_error.is_none() {
         duplicate_of(&store.read(), &plan, &content.sha256)?
@@ -858,4 +923,28 @@ fn validate_content(
     report.finished_at = now();
     report.jobs = entries;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_progress_names_the_file_and_stage_on_one_line() {
+        let work = tempfile::tempdir().unwrap();
+        let progress = operator_progress(work.path(), "x\nWATCHDOG_USEC=1\ny.csv");
+        progress("applying jobs", 3, 20);
+        let line = fs::read_to_string(progress_file(work.path())).unwrap();
+        assert!(
+            line.starts_with("importing x?WATCHDOG_USEC=1?y.csv: applying jobs (3 of 20) (at "),
+            "{line}"
+        );
+        assert_eq!(line.lines().count(), 1, "{line}");
+        // At most once a second: the next call within it changes nothing.
+        progress("writing reports", 0, 0);
+        assert_eq!(
+            fs::read_to_string(progress_file(work.path())).unwrap(),
+            line
+        );
+    }
 }

@@ -21,6 +21,8 @@ struct Status {
     daemon_running: bool,
     inbox_waiting: usize,
     work_claimed: usize,
+    /// The file the daemon is on, its stage and how far.
+    in_progress: Option<String>,
     imports_24h: BTreeMap<String, i64>,
     jobs_24h: BTreeMap<String, i64>,
     last_error: Option<LastError>,
@@ -62,10 +64,16 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         }
         None => Default::default(),
     };
+    let running = daemon_running(config);
+    let in_progress = std::fs::read_to_string(crate::pipeline::progress_file(&config.paths.work))
+        .ok()
+        .filter(|_| running)
+        .map(|line| line.trim().to_string());
     let status = Status {
-        daemon_running: daemon_running(config),
+        daemon_running: running,
         inbox_waiting,
         work_claimed,
+        in_progress,
         imports_24h,
         jobs_24h,
         last_error,
@@ -92,6 +100,9 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         counts(&status.imports_24h),
         counts(&status.jobs_24h),
     );
+    if let Some(line) = &status.in_progress {
+        text.push_str(&format!("\nnow:           {line}"));
+    }
     match &status.last_error {
         Some(e) => text.push_str(&format!(
             "\nlast error:    import {} ({}, {}) at {}: {}",

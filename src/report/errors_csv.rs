@@ -166,4 +166,17 @@ mod tests {
             "\u{feff}sku,qty,locationName,error\r\n'=cmd,,11,quantity is missing\r\n"
         );
     }
+
+    #[test]
+    fn stops_at_its_limit_and_counts_what_it_left_out() {
+        let mut writer = Writer::new(Vec::new(), &["sku".to_string()], false, 40).unwrap();
+        for n in 0..10 {
+            writer.row(&[format!("SKU-{n}")], None, "bad").unwrap();
+        }
+        let (rows, omitted) = (writer.rows, writer.omitted);
+        let text = String::from_utf8(writer.finish().unwrap()).unwrap();
+        assert_eq!(rows + omitted, 10);
+        assert!(omitted > 0 && rows > 0, "{rows} {omitted}");
+        assert_eq!(text.lines().count() as u64, rows + 1, "{text}");
+    }
 }

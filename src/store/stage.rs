@@ -55,7 +55,11 @@ impl Stage {
             "PRAGMA journal_mode = OFF;
              PRAGMA synchronous = OFF;
              PRAGMA cache_size = -8192;
-             CREATE TABLE rows (seq INTEGER PRIMARY KEY, location INTEGER, data BLOB NOT NULL);
+             -- Clustered by location (-1: none), so resolving reads one
+             -- location's rows from adjacent pages even when the file
+             -- interleaves its locations.
+             CREATE TABLE rows (location INTEGER NOT NULL, seq INTEGER NOT NULL,
+                                data BLOB NOT NULL, PRIMARY KEY (location, seq)) WITHOUT ROWID;
              CREATE TABLE left_out (seq INTEGER PRIMARY KEY, tbl INTEGER NOT NULL,
                                     number INTEGER NOT NULL, location TEXT, error TEXT NOT NULL);
              CREATE TABLE jobs (seq INTEGER PRIMARY KEY, location INTEGER NOT NULL,
@@ -79,7 +83,7 @@ impl Stage {
             return Err(e.into());
         }
         self.conn
-            .execute_batch("CREATE INDEX rows_location ON rows(location, seq);")?;
+            .execute_batch("CREATE INDEX rows_seq ON rows(seq);")?;
         Ok(())
     }
 
@@ -210,7 +214,11 @@ impl RowSink for Stage {
             .conn
             .prepare_cached("INSERT INTO rows (seq, location, data) VALUES (?1, ?2, ?3)")
             .and_then(|mut stmt| {
-                stmt.execute(params![self.rows as i64, row.location, encode(&row)])
+                stmt.execute(params![
+                    self.rows as i64,
+                    row.location.map_or(-1, i64::from),
+                    encode(&row)
+                ])
             });
         match result {
             Ok(_) => self.rows += 1,
