@@ -54,10 +54,11 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
     if !queries::is_pending(w, job.id)? {
         return Ok(());
     }
-    let plan = JobPlan::decode(&job.plan).map_err(|e| StoreError::Corrupt {
-        what: "job plan",
-        detail: format!("job {}: {e}", job.id),
-    })?;
+    let plan =
+        JobPlan::decode(&queries::job_plan(w, job.id)?).map_err(|e| StoreError::Corrupt {
+            what: "job plan",
+            detail: format!("job {}: {e}", job.id),
+        })?;
     let started = now();
     for planned in &plan.items {
         let existing = match planned.record {

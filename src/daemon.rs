@@ -644,10 +644,12 @@ impl Daemon {
             unchanged: Some(stamp),
             resume: true,
             trust: Trust::Claimed(Some(stamp.identity)),
+            progress: Some(pipeline::operator_progress(&self.config.paths.work, name)),
             ..ImportOptions::default()
         };
-        let outcomes = match pipeline::import_path(&mut self.store, &self.config, claimed, &options)
-        {
+        let result = pipeline::import_path(&mut self.store, &self.config, claimed, &options);
+        let _ = std::fs::remove_file(pipeline::progress_file(&self.config.paths.work));
+        let outcomes = match result {
             Ok(outcomes) => outcomes,
             Err(PipelineError::Changed) => {
                 warn!("the file changed after it was claimed; it goes back to settling");

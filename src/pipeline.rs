@@ -11,7 +11,6 @@
 //! stored plan, committed ones never again, and the reports are (re)written
 //! under the same names.
 
-use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -22,12 +21,13 @@ use crate::apply::{self, now};
 use crate::config::{Config, ImportRules, RefreshMode};
 use crate::issue::{Code, Issue};
 use crate::parse::{self, Cell};
-use crate::plan::{ErrorsCsvRow, LeftOutRow, Plan};
-use crate::report::{self, JobEntry, Report};
+use crate::plan::{LeftOutRow, Plan};
+use crate::report::{self, errors_csv, JobEntry, Report};
 use crate::resolve;
 use crate::store::queries::{self, JobFilter, NewImport, NewJob};
+use crate::store::stage::Stage;
 use crate::store::{Reader, Store, StoreError};
-use crate::validate::{self, Checked};
+use crate::validate::{self, Checked, RowSink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -50,6 +50,44 @@ pub use crate::open::Stamp;
 
 /// Told what the pipeline is doing: (stage, done, of).
 pub type Progress = std::sync::Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
+
+/// Where the daemon says which file it is on, its stage and how far, for
+/// `stockdrop status`: a hidden file in the work folder (private to
+/// stockdrop, skipped by the claimed-file listing).
+pub fn progress_file(work: &Path) -> PathBuf {
+    work.join(".progress")
+}
+
+/// The daemon's progress reporter for the file `name`: at most once a
+/// second, one line — the file, its stage, how far — to systemd's
+/// `STATUS=` and to [`progress_file`]. The name is the uploader's: control
+/// characters are replaced, so it cannot add lines to a notification.
+pub fn operator_progress(work: &Path, name: &str) -> Progress {
+    let name: String = name
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    let path = progress_file(work);
+    let last = std::sync::Mutex::new(None::<std::time::Instant>);
+    std::sync::Arc::new(move |stage: &str, done: u64, of: u64| {
+        let Ok(mut last) = last.lock() else {
+            return;
+        };
+        let due = last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1));
+        if !due {
+            return;
+        }
+        *last = Some(std::time::Instant::now());
+        let how_far = match (done, of) {
+            (0, 0) => String::new(),
+            (done, 0) => format!(" ({done} rows)"),
+            (done, of) => format!(" ({done} of {of})"),
+        };
+        let line = format!("importing {name}: {stage}{how_far}");
+        crate::systemd::status(&line);
+        let _ = crate::durable::write_atomic(&path, format!("{line} (at {})\n", now()).as_bytes());
+    })
+}
 
 #[derive(Clone, Default)]
 pub struct ImportOptions {
@@ -144,83 +182,187 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn check(content: &Content, rules: &ImportRules) -> Checked {
-    let mut checked = validate::check(&content.name, &content.bytes, rules);
+/// Parses and validates the file, its rows going into `stage` as they are
+/// checked.
+fn check(
+    content: &Content,
+    rules: &ImportRules,
+    stage: &mut Stage,
+    progress: &dyn Fn(&str, u64, u64),
+) -> Result<Checked, PipelineError> {
+    let mut sink = Counting { stage, progress };
+    let mut checked = validate::check_into(&content.name, &content.bytes, rules, &mut sink);
     if let Some(issue) = &content.forced_error {
-        checked = Checked {
-            rows: Vec::new(),
-            file_error: Some(issue.clone()),
-            ..checked
-        };
+        stage.clear();
+        checked.file_error = Some(issue.clone());
     }
-    checked
+    stage.finish_rows()?;
+    Ok(checked)
 }
 
-/// Parses the file a second time to copy the rows left out into the errors
-/// CSV with their original cells. Done only when rows were left out, so a
-/// clean import holds no raw text in memory.
-fn copy_left_out_rows(
+/// The stage as validation's sink, telling `progress` every so many rows.
+struct Counting<'a> {
+    stage: &'a mut Stage,
+    progress: &'a dyn Fn(&str, u64, u64),
+}
+
+impl RowSink for Counting<'_> {
+    fn push(&mut self, row: validate::CheckedRow) {
+        self.stage.push(row);
+        let rows = self.stage.len();
+        if rows.is_multiple_of(65_536) {
+            (self.progress)("checking rows", rows, 0);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.stage.clear();
+    }
+
+    fn len(&self) -> u64 {
+        self.stage.len()
+    }
+}
+
+/// The rows a plan left out, read from the stage a batch at a time.
+struct LeftOutRows<'a> {
+    stage: &'a Stage,
+    batch: std::vec::IntoIter<(u64, LeftOutRow)>,
+    last: Option<u64>,
+    done: bool,
+    error: Option<StoreError>,
+}
+
+impl<'a> LeftOutRows<'a> {
+    const BATCH: usize = 4096;
+
+    fn new(stage: &'a Stage) -> Self {
+        LeftOutRows {
+            stage,
+            batch: Vec::new().into_iter(),
+            last: None,
+            done: false,
+            error: None,
+        }
+    }
+}
+
+impl Iterator for LeftOutRows<'_> {
+    type Item = LeftOutRow;
+
+    fn next(&mut self) -> Option<LeftOutRow> {
+        if self.batch.len() == 0 && !self.done {
+            match self.stage.left_out_after(self.last, Self::BATCH) {
+                Ok(rows) => {
+                    self.done = rows.len() < Self::BATCH;
+                    self.batch = rows.into_iter();
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    self.done = true;
+                }
+            }
+        }
+        let (seq, row) = self.batch.next()?;
+        self.last = Some(seq);
+        Some(row)
+    }
+}
+
+/// The errors CSV may take this much of the outbox: twice the file, plus
+/// room for the messages of a small one. A bad file must not fill the disk
+/// (ten kilobytes of `{}` items once made 473 MB of errors CSV).
+fn errors_csv_limit(content: &Content) -> u64 {
+    2 * content.bytes.len() as u64 + 16 * 1024 * 1024
+}
+
+/// Writes the errors CSV of the rows left out into a hidden file beside
+/// the reports, parsing the file a second time to copy their original
+/// cells as they come (one row in memory at a time; the staged rows left
+/// out are in file order, so the two are walked side by side). Returns the rows written
+/// and the rows cut off at [`errors_csv_limit`].
+fn write_errors_csv(
     content: &Content,
     rules: &ImportRules,
     checked: &Checked,
     draft: &crate::plan::Draft,
-    left_out: &[LeftOutRow],
-) -> Vec<ErrorsCsvRow> {
-    let header = &draft.errors_csv_header;
-    if left_out.is_empty() {
-        return Vec::new();
-    }
-    let wanted: HashSet<(u16, u64)> = left_out.iter().map(|r| (r.table, r.number)).collect();
-    let mut cells: HashMap<(u16, u64), Vec<String>> = HashMap::new();
-    if let Ok(parsed) = parse::parse(&content.name, &content.bytes, rules) {
-        for (index, table) in parsed.tables.into_iter().enumerate() {
-            let table_no = u16::try_from(index).unwrap_or(u16::MAX);
-            for row in table.rows.map_while(Result::ok) {
-                if wanted.contains(&(table_no, row.number)) {
-                    cells.insert(
-                        (table_no, row.number),
-                        row.cells.iter().map(Cell::to_text).collect(),
-                    );
-                }
-            }
-        }
-    }
+    stage: &Stage,
+    path: &Path,
+) -> io::Result<(u64, u64)> {
+    let file = fs::File::create(path)?;
+    let mut writer = errors_csv::Writer::new(
+        io::BufWriter::with_capacity(1 << 16, file),
+        &draft.errors_csv_header,
+        draft.errors_csv_location,
+        errors_csv_limit(content),
+    )?;
     // Several sheets share one header (see `resolve::errors_csv_header`):
     // each row's cells go under their own column names.
     let merged = draft.errors_csv_sheets;
-    left_out
-        .iter()
-        .map(|r| {
-            let own = cells.remove(&(r.table, r.number)).unwrap_or_default();
-            let cells = if merged {
-                let table = checked.tables.get(usize::from(r.table));
-                let names: Vec<String> = table
-                    .and_then(|t| t.layout.as_ref())
-                    .map(|l| l.names.iter().map(|n| n.trim().to_string()).collect())
-                    .unwrap_or_default();
-                header
+    let header = &draft.errors_csv_header;
+    let arrange = |table: u16, own: Vec<String>| -> Vec<String> {
+        if !merged {
+            return own;
+        }
+        let info = checked.tables.get(usize::from(table));
+        let names: Vec<String> = info
+            .and_then(|t| t.layout.as_ref())
+            .map(|l| l.names.iter().map(|n| n.trim().to_string()).collect())
+            .unwrap_or_default();
+        header
+            .iter()
+            .map(|column| {
+                if column == "sheet" {
+                    return info.and_then(|t| t.sheet.clone()).unwrap_or_default();
+                }
+                names
                     .iter()
-                    .map(|column| {
-                        if column == "sheet" {
-                            return table.and_then(|t| t.sheet.clone()).unwrap_or_default();
-                        }
-                        names
-                            .iter()
-                            .position(|n| n == column)
-                            .and_then(|i| own.get(i).cloned())
-                            .unwrap_or_default()
-                    })
-                    .collect()
-            } else {
-                own
-            };
-            ErrorsCsvRow {
-                cells,
-                location: r.location.clone(),
-                error: r.error.clone(),
+                    .position(|n| n == column)
+                    .and_then(|i| own.get(i).cloned())
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
+    let mut cursor = LeftOutRows::new(stage);
+    let mut next = cursor.by_ref().peekable();
+    if let Ok(parsed) = parse::parse(&content.name, &content.bytes, rules) {
+        'tables: for (index, table) in parsed.tables.into_iter().enumerate() {
+            let table_no = u16::try_from(index).unwrap_or(u16::MAX);
+            for row in table.rows.map_while(Result::ok) {
+                let key = (table_no, row.number);
+                // Rows the second parse does not meet get empty cells.
+                while let Some(r) = next.next_if(|r| (r.table, r.number) < key) {
+                    writer.row(
+                        &arrange(r.table, Vec::new()),
+                        r.location.as_deref(),
+                        &r.error,
+                    )?;
+                }
+                let Some(r) = next.next_if(|r| (r.table, r.number) == key) else {
+                    if next.peek().is_none() {
+                        break 'tables;
+                    }
+                    continue;
+                };
+                let own: Vec<String> = row.cells.iter().map(Cell::to_text).collect();
+                writer.row(&arrange(r.table, own), r.location.as_deref(), &r.error)?;
             }
-        })
-        .collect()
+        }
+    }
+    for r in next {
+        writer.row(
+            &arrange(r.table, Vec::new()),
+            r.location.as_deref(),
+            &r.error,
+        )?;
+    }
+    if let Some(e) = cursor.error {
+        return Err(io::Error::other(e.to_string()));
+    }
+    let (rows, omitted) = (writer.rows, writer.omitted);
+    let file = writer.finish()?.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok((rows, omitted))
 }
 
 /// The earlier import this file repeats (SPEC §2): for every location it
@@ -411,21 +553,39 @@ fn import_content(
         }
     };
     progress("checking rows", 0, 0);
-    let mut checked = check(&content, rules);
-    progress("resolving items", 0, 0);
-    let mut plan = resolve::plan(&mut checked, &store.read(), rules, &content.name)?;
-    plan.draft.errors_csv =
-        copy_left_out_rows(&content, rules, &checked, &plan.draft, &plan.left_out);
+    let mut stage = Stage::new()?;
+    let checked = check(&content, rules, &mut stage, &progress)?;
+    progress("resolving items", stage.rows(), stage.rows());
+    let mut plan = resolve::plan(&checked, &mut stage, &store.read(), rules, &content.name)?;
+    let report_dir = options
+        .report_dir
+        .clone()
+        .unwrap_or_else(|| config.paths.outbox.clone());
+    // The errors CSV, written now (it needs the original cells) under a
+    // temporary name and renamed to the import's once its id is known.
+    let errors_csv = if plan.left_out == 0 {
+        None
+    } else {
+        progress("writing the errors CSV", 0, 0);
+        let report_error = |source| PipelineError::Report {
+            dir: report_dir.clone(),
+            source,
+        };
+        fs::create_dir_all(&report_dir).map_err(report_error)?;
+        let temp = Staged(report_dir.join(format!(".errors.csv.part-{}", std::process::id())));
+        let (rows, omitted) =
+            write_errors_csv(&content, rules, &checked, &plan.draft, &stage, &temp.0)
+                .map_err(report_error)?;
+        plan.draft.errors_csv_rows = rows;
+        plan.draft.errors_csv_omitted = omitted;
+        Some(temp)
+    };
     let duplicate = if rules.skip_duplicate_files && !options.force && checked.file_error.is_none()
     {
         duplicate_of(&store.read(), &plan, &content.sha256)?
     } else {
         None
     };
-    let report_dir = options
-        .report_dir
-        .clone()
-        .unwrap_or_else(|| config.paths.outbox.clone());
     let source_path = source.to_string();
 
     if let Some(stamp) = options.unchanged {
@@ -435,6 +595,7 @@ fn import_content(
     }
 
     // The plan, committed before anything is applied.
+    progress("storing the plan", 0, 0);
     let write = store.write()?;
     let import_id = queries::insert_import(
         &write,
@@ -455,33 +616,61 @@ fn import_content(
         },
     )?;
     if duplicate.is_none() {
-        for job in &plan.jobs {
-            let messages: Vec<String> = if job.rejected {
-                vec!["rejected: not applied because of errors in the file (see its report)".into()]
-            } else {
-                Vec::new()
-            };
+        let messages = [String::from(
+            "rejected: not applied because of errors in the file (see its report)",
+        )];
+        stage.for_each_job(|job| {
+            let rejected = plan.is_rejected(job.location);
+            let location = plan
+                .locations
+                .get(job.location as usize)
+                .map_or("", String::as_str);
             queries::insert_job(
                 &write,
                 &NewJob {
                     import_id,
-                    location: &job.location,
+                    location,
                     manufacturer_id: job.manufacturer_id,
-                    item_count: job.plan.items.len(),
-                    status: if job.rejected { "rejected" } else { "pending" },
+                    item_count: job.item_count as usize,
+                    status: if rejected { "rejected" } else { "pending" },
                     file: &content.name,
-                    messages: &messages,
+                    messages: if rejected { &messages } else { &[] },
                     added: &received_at,
-                    plan: &job.plan.encode(),
+                    // A rejected job is never applied: its items are not kept.
+                    plan: if rejected { &[] } else { &job.plan },
                 },
             )?;
-        }
+            Ok(())
+        })?;
+    }
+    if let Some(temp) = errors_csv {
+        // Renamed before the plan commits: a crash after the commit finds
+        // it under the import's id (a crash before leaves a stale one, which
+        // the next import with this id replaces or removes).
+        let staged = report::staged_errors_csv(&report_dir, import_id);
+        fs::rename(&temp.0, &staged)
+            .and_then(|()| crate::durable::sync_dir(&report_dir))
+            .map_err(|source| PipelineError::Report {
+                dir: report_dir.clone(),
+                source,
+            })?;
+        std::mem::forget(temp);
     }
     write.commit()?;
     crate::crashpoint::hit("after-plan");
     drop(content);
     tracing::info!(import_id, path = %path.display(), "plan stored");
     finish(store, import_id, options.progress.as_ref())
+}
+
+/// A temporary file removed when dropped (an import that stops before
+/// its plan is stored leaves none behind).
+struct Staged(PathBuf);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
 }
 
 /// Applies what is left of a stored plan, writes the reports and marks the
@@ -560,7 +749,7 @@ fn write_reports(
         dir: dir.clone(),
         source,
     })?;
-    let paths = report::write_all(&report, &record.draft, &dir).map_err(|source| {
+    let paths = report::write_all(&report, &record.draft, &dir, import_id).map_err(|source| {
         PipelineError::Report {
             dir: dir.clone(),
             source,
@@ -701,25 +890,31 @@ fn validate_content(
 ) -> Result<Report, PipelineError> {
     let rules = &config.rules;
     let received_at = now();
-    let mut checked = check(&content, rules);
-    let plan = resolve::plan(&mut checked, &store.read(), rules, &content.name)?;
+    let mut stage = Stage::new()?;
+    let checked = check(&content, rules, &mut stage, &|_, _, _| {})?;
+    let plan = resolve::plan(&checked, &mut stage, &store.read(), rules, &content.name)?;
     let duplicate = if rules.skip_duplicate_files && checked.file_error.is_none() {
         duplicate_of(&store.read(), &plan, &content.sha256)?
     } else {
         None
     };
-    let entries: Vec<JobEntry> = plan
-        .jobs
-        .iter()
-        .map(|j| JobEntry {
+    let mut entries: Vec<JobEntry> = Vec::new();
+    stage.for_each_job(|job| {
+        let rejected = plan.is_rejected(job.location);
+        entries.push(JobEntry {
             job_id: None,
-            location: j.location.clone(),
-            manufacturer_id: j.manufacturer_id.map(i64::from),
-            item_count: j.plan.items.len() as u64,
-            zeroed: j.plan.zero.len() as u64,
-            status: if j.rejected { "rejected" } else { "pending" }.to_string(),
-        })
-        .collect();
+            location: plan
+                .locations
+                .get(job.location as usize)
+                .cloned()
+                .unwrap_or_default(),
+            manufacturer_id: job.manufacturer_id.map(i64::from),
+            item_count: job.item_count,
+            zeroed: if rejected { 0 } else { job.zero_count },
+            status: if rejected { "rejected" } else { "pending" }.to_string(),
+        });
+        Ok(())
+    })?;
     let mut report = Report::from_draft(&plan.draft);
     report.file = content.name.clone();
     report.sha256 = content.sha256.clone();
@@ -731,4 +926,28 @@ fn validate_content(
     report.finished_at = now();
     report.jobs = entries;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_progress_names_the_file_and_stage_on_one_line() {
+        let work = tempfile::tempdir().unwrap();
+        let progress = operator_progress(work.path(), "x\nWATCHDOG_USEC=1\ny.csv");
+        progress("applying jobs", 3, 20);
+        let line = fs::read_to_string(progress_file(work.path())).unwrap();
+        assert!(
+            line.starts_with("importing x?WATCHDOG_USEC=1?y.csv: applying jobs (3 of 20) (at "),
+            "{line}"
+        );
+        assert_eq!(line.lines().count(), 1, "{line}");
+        // At most once a second: the next call within it changes nothing.
+        progress("writing reports", 0, 0);
+        assert_eq!(
+            fs::read_to_string(progress_file(work.path())).unwrap(),
+            line
+        );
+    }
 }

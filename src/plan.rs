@@ -38,15 +38,6 @@ impl JobPlan {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct PlannedJob {
-    pub location: String,
-    pub manufacturer_id: Option<u32>,
-    /// Rejected by a policy or the full-mode guard: recorded, never applied.
-    pub rejected: bool,
-    pub plan: JobPlan,
-}
-
 /// A row of the errors CSV: the original cells and why it was not applied.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorsCsvRow {
@@ -76,7 +67,16 @@ pub struct Draft {
     /// Whether its rows come from several sheets (first column `sheet`).
     #[serde(default)]
     pub errors_csv_sheets: bool,
+    /// Rows of a plan stored by an earlier version, which kept the errors
+    /// CSV here; now it is written to a file while planning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors_csv: Vec<ErrorsCsvRow>,
+    /// Rows in the errors CSV, and rows left out of it once it reached its
+    /// size limit.
+    #[serde(default)]
+    pub errors_csv_rows: u64,
+    #[serde(default)]
+    pub errors_csv_omitted: u64,
 }
 
 impl Draft {
@@ -107,12 +107,25 @@ pub struct LeftOutRow {
     pub error: String,
 }
 
+/// What resolving decided, beside the jobs and rows left out it staged
+/// (`store::stage`).
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub mode: RefreshMode,
-    pub jobs: Vec<PlannedJob>,
     pub draft: Draft,
     /// Every location the file names, for duplicate-file detection.
     pub locations: Vec<String>,
-    pub left_out: Vec<LeftOutRow>,
+    /// Per location (by index): rejected by a policy or the full-mode guard.
+    pub rejected: Vec<bool>,
+    /// Nothing of the file applies.
+    pub file_rejected: bool,
+    /// Rows left out (rejected or not applied).
+    pub left_out: u64,
+}
+
+impl Plan {
+    /// Whether the jobs of the location at `index` are rejected.
+    pub fn is_rejected(&self, index: u32) -> bool {
+        self.file_rejected || self.rejected.get(index as usize).copied().unwrap_or(true)
+    }
 }

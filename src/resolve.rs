@@ -11,8 +11,9 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use crate::config::{Duplicates, ImportRules, OnError, RefreshMode};
 use crate::issue::{Code, Issue, Place};
 use crate::model::gtin14;
-use crate::plan::{Draft, JobPlan, LeftOutRow, Plan, PlannedItem, PlannedJob};
+use crate::plan::{Draft, JobPlan, LeftOutRow, Plan, PlannedItem};
 use crate::store::records::{self, IdKind};
+use crate::store::stage::{Stage, StagedJob};
 use crate::store::{Reader, Result};
 use crate::validate::row::MAX_ATTRIBUTES;
 use crate::validate::{is_errors_report, Checked, CheckedRow};
@@ -25,8 +26,6 @@ struct Found {
     record: Option<i64>,
     /// Replaced by a later row (`duplicates = "last-wins"`).
     superseded: bool,
-    /// Valid, but its location or the file was rejected.
-    not_applied: Option<String>,
 }
 
 fn row_place(checked: &Checked, row: &CheckedRow) -> Place {
@@ -46,11 +45,25 @@ fn row_place(checked: &Checked, row: &CheckedRow) -> Place {
     }
 }
 
-/// Builds the plan for `checked`, reading the store through `store`. The
-/// valid rows' items move into the plan's jobs (a file's items are held
-/// once, not twice).
+/// What resolving one location found: per row of the location (in file
+/// order), and about the location.
+struct LocationFindings {
+    /// Resolve-time errors and warnings of its rows, by seq (sparse: most
+    /// rows have none).
+    issues: HashMap<u64, (Vec<Issue>, Vec<Issue>)>,
+    rejected: Option<String>,
+    any_error: bool,
+    /// Rejected by the full-mode guard (`too-many-zeroed`).
+    guard_rejected: bool,
+}
+
+/// Builds the plan for `checked`, whose rows are in `stage`, reading the
+/// store through `store`. One location's rows are in memory at a time:
+/// its jobs go into the stage as they are planned, the rows left out too;
+/// what the plan keeps is the report's draft and a flag per location.
 pub fn plan(
-    checked: &mut Checked,
+    checked: &Checked,
+    stage: &mut Stage,
     store: &impl Reader,
     rules: &ImportRules,
     file_name: &str,
@@ -60,101 +73,40 @@ pub fn plan(
     } else {
         rules.refresh_mode
     };
-    let mut found: Vec<Found> = vec![Found::default(); checked.rows.len()];
-    let mut by_location: Vec<Vec<usize>> = vec![Vec::new(); checked.locations.len()];
-    for (index, row) in checked.rows.iter().enumerate() {
-        if let Some(location) = row.location {
-            by_location[location as usize].push(index);
-        }
-    }
-
-    // Records each location's rows name (valid or not), for full mode.
-    let mut listed: Vec<HashSet<i64>> = vec![HashSet::new(); checked.locations.len()];
-    for (location_index, rows) in by_location.iter().enumerate() {
-        let location = &checked.locations[location_index];
-        let empty = records::count_at(store, location)? == 0;
-        for &index in rows {
-            let row = &checked.rows[index];
-            if !empty {
-                resolve_row(
-                    checked,
-                    row,
-                    &mut found[index],
-                    store,
-                    location,
-                    &mut listed[location_index],
-                )?;
-            }
-        }
-        find_duplicates(checked, rows, &mut found, rules.duplicates);
-    }
-
-    // The on_error policies.
-    let errored: Vec<bool> = (0..checked.rows.len())
-        .map(|i| !checked.rows[i].errors.is_empty() || !found[i].errors.is_empty())
-        .collect();
-    let has_error = |i: usize| errored[i];
+    let mut issues: HashMap<u64, (Vec<Issue>, Vec<Issue>)> = HashMap::new();
     let mut rejected_locations: Vec<Option<String>> = vec![None; checked.locations.len()];
     let mut location_errors: Vec<Issue> = Vec::new();
-    let any_row_error = (0..checked.rows.len()).any(has_error);
-    let mut file_rejected =
-        checked.file_error.is_some() || (rules.on_error == OnError::RejectFile && any_row_error);
-    if rules.on_error == OnError::RejectLocation {
-        for (location_index, rows) in by_location.iter().enumerate() {
-            if let Some(&bad) = rows.iter().find(|&&i| has_error(i)) {
-                rejected_locations[location_index] = Some(format!(
-                    "location {} was rejected because row {} has errors (import.on_error = reject-location)",
-                    checked.locations[location_index], checked.rows[bad].number
-                ));
-            }
-        }
+    let mut any_row_error = stage.any_row_error();
+    let mut guard_rejected = false;
+
+    for (location_index, location) in checked.locations.iter().enumerate() {
+        let location_index = location_index as u32;
+        let findings = plan_location(
+            checked,
+            stage,
+            store,
+            rules,
+            mode,
+            location_index,
+            location,
+            &mut location_errors,
+        )?;
+        any_row_error |= findings.any_error;
+        guard_rejected |= findings.guard_rejected;
+        rejected_locations[location_index as usize] = findings.rejected;
+        issues.extend(findings.issues);
     }
 
-    // Full mode: zero what the file does not list, unless that is too much.
-    let mut zero_lists: Vec<Vec<i64>> = vec![Vec::new(); checked.locations.len()];
-    if mode == RefreshMode::Full && !file_rejected {
-        for (location_index, location) in checked.locations.iter().enumerate() {
-            if rejected_locations[location_index].is_some() {
-                continue;
-            }
-            let nonzero = records::nonzero_at(store, location)?;
-            let zero: Vec<i64> = nonzero
-                .iter()
-                .copied()
-                .filter(|id| !listed[location_index].contains(id))
-                .collect();
-            if zero.is_empty() {
-                continue;
-            }
-            let pct = zero.len() as f64 * 100.0 / nonzero.len() as f64;
-            if pct > rules.full_max_zero_pct {
-                location_errors.push(
-                    Issue::new(
-                        Code::TooManyZeroed,
-                        format!(
-                            "location {location}: the file does not list {} of the {} products in stock there \
-                             ({pct:.0}%), and full mode would set them all to 0; the limit \
-                             (import.full_max_zero_pct) is {}%. Is the file complete? Send the whole \
-                             stock list, or use delta mode",
-                            zero.len(),
-                            nonzero.len(),
-                            rules.full_max_zero_pct
-                        ),
-                    )
-                    .with_value(location.clone()),
-                );
-                rejected_locations[location_index] = Some(format!(
-                    "location {location} was rejected: the file would set {} products in stock to 0 (too-many-zeroed)",
-                    zero.len()
-                ));
-                if rules.on_error == OnError::RejectFile {
-                    file_rejected = true;
-                }
-            } else {
-                zero_lists[location_index] = zero;
-            }
-        }
+    // The on_error policies, now that every row's errors are known.
+    let rows_rejected_file = rules.on_error == OnError::RejectFile && any_row_error;
+    if checked.file_error.is_some() || rows_rejected_file {
+        // The full-mode check is not reached for a file rejected anyway.
+        location_errors.clear();
+        guard_rejected = false;
     }
+    let file_rejected = checked.file_error.is_some()
+        || rows_rejected_file
+        || (guard_rejected && rules.on_error == OnError::RejectFile);
     let file_reason = if checked.file_error.is_some() {
         "the file was rejected as a whole".to_string()
     } else if !location_errors.is_empty() && rules.on_error == OnError::RejectFile {
@@ -165,82 +117,8 @@ pub fn plan(
             .to_string()
     };
 
-    // Mark valid rows left out by a rejected location or file.
-    for (index, row) in checked.rows.iter().enumerate() {
-        if has_error(index) {
-            continue;
-        }
-        let location_reason = row
-            .location
-            .and_then(|l| rejected_locations[l as usize].clone());
-        if file_rejected {
-            found[index].not_applied = Some(file_reason.clone());
-        } else if let Some(reason) = location_reason {
-            found[index].not_applied = Some(reason);
-        }
-    }
-
-    // Jobs: per location and manufacturer, in file order, at most
-    // items_per_job items each.
-    let mut jobs: Vec<PlannedJob> = Vec::new();
-    for (location_index, rows) in by_location.iter().enumerate() {
-        let location = checked.locations[location_index].clone();
-        let rejected = file_rejected || rejected_locations[location_index].is_some();
-        let mut groups: Vec<(Option<u32>, Vec<PlannedItem>)> = Vec::new();
-        for &index in rows {
-            let row = &mut checked.rows[index];
-            if has_error(index) || found[index].superseded {
-                continue;
-            }
-            let Some(item) = row.item.take() else {
-                continue;
-            };
-            let planned = PlannedItem {
-                row: row.number,
-                record: found[index].record,
-                item: *item,
-            };
-            match groups.iter_mut().find(|(m, _)| *m == row.manufacturer_id) {
-                Some((_, items)) => items.push(planned),
-                None => groups.push((row.manufacturer_id, vec![planned])),
-            }
-        }
-        let first_job = jobs.len();
-        for (manufacturer_id, items) in groups {
-            let mut items = items.into_iter().peekable();
-            while items.peek().is_some() {
-                let chunk: Vec<PlannedItem> = items.by_ref().take(rules.items_per_job).collect();
-                jobs.push(PlannedJob {
-                    location: location.clone(),
-                    manufacturer_id,
-                    rejected,
-                    plan: JobPlan {
-                        items: chunk,
-                        zero: Vec::new(),
-                    },
-                });
-            }
-        }
-        let zero = std::mem::take(&mut zero_lists[location_index]);
-        if !rejected && !zero.is_empty() {
-            // The zeroing rides on the location's last job, or on a job of
-            // its own when every row of the location was rejected: those
-            // rows still count as listed, the rest is still not in stock.
-            if jobs.len() == first_job {
-                jobs.push(PlannedJob {
-                    location: location.clone(),
-                    manufacturer_id: rules.manufacturer_id,
-                    rejected: false,
-                    plan: JobPlan::default(),
-                });
-            }
-            if let Some(last) = jobs.last_mut() {
-                last.plan.zero = zero;
-            }
-        }
-    }
-
-    // The report's draft: counts, errors in file order, warnings.
+    // The report's draft: counts, errors in file order, warnings; the rows
+    // left out go to the stage, for the errors CSV.
     let max = rules.max_errors;
     let mut draft = Draft::default();
     if let Some(issue) = &checked.file_error {
@@ -252,57 +130,238 @@ pub fn plan(
     for issue in &checked.warnings {
         draft.push_warning(issue.clone(), max);
     }
-    let mut left_out = Vec::new();
-    for (index, row) in checked.rows.iter().enumerate() {
-        let f = &found[index];
+    let mut left_out_tables: BTreeSet<u16> = BTreeSet::new();
+    let mut left_out = 0u64;
+    stage.for_each_row(|seq, row| {
+        let (found_errors, found_warnings) = issues.remove(&seq).unwrap_or_default();
+        let has_error = !row.errors.is_empty() || !found_errors.is_empty();
         let mut messages: Vec<String> = Vec::new();
-        for issue in row.errors.iter().chain(&f.errors) {
+        for issue in row.errors.iter().chain(&found_errors) {
             messages.push(issue.message.clone());
+        }
+        for issue in row.errors.iter().chain(&found_errors) {
             draft.push_error(issue.clone(), max);
         }
-        if let Some(reason) = &f.not_applied {
-            messages.push(format!("not applied: {reason}"));
-            draft.push_error(
-                Issue::new(
-                    Code::NotApplied,
-                    format!("the row is valid but was not applied: {reason}"),
-                )
-                .at(row_place(checked, row)),
-                max,
-            );
+        if !has_error {
+            let reason = if file_rejected {
+                Some(file_reason.clone())
+            } else {
+                row.location
+                    .and_then(|l| rejected_locations[l as usize].clone())
+            };
+            if let Some(reason) = reason {
+                messages.push(format!("not applied: {reason}"));
+                draft.push_error(
+                    Issue::new(
+                        Code::NotApplied,
+                        format!("the row is valid but was not applied: {reason}"),
+                    )
+                    .at(row_place(checked, &row)),
+                    max,
+                );
+            }
         }
-        for issue in row.warnings.iter().chain(&f.warnings) {
+        for issue in row.warnings.iter().chain(&found_warnings) {
             draft.push_warning(issue.clone(), max);
         }
         if !messages.is_empty() {
-            left_out.push(LeftOutRow {
-                table: row.table,
-                number: row.number,
-                location: row.location.map(|l| checked.locations[l as usize].clone()),
-                error: messages.join("; "),
-            });
+            left_out_tables.insert(row.table);
+            left_out += 1;
+            stage.push_left_out(
+                seq,
+                &LeftOutRow {
+                    table: row.table,
+                    number: row.number,
+                    location: row.location.map(|l| checked.locations[l as usize].clone()),
+                    error: messages.join("; "),
+                },
+            )?;
         }
-    }
-    draft.rows_total = checked.rows.len() as u64;
-    draft.rows_rejected = left_out.len() as u64;
+        Ok(())
+    })?;
+    draft.rows_total = stage.rows();
+    draft.rows_rejected = left_out;
     draft.rows_accepted = draft.rows_total - draft.rows_rejected;
     draft.errors_csv_location = checked.location_outside_columns;
-    draft.errors_csv_header = errors_csv_header(checked, &left_out);
-    draft.errors_csv_sheets = left_out.iter().any(|r| r.table != left_out[0].table);
+    draft.errors_csv_header = errors_csv_header(checked, &left_out_tables);
+    draft.errors_csv_sheets = left_out_tables.len() > 1;
 
     Ok(Plan {
         mode,
-        jobs,
         draft,
         locations: checked.locations.clone(),
+        rejected: rejected_locations.iter().map(Option::is_some).collect(),
+        file_rejected,
         left_out,
+    })
+}
+
+/// Resolves one location's rows and stages its jobs: matching, conflicts,
+/// duplicates, `reject-location`, full-mode zeroing and its guard, the
+/// split into jobs.
+#[allow(clippy::too_many_arguments)]
+fn plan_location(
+    checked: &Checked,
+    stage: &mut Stage,
+    store: &impl Reader,
+    rules: &ImportRules,
+    mode: RefreshMode,
+    location_index: u32,
+    location: &str,
+    location_errors: &mut Vec<Issue>,
+) -> Result<LocationFindings> {
+    let staged = stage.location_rows(location_index)?;
+    let (seqs, mut rows): (Vec<u64>, Vec<CheckedRow>) = staged.into_iter().unzip();
+    let mut found: Vec<Found> = vec![Found::default(); rows.len()];
+
+    // Records the rows name (valid or not), for full mode.
+    let mut listed: HashSet<i64> = HashSet::new();
+    if records::count_at(store, location)? > 0 {
+        for (index, row) in rows.iter().enumerate() {
+            resolve_row(
+                checked,
+                row,
+                &mut found[index],
+                store,
+                location,
+                &mut listed,
+            )?;
+        }
+    }
+    find_duplicates(checked, &rows, &mut found, rules.duplicates);
+
+    let has_error = |i: usize| !rows[i].errors.is_empty() || !found[i].errors.is_empty();
+    let any_error = (0..rows.len()).any(has_error);
+    let mut rejected = None;
+    if rules.on_error == OnError::RejectLocation {
+        if let Some(bad) = (0..rows.len()).find(|&i| has_error(i)) {
+            rejected = Some(format!(
+                "location {location} was rejected because row {} has errors (import.on_error = reject-location)",
+                rows[bad].number
+            ));
+        }
+    }
+    // A file rejected as a whole, or for its rows, never reaches full mode.
+    let file_rejected = checked.file_error.is_some()
+        || (rules.on_error == OnError::RejectFile && stage.any_row_error());
+
+    // Full mode: zero what the file does not list, unless that is too much.
+    // A location outside import.locations is never changed: its rows are
+    // `unknown-location`, and nothing there is zeroed.
+    let allowed = rules
+        .locations
+        .as_ref()
+        .is_none_or(|list| list.iter().any(|l| l == location));
+    let mut zero: Vec<i64> = Vec::new();
+    let mut guard_rejected = false;
+    if mode == RefreshMode::Full && !file_rejected && rejected.is_none() && allowed {
+        let nonzero = records::nonzero_at(store, location)?;
+        let unlisted: Vec<i64> = nonzero
+            .iter()
+            .copied()
+            .filter(|id| !listed.contains(id))
+            .collect();
+        if !unlisted.is_empty() {
+            let pct = unlisted.len() as f64 * 100.0 / nonzero.len() as f64;
+            if pct > rules.full_max_zero_pct {
+                location_errors.push(
+                    Issue::new(
+                        Code::TooManyZeroed,
+                        format!(
+                            "location {location}: the file does not list {} of the {} products in stock there \
+                             ({pct:.0}%), and full mode would set them all to 0; the limit \
+                             (import.full_max_zero_pct) is {}%. Is the file complete? Send the whole \
+                             stock list, or use delta mode",
+                            unlisted.len(),
+                            nonzero.len(),
+                            rules.full_max_zero_pct
+                        ),
+                    )
+                    .with_value(location.to_string()),
+                );
+                guard_rejected = true;
+                rejected = Some(format!(
+                    "location {location} was rejected: the file would set {} products in stock to 0 (too-many-zeroed)",
+                    unlisted.len()
+                ));
+            } else {
+                zero = unlisted;
+            }
+        }
+    }
+
+    // Jobs: per manufacturer, in file order, at most items_per_job items
+    // each; the zeroing rides on the location's last job.
+    let mut groups: Vec<(Option<u32>, Vec<PlannedItem>)> = Vec::new();
+    for (index, row) in rows.iter_mut().enumerate() {
+        if !row.errors.is_empty() || !found[index].errors.is_empty() || found[index].superseded {
+            continue;
+        }
+        let Some(item) = row.item.take() else {
+            continue;
+        };
+        let planned = PlannedItem {
+            row: row.number,
+            record: found[index].record,
+            item: *item,
+        };
+        match groups.iter_mut().find(|(m, _)| *m == row.manufacturer_id) {
+            Some((_, items)) => items.push(planned),
+            None => groups.push((row.manufacturer_id, vec![planned])),
+        }
+    }
+    let mut chunks: Vec<(Option<u32>, Vec<PlannedItem>)> = Vec::new();
+    for (manufacturer_id, items) in groups {
+        let mut items = items.into_iter().peekable();
+        while items.peek().is_some() {
+            chunks.push((
+                manufacturer_id,
+                items.by_ref().take(rules.items_per_job).collect(),
+            ));
+        }
+    }
+    if rejected.is_none() && !zero.is_empty() && chunks.is_empty() {
+        // Every row of the location was rejected: those rows still count
+        // as listed, the rest is still not in stock.
+        chunks.push((rules.manufacturer_id, Vec::new()));
+    }
+    let last = chunks.len().saturating_sub(1);
+    for (index, (manufacturer_id, items)) in chunks.into_iter().enumerate() {
+        let plan = JobPlan {
+            items,
+            zero: if index == last && rejected.is_none() {
+                std::mem::take(&mut zero)
+            } else {
+                Vec::new()
+            },
+        };
+        stage.push_job(&StagedJob {
+            location: location_index,
+            manufacturer_id,
+            item_count: plan.items.len() as u64,
+            zero_count: plan.zero.len() as u64,
+            plan: plan.encode(),
+        })?;
+    }
+
+    let issues = found
+        .into_iter()
+        .zip(seqs)
+        .filter(|(f, _)| !f.errors.is_empty() || !f.warnings.is_empty())
+        .map(|(f, seq)| (seq, (f.errors, f.warnings)))
+        .collect();
+    Ok(LocationFindings {
+        issues,
+        rejected,
+        any_error,
+        guard_rejected,
     })
 }
 
 /// The errors CSV's columns: the header of the table the left-out rows
 /// come from; when they come from several sheets, `sheet` and then every
 /// column name of those sheets, in first-seen order.
-pub fn errors_csv_header(checked: &Checked, left_out: &[LeftOutRow]) -> Vec<String> {
+pub fn errors_csv_header(checked: &Checked, tables: &BTreeSet<u16>) -> Vec<String> {
     let names = |table: u16| -> Vec<String> {
         checked
             .tables
@@ -311,12 +370,11 @@ pub fn errors_csv_header(checked: &Checked, left_out: &[LeftOutRow]) -> Vec<Stri
             .map(|l| l.names.iter().map(|n| n.trim().to_string()).collect())
             .unwrap_or_default()
     };
-    let tables: BTreeSet<u16> = left_out.iter().map(|r| r.table).collect();
     if tables.len() <= 1 {
         return tables.first().map(|&t| names(t)).unwrap_or_default();
     }
     let mut header = vec!["sheet".to_string()];
-    for table in tables {
+    for &table in tables {
         for name in names(table) {
             if !name.is_empty() && !header.contains(&name) {
                 header.push(name);
@@ -433,12 +491,16 @@ fn resolve_row(
 
 /// `duplicate-item`: two valid rows of one location that share an
 /// identifier or resolve to the same record.
-fn find_duplicates(checked: &Checked, rows: &[usize], found: &mut [Found], policy: Duplicates) {
+fn find_duplicates(
+    checked: &Checked,
+    rows: &[CheckedRow],
+    found: &mut [Found],
+    policy: Duplicates,
+) {
     // (kind, value) and record id → the latest row that claimed it.
     let mut owners: HashMap<(IdKind, String), usize> = HashMap::new();
     let mut record_owner: HashMap<i64, usize> = HashMap::new();
-    for &index in rows {
-        let row = &checked.rows[index];
+    for (index, row) in rows.iter().enumerate() {
         if !row.is_valid() || !found[index].errors.is_empty() {
             continue;
         }
@@ -464,7 +526,7 @@ fn find_duplicates(checked: &Checked, rows: &[usize], found: &mut [Found], polic
             }
         }
         for &other in &earlier {
-            let other_number = checked.rows[other].number;
+            let other_number = rows[other].number;
             let describe = row.ids().describe();
             match policy {
                 Duplicates::LastWins => {
@@ -479,7 +541,7 @@ fn find_duplicates(checked: &Checked, rows: &[usize], found: &mut [Found], polic
                                     row.number
                                 ),
                             )
-                            .at(row_place(checked, &checked.rows[other])),
+                            .at(row_place(checked, &rows[other])),
                         );
                     }
                 }
@@ -497,7 +559,7 @@ fn find_duplicates(checked: &Checked, rows: &[usize], found: &mut [Found], polic
                     {
                         let issue =
                             Issue::new(Code::DuplicateItem, message(other_number, row.number))
-                                .at(row_place(checked, &checked.rows[other]));
+                                .at(row_place(checked, &rows[other]));
                         found[other].errors.push(issue);
                     }
                     if !found[index]

@@ -381,6 +381,29 @@ fn full_mode_zeroes_unlisted_records_even_when_every_listed_row_is_rejected() {
 }
 
 #[test]
+fn full_mode_never_touches_a_location_outside_import_locations() {
+    // Location 13 is in the store from before import.locations was set.
+    let env = Env::new();
+    env.import_text(
+        "seed.csv",
+        &stock_csv(&[("13", "S1", "10"), ("13", "S2", "20")]),
+        0,
+    );
+    env.set_config("[import]\nrefresh_mode = \"full\"\nlocations = [\"11\", \"12\"]\n");
+    let report = env.import_text("day2.csv", &stock_csv(&[("13", "S1", "10")]), 1);
+    assert_eq!(report["error_counts"]["unknown-location"], 1, "{report:#}");
+    assert_eq!(report["status"], "rejected", "{report:#}");
+    let zeroed: u64 = report_jobs(&report).iter().map(|j| j.2).sum();
+    assert_eq!(zeroed, 0, "{report:#}");
+    assert!(report_jobs(&report).is_empty(), "{report:#}");
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[("13", "S1", 10), ("13", "S2", 20)]),
+        "{report:#}"
+    );
+}
+
+#[test]
 fn full_mode_applies_a_dropped_back_errors_csv_as_delta() {
     let env = full_mode_store();
     let report = env.import_text("day1.1.errors.csv", &stock_csv(&[("A", "S2", "70")]), 0);

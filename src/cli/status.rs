@@ -22,6 +22,8 @@ struct Status {
     daemon_running: bool,
     inbox_waiting: usize,
     work_claimed: usize,
+    /// The file the daemon is on, its stage and how far.
+    in_progress: Option<String>,
     imports_24h: BTreeMap<String, i64>,
     jobs_24h: BTreeMap<String, i64>,
     last_error: Option<LastError>,
@@ -84,10 +86,15 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         }),
         None => last_error,
     };
+    let in_progress = std::fs::read_to_string(crate::pipeline::progress_file(&config.paths.work))
+        .ok()
+        .filter(|_| running)
+        .map(|line| line.trim().to_string());
     let status = Status {
         daemon_running: running,
         inbox_waiting,
         work_claimed,
+        in_progress,
         imports_24h,
         jobs_24h,
         last_error,
@@ -115,6 +122,9 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         counts(&status.imports_24h),
         counts(&status.jobs_24h),
     );
+    if let Some(line) = &status.in_progress {
+        text.push_str(&format!("\nnow:           {line}"));
+    }
     match (&status.retrying, &status.last_error) {
         (Some(f), _) => text.push_str(&format!(
             "\nlast error:    retrying {}{} since {} (attempt {}): {}; the file stays claimed and is retried until the cause is gone",

@@ -34,39 +34,107 @@ fn is_plain_number(cell: &str) -> bool {
         && body.bytes().filter(|&b| b == b'.' || b == b',').count() <= 1
 }
 
-/// The CSV text: UTF-8 with a BOM (so Excel reads accents right), comma
-/// separated, CRLF line ends.
-pub fn render(draft: &Draft) -> std::io::Result<Vec<u8>> {
-    let mut out = b"\xEF\xBB\xBF".to_vec();
-    {
-        let mut writer = csv::WriterBuilder::new()
+/// The errors CSV written row by row as the rows are found, so no more than
+/// one row is held: UTF-8 with a BOM (so Excel reads accents right), comma
+/// separated, CRLF line ends. It stops at `limit` bytes (a bad file must
+/// not fill the outbox) and counts the rows it left out.
+pub struct Writer<W: std::io::Write> {
+    csv: csv::Writer<W>,
+    width: usize,
+    /// Bytes written so far (cells and separators; quoting aside).
+    bytes: u64,
+    location: bool,
+    limit: u64,
+    /// Rows written, and rows left out once `limit` was reached.
+    pub rows: u64,
+    pub omitted: u64,
+}
+
+impl<W: std::io::Write> Writer<W> {
+    /// Starts the file: the BOM and the header (the file's own columns,
+    /// then `locationName` when the location came from elsewhere, then
+    /// `error`).
+    pub fn new(
+        mut out: W,
+        columns: &[String],
+        location: bool,
+        limit: u64,
+    ) -> std::io::Result<Self> {
+        out.write_all(b"\xEF\xBB\xBF")?;
+        let mut csv = csv::WriterBuilder::new()
             .terminator(csv::Terminator::CRLF)
             .flexible(true)
-            .from_writer(&mut out);
-        let width = draft.errors_csv_header.len();
-        let mut header: Vec<String> = draft.errors_csv_header.clone();
-        if draft.errors_csv_location {
+            .from_writer(out);
+        let mut header: Vec<String> = columns.to_vec();
+        if location {
             header.push("locationName".into());
         }
         header.push("error".into());
-        writer.write_record(header.iter().map(|h| neutralise(h)))?;
-        for row in &draft.errors_csv {
-            let mut record: Vec<String> = row
-                .cells
-                .iter()
-                .chain(std::iter::repeat(&String::new()))
-                .take(width)
-                .map(|c| neutralise(c))
-                .collect();
-            if draft.errors_csv_location {
-                record.push(neutralise(row.location.as_deref().unwrap_or("")));
-            }
-            record.push(neutralise(&row.error));
-            writer.write_record(&record)?;
-        }
-        writer.flush()?;
+        let header: Vec<String> = header.iter().map(|h| neutralise(h)).collect();
+        csv.write_record(&header)?;
+        Ok(Writer {
+            csv,
+            width: columns.len(),
+            bytes: 3 + record_bytes(&header),
+            location,
+            limit,
+            rows: 0,
+            omitted: 0,
+        })
     }
-    Ok(out)
+
+    /// One row left out: its original cells, its location, why.
+    pub fn row(
+        &mut self,
+        cells: &[String],
+        location: Option<&str>,
+        error: &str,
+    ) -> std::io::Result<()> {
+        if self.bytes >= self.limit {
+            self.omitted += 1;
+            return Ok(());
+        }
+        let mut record: Vec<String> = cells
+            .iter()
+            .chain(std::iter::repeat(&String::new()))
+            .take(self.width)
+            .map(|c| neutralise(c))
+            .collect();
+        if self.location {
+            record.push(neutralise(location.unwrap_or("")));
+        }
+        record.push(neutralise(error));
+        self.csv.write_record(&record)?;
+        self.bytes += record_bytes(&record);
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Flushes and hands back the output.
+    pub fn finish(self) -> std::io::Result<W> {
+        self.csv
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+fn record_bytes(record: &[String]) -> u64 {
+    record.iter().map(|c| c.len() as u64 + 1).sum::<u64>() + 1
+}
+
+/// The whole CSV of a draft that still holds its rows (a plan stored by an
+/// earlier version of stockdrop).
+pub fn render(draft: &Draft) -> std::io::Result<Vec<u8>> {
+    let mut writer = Writer::new(
+        Vec::new(),
+        &draft.errors_csv_header,
+        draft.errors_csv_location,
+        u64::MAX,
+    )?;
+    for row in &draft.errors_csv {
+        writer.row(&row.cells, row.location.as_deref(), &row.error)?;
+    }
+    writer.finish()
 }
 
 #[cfg(test)]
@@ -120,5 +188,18 @@ mod tests {
             text,
             "\u{feff}sku,qty,locationName,error\r\n'=cmd,,11,quantity is missing\r\n"
         );
+    }
+
+    #[test]
+    fn stops_at_its_limit_and_counts_what_it_left_out() {
+        let mut writer = Writer::new(Vec::new(), &["sku".to_string()], false, 40).unwrap();
+        for n in 0..10 {
+            writer.row(&[format!("SKU-{n}")], None, "bad").unwrap();
+        }
+        let (rows, omitted) = (writer.rows, writer.omitted);
+        let text = String::from_utf8(writer.finish().unwrap()).unwrap();
+        assert_eq!(rows + omitted, 10);
+        assert!(omitted > 0 && rows > 0, "{rows} {omitted}");
+        assert_eq!(text.lines().count() as u64, rows + 1, "{text}");
     }
 }

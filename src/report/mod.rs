@@ -92,6 +92,10 @@ pub struct Report {
     pub error_counts: BTreeMap<Code, u64>,
     pub errors: Vec<Entry>,
     pub errors_truncated: bool,
+    /// The errors CSV reached its size limit and lists only the first rows
+    /// left out.
+    #[serde(default)]
+    pub errors_csv_truncated: bool,
     pub warning_counts: BTreeMap<Code, u64>,
     pub warnings: Vec<Entry>,
 }
@@ -142,6 +146,7 @@ impl Report {
             error_counts: draft.error_counts.clone(),
             errors: draft.errors.iter().map(Entry::from).collect(),
             errors_truncated: draft.errors_truncated,
+            errors_csv_truncated: draft.errors_csv_omitted > 0,
             warning_counts: draft.warning_counts.clone(),
             warnings: draft.warnings.iter().map(Entry::from).collect(),
         }
@@ -174,10 +179,22 @@ const LONGEST_ENDING: &str = ".errors.csv";
 /// (`.NAME.tmp-PID`, a pid of at most 7 digits), with room to spare.
 const TEMPORARY_NAME_EXTRA: usize = 16;
 
+/// Where an import's errors CSV waits, written while planning, until its
+/// reports are written: hidden, beside them.
+pub fn staged_errors_csv(dir: &Path, import_id: i64) -> PathBuf {
+    dir.join(format!(".{import_id}.errors.csv.part"))
+}
+
 /// Writes the report's files into `dir`; returns their paths. The errors
-/// CSV is written only when rows were left out, and never for a duplicate
-/// (nothing was done with its rows; the import it repeats has the CSV).
-pub fn write_all(report: &Report, draft: &Draft, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// CSV, written while planning, is renamed into place when rows were left
+/// out — never for a duplicate (nothing was done with its rows; the import
+/// it repeats has the CSV).
+pub fn write_all(
+    report: &Report,
+    draft: &Draft,
+    dir: &Path,
+    import_id: i64,
+) -> std::io::Result<Vec<PathBuf>> {
     let base = report.base_name();
     let mut written = Vec::new();
     let json = dir.join(format!("{base}.json"));
@@ -188,10 +205,27 @@ pub fn write_all(report: &Report, draft: &Draft, dir: &Path) -> std::io::Result<
     let html_path = dir.join(format!("{base}.html"));
     write_atomic(&html_path, html::render(report).as_bytes())?;
     written.push(html_path);
-    if !draft.errors_csv.is_empty() && report.duplicate_of.is_none() {
-        let csv_path = dir.join(format!("{base}.errors.csv"));
+    let csv_path = dir.join(format!("{base}.errors.csv"));
+    let staged = staged_errors_csv(dir, import_id);
+    if report.duplicate_of.is_some() {
+        if staged.exists() {
+            std::fs::remove_file(&staged)?;
+        }
+    } else if draft.errors_csv_rows > 0 || draft.errors_csv_omitted > 0 {
+        if staged.exists() {
+            std::fs::rename(&staged, &csv_path)?;
+            crate::durable::sync_dir(dir)?;
+        }
+        // Otherwise renamed already, by an attempt that crashed after.
+        if csv_path.exists() {
+            written.push(csv_path);
+        }
+    } else if !draft.errors_csv.is_empty() {
         write_atomic(&csv_path, &errors_csv::render(draft)?)?;
         written.push(csv_path);
+    } else if staged.exists() {
+        // Left by an attempt whose plan never committed.
+        std::fs::remove_file(&staged)?;
     }
     Ok(written)
 }

@@ -8,6 +8,7 @@
 pub mod queries;
 pub mod records;
 mod schema;
+pub mod stage;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -91,13 +91,13 @@ pub fn insert_job(w: &Write<'_>, j: &NewJob<'_>) -> Result<i64> {
 pub struct PendingJob {
     pub id: i64,
     pub location: String,
-    pub plan: Vec<u8>,
 }
 
-/// The import's jobs not applied yet, in plan order.
+/// The import's jobs not applied yet, in plan order (their plans are read
+/// one job at a time, by [`job_plan`]).
 pub fn pending_jobs(r: &impl Reader, import_id: i64) -> Result<Vec<PendingJob>> {
     let mut stmt = r.conn().prepare(
-        "SELECT id, location, plan FROM jobs WHERE import_id = ?1 AND status IN ('pending', 'working') \
+        "SELECT id, location FROM jobs WHERE import_id = ?1 AND status IN ('pending', 'working') \
          ORDER BY id",
     )?;
     let jobs = stmt
@@ -105,11 +105,18 @@ pub fn pending_jobs(r: &impl Reader, import_id: i64) -> Result<Vec<PendingJob>> 
             Ok(PendingJob {
                 id: row.get(0)?,
                 location: row.get(1)?,
-                plan: row.get(2)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(jobs)
+}
+
+/// A job's stored plan (postcard).
+pub fn job_plan(r: &impl Reader, id: i64) -> Result<Vec<u8>> {
+    let mut stmt = r
+        .conn()
+        .prepare_cached("SELECT plan FROM jobs WHERE id = ?1")?;
+    Ok(stmt.query_row([id], |row| row.get(0))?)
 }
 
 /// Whether a job is still waiting to be applied.
@@ -131,7 +138,11 @@ pub fn finish_job(
     zeroed: u64,
 ) -> Result<()> {
     w.tx.execute(
-        "UPDATE jobs SET status = 'success', started = ?2, finished = ?3, zeroed = ?4 WHERE id = ?1",
+        // The plan is done with once applied (history records what it
+        // did): dropping it keeps the store from growing by a copy of
+        // every file.
+        "UPDATE jobs SET status = 'success', started = ?2, finished = ?3, zeroed = ?4, plan = x'' \
+         WHERE id = ?1",
         params![id, started, finished, zeroed as i64],
     )?;
     Ok(())

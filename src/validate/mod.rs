@@ -12,6 +12,8 @@ pub mod value;
 
 use std::collections::HashMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::ImportRules;
 use crate::issue::{Code, Issue, Place};
 use crate::model::{Field, Identifiers, Item};
@@ -19,7 +21,7 @@ use crate::parse::{self, Cell, Format, Row};
 use header::{HeaderSearch, Layout};
 
 /// One data row after validation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckedRow {
     /// Index into [`Checked::tables`].
     pub table: u16,
@@ -80,8 +82,50 @@ pub fn is_errors_report(name: &str) -> bool {
     name.to_ascii_lowercase().ends_with(".errors.csv")
 }
 
-/// Parses and validates a whole file.
+/// Where validated rows go as they are checked: a `Vec` (small files,
+/// tests) or the on-disk staging area (`store::stage`), so a file's rows
+/// need not be held in memory.
+pub trait RowSink {
+    fn push(&mut self, row: CheckedRow);
+    /// Drops every row pushed so far (the file is rejected as a whole).
+    fn clear(&mut self);
+    fn len(&self) -> u64;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl RowSink for Vec<CheckedRow> {
+    fn push(&mut self, row: CheckedRow) {
+        Vec::push(self, row);
+    }
+
+    fn clear(&mut self) {
+        Vec::clear(self);
+    }
+
+    fn len(&self) -> u64 {
+        Vec::len(self) as u64
+    }
+}
+
+/// Parses and validates a whole file, its rows in [`Checked::rows`].
 pub fn check(name: &str, bytes: &[u8], rules: &ImportRules) -> Checked {
+    let mut rows = Vec::new();
+    let mut checked = check_into(name, bytes, rules, &mut rows);
+    checked.rows = rows;
+    checked
+}
+
+/// Parses and validates a whole file, handing its rows to `sink` as they
+/// are checked ([`Checked::rows`] stays empty).
+pub fn check_into(
+    name: &str,
+    bytes: &[u8],
+    rules: &ImportRules,
+    sink: &mut dyn RowSink,
+) -> Checked {
     let mut checked = Checked {
         format: Format::Unknown,
         tables: Vec::new(),
@@ -215,7 +259,7 @@ pub fn check(name: &str, bytes: &[u8], rules: &ImportRules) -> Checked {
                     break;
                 }
             };
-            if checked.rows.len() as u64 >= rules.max_rows {
+            if sink.len() >= rules.max_rows {
                 checked.file_error = Some(Issue::new(
                     Code::TooManyRows,
                     format!(
@@ -223,7 +267,7 @@ pub fn check(name: &str, bytes: &[u8], rules: &ImportRules) -> Checked {
                         rules.max_rows
                     ),
                 ));
-                checked.rows.clear();
+                sink.clear();
                 return checked;
             }
             data_rows += 1;
@@ -235,7 +279,7 @@ pub fn check(name: &str, bytes: &[u8], rules: &ImportRules) -> Checked {
                     next_index
                 })
             });
-            checked.rows.push(CheckedRow {
+            sink.push(CheckedRow {
                 table: table_no,
                 number: row.number,
                 pointer: row.pointers.as_ref().map(|p| p.item.clone()),
@@ -268,7 +312,7 @@ pub fn check(name: &str, bytes: &[u8], rules: &ImportRules) -> Checked {
         });
         if let Some(issue) = read_error {
             checked.file_error = Some(issue);
-            checked.rows.clear();
+            sink.clear();
             return checked;
         }
     }

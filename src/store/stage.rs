@@ -1,0 +1,240 @@
+//! The staging area of one file: its validated rows, the jobs planned from
+//! them and the rows left out, in a private temporary SQLite database on
+//! disk (SQLite deletes it when it is closed). A file's rows flow from
+//! validation into it instead of into memory; resolving reads them back one
+//! location at a time, and the plan is copied from it into the store.
+//!
+//! It is scratch space, not the record: nothing here needs to survive a
+//! crash (journal off, no syncs), because nothing is applied before the
+//! plan is committed to the store.
+
+use rusqlite::{params, Connection};
+
+use super::Result;
+use crate::plan::LeftOutRow;
+use crate::validate::{CheckedRow, RowSink};
+
+pub struct Stage {
+    conn: Connection,
+    rows: u64,
+    /// Rows with validation errors.
+    errored: u64,
+    /// The first write that failed; reported by [`Stage::finish_rows`].
+    failed: Option<rusqlite::Error>,
+    jobs: u64,
+}
+
+/// A job as staged: location index, manufacturer, item count, records it
+/// zeroes, and its plan (postcard).
+pub struct StagedJob {
+    pub location: u32,
+    pub manufacturer_id: Option<u32>,
+    pub item_count: u64,
+    pub zero_count: u64,
+    pub plan: Vec<u8>,
+}
+
+fn encode(row: &CheckedRow) -> Vec<u8> {
+    // Serialising plain data into a Vec cannot fail.
+    postcard::to_stdvec(row).unwrap_or_default()
+}
+
+fn decode(bytes: &[u8]) -> Result<CheckedRow> {
+    postcard::from_bytes(bytes).map_err(|e| super::StoreError::Corrupt {
+        what: "staged row",
+        detail: e.to_string(),
+    })
+}
+
+impl Stage {
+    pub fn new() -> Result<Stage> {
+        // "": a private, temporary database on disk; its page cache is the
+        // only part in memory.
+        let conn = Connection::open("")?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = OFF;
+             PRAGMA synchronous = OFF;
+             PRAGMA cache_size = -8192;
+             -- Clustered by location (-1: none), so resolving reads one
+             -- location's rows from adjacent pages even when the file
+             -- interleaves its locations.
+             CREATE TABLE rows (location INTEGER NOT NULL, seq INTEGER NOT NULL,
+                                data BLOB NOT NULL, PRIMARY KEY (location, seq)) WITHOUT ROWID;
+             CREATE TABLE left_out (seq INTEGER PRIMARY KEY, tbl INTEGER NOT NULL,
+                                    number INTEGER NOT NULL, location TEXT, error TEXT NOT NULL);
+             CREATE TABLE jobs (seq INTEGER PRIMARY KEY, location INTEGER NOT NULL,
+                                manufacturer_id INTEGER, item_count INTEGER NOT NULL,
+                                zero_count INTEGER NOT NULL, plan BLOB NOT NULL);
+             BEGIN;",
+        )?;
+        Ok(Stage {
+            conn,
+            rows: 0,
+            errored: 0,
+            failed: None,
+            jobs: 0,
+        })
+    }
+
+    /// Ends the rows' bulk insert and indexes them by location; reports a
+    /// write that failed on the way.
+    pub fn finish_rows(&mut self) -> Result<()> {
+        if let Some(e) = self.failed.take() {
+            return Err(e.into());
+        }
+        self.conn
+            .execute_batch("CREATE INDEX rows_seq ON rows(seq);")?;
+        Ok(())
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Whether any row has a validation error.
+    pub fn any_row_error(&self) -> bool {
+        self.errored > 0
+    }
+
+    /// The rows of one location, in file order.
+    pub fn location_rows(&self, location: u32) -> Result<Vec<(u64, CheckedRow)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, data FROM rows WHERE location = ?1 ORDER BY seq")?;
+        let mut out = Vec::new();
+        let mut rows = stmt.query([location])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            out.push((seq as u64, decode(data)?));
+        }
+        Ok(out)
+    }
+
+    /// Calls `f` with every row, in file order.
+    pub fn for_each_row(&self, mut f: impl FnMut(u64, CheckedRow) -> Result<()>) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, data FROM rows ORDER BY seq")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            f(seq as u64, decode(data)?)?;
+        }
+        Ok(())
+    }
+
+    pub fn push_job(&mut self, job: &StagedJob) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO jobs (seq, location, manufacturer_id, item_count, zero_count, plan) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        stmt.execute(params![
+            self.jobs as i64,
+            job.location,
+            job.manufacturer_id,
+            job.item_count as i64,
+            job.zero_count as i64,
+            job.plan
+        ])?;
+        self.jobs += 1;
+        Ok(())
+    }
+
+    pub fn jobs(&self) -> u64 {
+        self.jobs
+    }
+
+    /// Calls `f` with every staged job, in plan order.
+    pub fn for_each_job(&self, mut f: impl FnMut(StagedJob) -> Result<()>) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT location, manufacturer_id, item_count, zero_count, plan FROM jobs ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            f(StagedJob {
+                location: row.get(0)?,
+                manufacturer_id: row.get(1)?,
+                item_count: row.get::<_, i64>(2)? as u64,
+                zero_count: row.get::<_, i64>(3)? as u64,
+                plan: row.get(4)?,
+            })?;
+        }
+        Ok(())
+    }
+
+    pub fn push_left_out(&self, seq: u64, row: &LeftOutRow) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT INTO left_out (seq, tbl, number, location, error) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        stmt.execute(params![
+            seq as i64,
+            row.table,
+            row.number as i64,
+            row.location,
+            row.error
+        ])?;
+        Ok(())
+    }
+
+    /// Up to `limit` rows left out after `seq` (`None`: from the start), in
+    /// file order, with their seq.
+    pub fn left_out_after(&self, seq: Option<u64>, limit: usize) -> Result<Vec<(u64, LeftOutRow)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, tbl, number, location, error FROM left_out WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let after = seq.map_or(-1, |s| s as i64);
+        let rows = stmt
+            .query_map(params![after, limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    LeftOutRow {
+                        table: r.get(1)?,
+                        number: r.get::<_, i64>(2)? as u64,
+                        location: r.get(3)?,
+                        error: r.get(4)?,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}
+
+impl RowSink for Stage {
+    fn push(&mut self, row: CheckedRow) {
+        if self.failed.is_some() {
+            return;
+        }
+        if !row.errors.is_empty() {
+            self.errored += 1;
+        }
+        let result = self
+            .conn
+            .prepare_cached("INSERT INTO rows (seq, location, data) VALUES (?1, ?2, ?3)")
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    self.rows as i64,
+                    row.location.map_or(-1, i64::from),
+                    encode(&row)
+                ])
+            });
+        match result {
+            Ok(_) => self.rows += 1,
+            Err(e) => self.failed = Some(e),
+        }
+    }
+
+    fn clear(&mut self) {
+        if let Err(e) = self.conn.execute("DELETE FROM rows", []) {
+            self.failed.get_or_insert(e);
+        }
+        self.rows = 0;
+        self.errored = 0;
+    }
+
+    fn len(&self) -> u64 {
+        self.rows
+    }
+}
