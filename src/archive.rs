@@ -1,7 +1,10 @@
 //! Finishing (SPEC §2): the original moves to
 //! `archive/YYYY-MM-DD/<import id>_<name>` (applied, partial, duplicate) or
 //! `failed/YYYY-MM-DD/…` (rejected, failed), by rename, with both
-//! directories fsynced.
+//! directories fsynced. `<name>` is the displayable form of the name the
+//! file was dropped as (`crate::names`), cut to fit `NAME_MAX` when the
+//! import id makes it too long; the whole name stays in the store and the
+//! report.
 
 use std::fs;
 use std::io;
@@ -18,23 +21,27 @@ pub fn destination_root<'a>(paths: &'a Paths, status: &str) -> &'a Path {
     }
 }
 
-/// `root/YYYY-MM-DD/<import id>_<name>`.
+/// `root/YYYY-MM-DD/<import id>_<name>`; `original_name` is a displayable
+/// form (`crate::names::display`).
 pub fn target(
     root: &Path,
     import_id: i64,
     original_name: &str,
     date: chrono::NaiveDate,
 ) -> PathBuf {
+    let prefix = format!("{import_id}_");
+    let name = crate::names::shorten(original_name, crate::names::NAME_MAX - prefix.len());
     root.join(date.format("%Y-%m-%d").to_string())
-        .join(format!("{import_id}_{original_name}"))
+        .join(format!("{prefix}{name}"))
 }
 
-/// Moves the claimed file to `target`. Done twice (after a crash between
-/// the move and what follows), the second call finds the file already
-/// there and succeeds.
+/// Moves the claimed file to `target`, then drops the record of its long
+/// name (`claim::remove_sidecar`). Done twice (after a crash between the
+/// move and what follows), the second call finds the file already there
+/// and succeeds.
 pub fn archive(claimed: &Path, target: &Path) -> io::Result<()> {
     if !claimed.exists() && target.exists() {
-        return Ok(());
+        return crate::claim::remove_sidecar(claimed);
     }
     let dir = target.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
@@ -46,5 +53,25 @@ pub fn archive(claimed: &Path, target: &Path) -> io::Result<()> {
     if let Some(work) = claimed.parent() {
         sync_dir(work)?;
     }
-    Ok(())
+    crate::claim::remove_sidecar(claimed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_names_fit_with_their_import_id() {
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default();
+        let long = format!("{}.csv", "x".repeat(251));
+        let path = target(Path::new("/a"), 123_456, &long, date);
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(name.len(), crate::names::NAME_MAX);
+        assert!(
+            name.starts_with("123456_xxx") && name.ends_with(".csv"),
+            "{name}"
+        );
+        let short = target(Path::new("/a"), 7, "store11.csv", date);
+        assert_eq!(short, Path::new("/a/2026-12-01/7_store11.csv"));
+    }
 }

@@ -27,6 +27,11 @@ pub enum ConfigError {
     File { path: PathBuf, message: String },
     #[error("unknown config key `{0}` (see config/stockdrop.toml for the keys stockdrop knows)")]
     UnknownKey(String),
+    #[error(
+        "unknown config key `{key}`, from the environment variable {variable} \
+         (see config/stockdrop.toml for the keys stockdrop knows)"
+    )]
+    UnknownEnvKey { key: String, variable: String },
     #[error("config key `{key}`: {message}")]
     BadValue { key: String, message: String },
 }
@@ -152,6 +157,9 @@ impl Default for RawImport {
 pub struct RawCsv {
     /// Empty: detect among `,` `;` tab `|`.
     pub delimiter: String,
+    /// The decimal separator the sender writes in text files: `","` or
+    /// `"."`; empty: both in `;`/tab files (and `1,000` refused), `.` else.
+    pub decimal: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -298,6 +306,8 @@ pub struct ImportRules {
     pub max_rows: u64,
     pub max_unzipped_bytes: u64,
     pub csv_delimiter: Option<u8>,
+    /// `csv.decimal`: `Some(',')` or `Some('.')`; `None` when not set.
+    pub csv_decimal: Option<char>,
     pub sheet_names: Vec<String>,
     /// Normalised header name → what it maps to.
     pub columns: BTreeMap<String, ColumnTarget>,
@@ -366,6 +376,13 @@ impl Config {
                 config::File::from(path.to_path_buf()).format(config::FileFormat::Toml),
             );
         }
+        // Kept to say which variable a misspelt key came from.
+        let variables: Vec<String> = match &env {
+            Some(map) => map.keys().cloned().collect(),
+            None => std::env::vars_os()
+                .filter_map(|(k, _)| k.into_string().ok())
+                .collect(),
+        };
         let environment = config::Environment::with_prefix("STOCKDROP")
             .prefix_separator("__")
             .separator("__")
@@ -383,10 +400,10 @@ impl Config {
             },
             None => bad("environment", e.to_string()),
         })?;
-        check_known_keys(&merged)?;
+        check_known_keys(&merged).map_err(|e| from_environment(e, &variables))?;
         let raw: RawConfig = merged
             .try_deserialize()
-            .map_err(describe_deserialize_error)?;
+            .map_err(|e| from_environment(describe_deserialize_error(e), &variables))?;
         let base = match file {
             Some(path) => path
                 .parent()
@@ -395,6 +412,7 @@ impl Config {
             None => PathBuf::from("."),
         };
         Config::from_raw(raw, file.map(Path::to_path_buf), &base)
+            .map_err(|e| from_environment(e, &variables))
     }
 
     /// Built-in defaults with no environment: what tests and `validate`
@@ -551,6 +569,17 @@ impl Config {
                 ))
             }
         };
+        let csv_decimal = match raw.csv.decimal.as_str() {
+            "" => None,
+            "," => Some(','),
+            "." => Some('.'),
+            other => {
+                return Err(bad(
+                    "csv.decimal",
+                    format!("expected \",\" or \".\" (or \"\" to accept both); got {other:?}"),
+                ))
+            }
+        };
         let mut columns = BTreeMap::new();
         for (header, target) in &raw.columns {
             let key = format!("columns.{header}");
@@ -636,6 +665,7 @@ impl Config {
             max_rows: i.max_rows,
             max_unzipped_bytes: i.max_unzipped_bytes,
             csv_delimiter,
+            csv_decimal,
             sheet_names: raw.sheet.names.clone(),
             columns,
             max_errors: usize::try_from(raw.report.max_errors).unwrap_or(usize::MAX),
@@ -716,7 +746,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "max_unzipped_bytes",
         ],
     ),
-    ("csv", &["delimiter"]),
+    ("csv", &["delimiter", "decimal"]),
     ("sheet", &["names"]),
     ("report", &["max_errors"]),
     ("log", &["format", "level"]),
@@ -754,6 +784,33 @@ fn check_known_keys(merged: &config::Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// A key that an environment variable supplied — unknown, or with a bad
+/// value — names that variable (`STOCKDROP__IMPORT__ON_EROR`): the config
+/// file may not have it at all.
+fn from_environment(error: ConfigError, variables: &[String]) -> ConfigError {
+    let key = match &error {
+        ConfigError::UnknownKey(key) | ConfigError::BadValue { key, .. } => key.clone(),
+        _ => return error,
+    };
+    let named = |variable: &&String| {
+        variable
+            .strip_prefix("STOCKDROP__")
+            .map(|rest| rest.to_lowercase().replace("__", "."))
+            .is_some_and(|dotted| dotted == key || dotted.starts_with(&format!("{key}.")))
+    };
+    let Some(variable) = variables.iter().find(named).cloned() else {
+        return error;
+    };
+    match error {
+        ConfigError::UnknownKey(key) => ConfigError::UnknownEnvKey { key, variable },
+        ConfigError::BadValue { key, message } => ConfigError::BadValue {
+            key,
+            message: format!("{message} (from the environment variable {variable})"),
+        },
+        other => other,
+    }
+}
+
 fn describe_deserialize_error(e: config::ConfigError) -> ConfigError {
     // The config crate's message already names the key ("... for key
     // `import.items_per_job`"); keep it whole.
@@ -784,6 +841,36 @@ mod tests {
         let path = dir.join("stockdrop.toml");
         std::fs::write(&path, text).unwrap();
         path
+    }
+
+    #[test]
+    fn a_misspelt_environment_variable_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "[import]\non_error = \"reject-rows\"\n");
+        let err = Config::load(
+            Some(&file),
+            env(&[("STOCKDROP__IMPORT__ON_EROR", "reject-file")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("import.on_eror"), "{err}");
+        assert!(
+            err.contains("environment variable STOCKDROP__IMPORT__ON_EROR"),
+            "{err}"
+        );
+        let err = Config::load(None, env(&[("STOCKDROP__IMPRT__ON_ERROR", "reject-file")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`imprt`") && err.contains("STOCKDROP__IMPRT__ON_ERROR"),
+            "{err}"
+        );
+        let file = write(dir.path(), "[import]\non_eror = \"reject-rows\"\n");
+        let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+        assert!(
+            err.contains("import.on_eror") && !err.contains("environment"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -858,6 +945,7 @@ mod tests {
                 "columns.Stock On Hand",
             ),
             ("[csv]\ndelimiter = \"x\"\n", "csv.delimiter"),
+            ("[csv]\ndecimal = \";\"\n", "csv.decimal"),
         ] {
             let file = write(dir.path(), text);
             let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();

@@ -10,11 +10,24 @@
 //! reported one is only moved. So a `kill -9` between any two steps loses
 //! nothing and applies nothing twice.
 //!
+//! Only the very file that settled is read: the scan records each file's
+//! device and inode, a file a writer still holds open is not ready (see
+//! `open::writers`), and after the claim the file is opened without
+//! following links and checked again; anything else found under its name
+//! is reported once and moved to `failed/` unread (see [`Daemon::refuse`]).
+//!
+//! An operational failure before a file's plan is stored is retried
+//! `import.max_attempts` times; once the plan is stored the file is
+//! retried, backoff capped at a minute, until it is finished. A retrying
+//! fault is published for `status`, `STATUS=`, the metrics and
+//! `notify.command` (see [`Fault`]).
+//!
 //! Processing runs on the runtime's thread through `block_in_place`, so
 //! `run` needs the multi-threaded tokio runtime; a SIGTERM that arrives
 //! meanwhile is acted on once the file in hand is finished.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::ffi::OsString;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,14 +37,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tracing::{info, info_span, warn};
 
-use crate::config::Config;
+use crate::config::{Config, RefreshMode};
 use crate::dirs::DirError;
+use crate::issue::{Code, Issue};
+use crate::open::{Identity, LeaseSupport, Refusal, Trust, Writers};
 use crate::pipeline::{self, ImportOptions, Outcome, PipelineError, Stamp};
-use crate::store::queries;
-use crate::store::{Store, StoreError};
+use crate::store::queries::{self, NewImport};
+use crate::store::{Reader as _, Store, StoreError};
 use crate::watch::scan::{Entry, Filter};
 use crate::watch::settle::Settler;
-use crate::{archive, claim, hook, metrics, retention, systemd, watch};
+use crate::{archive, claim, hook, metrics, names, retention, systemd, watch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -66,6 +81,33 @@ pub enum DaemonError {
 
 /// The name of the lock file in the work folder.
 pub const LOCK_FILE: &str = ".stockdrop.lock";
+
+/// Where a running daemon publishes the fault it is retrying, in the work
+/// folder (hidden, so never taken for a claimed file).
+pub const FAULT_FILE: &str = ".stockdrop.fault";
+
+/// An operational failure the daemon is retrying: what `status` shows as
+/// its last error, and what the metrics and `notify.command` are told.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fault {
+    /// The name the file was dropped as.
+    pub file: String,
+    /// Its import, once its plan is stored.
+    pub import_id: Option<i64>,
+    pub error: String,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// When the first of them failed (RFC 3339, UTC).
+    pub since: String,
+    /// Once the plan is stored the file is retried until it is finished.
+    pub plan_stored: bool,
+}
+
+/// The fault a running daemon published in `work`, if any.
+pub fn read_fault(work: &Path) -> Option<Fault> {
+    let text = std::fs::read(work.join(FAULT_FILE)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
 
 /// Only one daemon may own a work folder: a second one would take the
 /// first one's claimed files for its own leftovers. An `flock` on a file
@@ -117,8 +159,11 @@ struct Stats {
 /// waiting for its next attempt. Files behind it wait too.
 struct Retry {
     path: PathBuf,
+    identity: Option<Identity>,
     attempts: u32,
     at: Instant,
+    /// Sticky: once seen stored, the plan stays stored.
+    plan_stored: bool,
 }
 
 struct Daemon {
@@ -131,6 +176,17 @@ struct Daemon {
     queue: VecDeque<Entry>,
     retry: Option<Retry>,
     stats: Stats,
+    /// Inbox names whose claim failed, so the failure is logged once, not
+    /// at every scan.
+    unclaimable: std::collections::HashSet<std::ffi::OsString>,
+    /// Names written since the last scan: their settle clocks restart.
+    written: HashSet<OsString>,
+    /// Whether the kernel can tell that a writer holds a file open.
+    leases: LeaseSupport,
+    /// Probe errors already logged (once each, not once per scan).
+    probe_errors: HashSet<i32>,
+    /// The operational failure being retried, published while it lasts.
+    fault: Option<Fault>,
 }
 
 /// Runs the daemon until `shutdown` completes (or, with `once`, until the
@@ -153,7 +209,13 @@ pub async fn run(
         queue: VecDeque::new(),
         retry: None,
         stats: Stats::default(),
+        unclaimable: Default::default(),
+        written: HashSet::new(),
+        leases: LeaseSupport::Unavailable(String::new()),
+        probe_errors: HashSet::new(),
+        fault: None,
     };
+    let _ = std::fs::remove_file(daemon.config.paths.work.join(FAULT_FILE));
 
     let stop = Arc::new(AtomicBool::new(false));
     let woken = Arc::new(Notify::new());
@@ -184,6 +246,9 @@ pub async fn run(
 
     // Files a previous run claimed come first (see `step`); then imports a
     // one-shot `import` left unfinished.
+    if let Err(e) = claim::remove_orphan_sidecars(&daemon.config.paths.work) {
+        warn!(error = %e, "cannot tidy the name records in the work folder");
+    }
     daemon.backlog = claim::claimed_files(&daemon.config.paths.work)
         .map_err(|source| DaemonError::List {
             path: daemon.config.paths.work.clone(),
@@ -214,6 +279,23 @@ pub async fn run(
             source,
         }
     })?;
+    daemon.leases = LeaseSupport::probe(&daemon.config.paths.work);
+    info!(
+        settle_ms = daemon.config.settle.as_millis() as u64,
+        close_after_write = if watch.polling {
+            "off (polling): no events tell when a writer closes"
+        } else {
+            "on (inotify)"
+        },
+        open_for_writing = %daemon.leases.describe(),
+        "upload checks in force: a file is ready once unchanged for settle_ms{}",
+        match (&daemon.leases, watch.polling) {
+            (LeaseSupport::Unavailable(_), true) => {
+                "; settling is all there is here, so senders should upload under a temporary name and rename, or send a done marker"
+            }
+            _ => " and no process holds it open for writing",
+        }
+    );
     info!(
         inbox = %inbox.display(),
         polling = watch.polling,
@@ -246,8 +328,11 @@ pub async fn run(
         }
         tokio::select! {
             _ = woken.notified() => {}
-            Some(()) = watch.wakeups.recv() => {
-                while watch.wakeups.try_recv().is_ok() {}
+            Some(wakeup) = watch.wakeups.recv() => {
+                daemon.written.extend(wakeup.written);
+                while let Ok(wakeup) = watch.wakeups.try_recv() {
+                    daemon.written.extend(wakeup.written);
+                }
             }
             _ = tokio::time::sleep_until(deadline.into()) => {}
             Some(()) = async {
@@ -286,15 +371,63 @@ impl Daemon {
                 path: inbox.clone(),
                 source,
             })?;
-        let ready = self
-            .settler
-            .observe(entries, Instant::now(), self.config.settle);
-        for entry in ready {
-            if !self.queue.iter().any(|q| q.name == entry.name) {
-                self.queue.push_back(entry);
+        let now = Instant::now();
+        if !self.written.is_empty() {
+            for entry in &entries {
+                if entry
+                    .path
+                    .file_name()
+                    .is_some_and(|n| self.written.contains(n))
+                {
+                    self.settler.restart(entry, now);
+                }
             }
+            self.written.clear();
+        }
+        let ready = self.settler.observe(entries, now, self.config.settle);
+        for entry in ready {
+            if self.queue.iter().any(|q| q.name == entry.name) {
+                continue;
+            }
+            if self.held_open(&entry) {
+                // Not ready however long it stalls: wait a whole settle
+                // period after the writer is gone.
+                self.settler.restart(&entry, now);
+                continue;
+            }
+            tracing::debug!(file = %names::display_os(&entry.name), "ready; queued");
+            self.queue.push_back(entry);
         }
         Ok(())
+    }
+
+    /// Whether a settled file is still open for writing, or is no longer
+    /// the file that settled (then it settles again as the new one).
+    /// Where the kernel cannot tell, settling alone decides (said once).
+    fn held_open(&mut self, entry: &Entry) -> bool {
+        match crate::open::writers_of(&entry.path, Trust::Claimed(Some(entry.identity))) {
+            Ok(Writers::None) => false,
+            Ok(Writers::Open) => {
+                tracing::debug!(file = %names::display_os(&entry.name), "still open for writing; not ready");
+                true
+            }
+            Ok(Writers::Unknown(errno)) => {
+                if self.probe_errors.insert(errno) {
+                    warn!(
+                        file = %names::display_os(&entry.name),
+                        error = %std::io::Error::from_raw_os_error(errno),
+                        "cannot ask the kernel whether a writer holds this file open (it needs \
+                         the file's owner or CAP_LEASE, and a filesystem with leases); such \
+                         files are ready on settling alone (said once)"
+                    );
+                }
+                false
+            }
+            // Swapped since the scan: a link, a FIFO… stays in the inbox
+            // and is skipped by the next scan; a new regular file settles
+            // again. Several links: claimed, then refused with a report.
+            Err(e) => !matches!(crate::open::refusal(&e), Some(Refusal::Links(_))),
+        }
     }
 
     fn idle(&self) -> bool {
@@ -312,13 +445,15 @@ impl Daemon {
             if Instant::now() < retry.at {
                 return false;
             }
-            let path = retry.path.clone();
-            tokio::task::block_in_place(|| self.process(&path));
+            let (path, identity) = (retry.path.clone(), retry.identity);
+            tokio::task::block_in_place(|| self.process(&path, identity));
             return true;
         }
         if let Some(path) = self.backlog.pop_front() {
             info!(file = %claim::original_name(&path), "finishing a file claimed before the last stop");
-            tokio::task::block_in_place(|| self.process(&path));
+            // What the scan saw is gone with the last run; the work
+            // folder is stockdrop's own, and the other checks still hold.
+            tokio::task::block_in_place(|| self.process(&path, None));
             return true;
         }
         let Some(entry) = self.queue.pop_front() else {
@@ -326,16 +461,25 @@ impl Daemon {
         };
         tokio::task::block_in_place(|| {
             let paths = &self.config.paths;
+            let shown = names::display_os(&entry.name);
             match claim::claim(&paths.inbox, &paths.work, &entry.name) {
                 Ok(Some(claimed)) => {
+                    self.unclaimable.remove(&entry.name);
                     if let Some(marker) = self.filter.marker_for(&paths.inbox, &entry.name) {
                         let _ = std::fs::remove_file(marker);
                     }
-                    self.process(&claimed);
+                    self.process(&claimed, Some(entry.identity));
                 }
-                Ok(None) => info!(file = %entry.name, "the file vanished before it was claimed"),
+                Ok(None) => {
+                    self.unclaimable.remove(&entry.name);
+                    info!(file = %shown, "the file vanished before it was claimed")
+                }
                 Err(e) => {
-                    warn!(file = %entry.name, error = %e, "cannot claim the file; it stays in the inbox")
+                    if self.unclaimable.insert(entry.name.clone()) {
+                        warn!(file = %shown, error = %e, "cannot claim the file; it stays in the inbox and is tried again as it settles (said once)")
+                    } else {
+                        tracing::debug!(file = %shown, error = %e, "still cannot claim the file")
+                    }
                 }
             }
         });
@@ -344,31 +488,41 @@ impl Daemon {
 
     /// Takes a claimed file as far as it can go: import (or finish its
     /// stored plan), reports, archive. An operational failure schedules a
-    /// retry with backoff; after `import.max_attempts` the file fails.
-    fn process(&mut self, claimed: &Path) {
+    /// retry with backoff; before the plan is stored, after
+    /// `import.max_attempts` the file fails; once it is stored, the file is
+    /// retried until its plan is finished (SPEC §2).
+    fn process(&mut self, claimed: &Path, identity: Option<Identity>) {
         let name = claim::original_name(claimed);
         let span = info_span!("file", file = %name, import_id = tracing::field::Empty);
         let _guard = span.enter();
-        let attempts = match &self.retry {
-            Some(r) if r.path == claimed => r.attempts,
-            _ => 0,
+        let (attempts, was_stored) = match &self.retry {
+            Some(r) if r.path == claimed => (r.attempts, r.plan_stored),
+            _ => (0, false),
         };
-        match self.try_process(claimed, &name, &span) {
+        match self.try_process(claimed, identity, &name, &span) {
             Ok(Some((import_id, status, outcomes))) => {
                 self.retry = None;
+                self.clear_fault();
                 self.remove_stale_marker(&name);
                 self.count(&name, &status);
                 info!(import_id, status = %status, "done");
                 self.after_file(&outcomes);
             }
-            Ok(None) => self.retry = None,
+            Ok(None) => {
+                self.retry = None;
+                self.clear_fault();
+            }
             Err(e) => {
                 let attempts = attempts + 1;
-                if attempts >= self.config.rules.max_attempts {
+                let import_id = self.stored_import(claimed);
+                let mut plan_stored = was_stored || import_id.is_some();
+                if !plan_stored && attempts >= self.config.rules.max_attempts {
                     warn!(error = %e, attempts, path = %claimed.display(), "giving up on the file; it goes to failed/");
                     match self.give_up(claimed, &name, &e.to_string()) {
-                        Ok(outcome) => {
+                        Ok(None) => plan_stored = true,
+                        Ok(Some(outcome)) => {
                             self.retry = None;
+                            self.clear_fault();
                             self.count(&name, "failed");
                             self.after_file(&[outcome]);
                             return;
@@ -380,12 +534,86 @@ impl Daemon {
                 }
                 let delay =
                     Duration::from_secs(1u64 << attempts.min(6)).min(Duration::from_secs(60));
-                warn!(error = %e, attempts, retry_in_s = delay.as_secs(), path = %claimed.display(), "processing failed; the file stays claimed and is retried");
+                if plan_stored {
+                    warn!(error = %e, attempts, retry_in_s = delay.as_secs(), path = %claimed.display(), "finishing the stored plan failed; the file stays claimed and is retried until the cause is gone");
+                } else {
+                    warn!(error = %e, attempts, retry_in_s = delay.as_secs(), path = %claimed.display(), "processing failed; the file stays claimed and is retried");
+                }
                 self.retry = Some(Retry {
                     path: claimed.to_path_buf(),
+                    identity,
                     attempts,
                     at: Instant::now() + delay,
+                    plan_stored,
                 });
+                self.publish_fault(Fault {
+                    file: name.clone(),
+                    import_id,
+                    error: e.to_string(),
+                    attempts,
+                    since: String::new(),
+                    plan_stored,
+                });
+            }
+        }
+    }
+
+    /// The import of a claimed file (or of the first member of a claimed
+    /// archive) whose plan is stored, if any. `None` also when the store
+    /// cannot be read: then the stickiness in [`Retry`] remembers.
+    fn stored_import(&self, claimed: &Path) -> Option<i64> {
+        let source = claimed.display().to_string();
+        self.store
+            .read()
+            .conn()
+            .query_row(
+                "SELECT id FROM imports WHERE source_path = ?1 \
+                 OR substr(source_path, 1, length(?1) + 1) = ?1 || '#' ORDER BY id LIMIT 1",
+                [&source],
+                |row| row.get(0),
+            )
+            .ok()
+    }
+
+    /// Publishes a fault being retried: the work folder's fault file (for
+    /// `status`), `STATUS=` (through the status line), the metrics file,
+    /// and `notify.command` when the fault is new or its cause changed.
+    fn publish_fault(&mut self, mut fault: Fault) {
+        let previous = self.fault.take();
+        let same_file = previous.as_ref().is_some_and(|p| p.file == fault.file);
+        fault.since = match &previous {
+            Some(p) if same_file => p.since.clone(),
+            _ => crate::apply::now(),
+        };
+        let news = !same_file || previous.as_ref().is_some_and(|p| p.error != fault.error);
+        if let Ok(json) = serde_json::to_vec_pretty(&fault) {
+            if let Err(e) =
+                crate::durable::write_atomic(&self.config.paths.work.join(FAULT_FILE), &json)
+            {
+                tracing::debug!(error = %e, "cannot publish the fault for `stockdrop status`");
+            }
+        }
+        if news {
+            if let Some(command) = &self.config.notify_command {
+                hook::fault(command, &fault);
+            }
+        }
+        self.fault = Some(fault);
+        self.write_metrics();
+        systemd::status(&self.status_line());
+    }
+
+    fn clear_fault(&mut self) {
+        if self.fault.take().is_some() {
+            let _ = std::fs::remove_file(self.config.paths.work.join(FAULT_FILE));
+            self.write_metrics();
+        }
+    }
+
+    fn write_metrics(&self) {
+        if let Some(path) = &self.config.metrics_textfile {
+            if let Err(e) = metrics::write(&self.store.read(), path, self.fault.as_ref()) {
+                warn!(error = %e, "cannot write the metrics file");
             }
         }
     }
@@ -394,17 +622,28 @@ impl Daemon {
     fn try_process(
         &mut self,
         claimed: &Path,
+        identity: Option<Identity>,
         name: &str,
         span: &tracing::Span,
     ) -> Result<Option<(i64, String, Vec<Outcome>)>, PipelineError> {
-        let stamp = Stamp::of(claimed).map_err(|source| PipelineError::Read {
-            path: claimed.to_path_buf(),
-            source,
-        })?;
+        let trust = Trust::Claimed(identity);
+        let stamp = match Stamp::of(claimed, trust) {
+            Ok(stamp) => stamp,
+            Err(source) => {
+                if let Some(refusal) = crate::open::refusal(&source) {
+                    return self.refuse(claimed, name, refusal.clone(), span).map(Some);
+                }
+                return Err(PipelineError::Read {
+                    path: claimed.to_path_buf(),
+                    source,
+                });
+            }
+        };
         let options = ImportOptions {
             name: Some(name.to_string()),
             unchanged: Some(stamp),
             resume: true,
+            trust: Trust::Claimed(Some(stamp.identity)),
             ..ImportOptions::default()
         };
         let outcomes = match pipeline::import_path(&mut self.store, &self.config, claimed, &options)
@@ -420,7 +659,7 @@ impl Daemon {
                         }
                     })?;
                 if released {
-                    self.settler.forget(name);
+                    self.settler.forget(&names::raw_os(name));
                     return Ok(None);
                 }
                 return Err(PipelineError::Changed);
@@ -474,26 +713,79 @@ impl Daemon {
         Ok(())
     }
 
-    /// Ends a claimed file as `failed`: report, then `failed/`.
+    /// Something other than the file that settled was claimed under its
+    /// name (a link, a FIFO, a device, a file with several names, another
+    /// file): it is never read. One import records it, `rejected`, with a
+    /// report saying what it was and what to do, and it moves to
+    /// `failed/` by rename (which moves a link, never what it points to).
+    /// Done again after a crash, the recorded import is finished instead.
+    fn refuse(
+        &mut self,
+        claimed: &Path,
+        name: &str,
+        refusal: Refusal,
+        span: &tracing::Span,
+    ) -> Result<(i64, String, Vec<Outcome>), PipelineError> {
+        warn!(what = %refusal.what(), "refusing what was claimed: it is not the file that finished uploading, and is not read");
+        let source = claimed.display().to_string();
+        let import_id = match queries::import_by_source(&self.store.read(), &source)? {
+            Some((id, _)) => id,
+            None => {
+                let mut draft = crate::plan::Draft::default();
+                draft.push_error(
+                    Issue::new(Code::UnreadableFile, refusal.to_string()),
+                    self.config.rules.max_errors,
+                );
+                let write = self.store.write()?;
+                let id = queries::insert_import(
+                    &write,
+                    &NewImport {
+                        file: name,
+                        source_path: &source,
+                        sha256: "",
+                        format: "unknown",
+                        status: "planned",
+                        duplicate_of: None,
+                        refresh_mode: match self.config.rules.refresh_mode {
+                            RefreshMode::Delta => "delta",
+                            RefreshMode::Full => "full",
+                        },
+                        received_at: &crate::apply::now(),
+                        rows_total: 0,
+                        rows_accepted: 0,
+                        rows_rejected: 0,
+                        report_dir: &self.config.paths.outbox.display().to_string(),
+                        draft: &draft,
+                    },
+                )?;
+                write.commit()?;
+                id
+            }
+        };
+        span.record("import_id", import_id);
+        let outcome = pipeline::finish(&mut self.store, import_id, None)?;
+        let status = outcome.report.status.clone();
+        self.archive(claimed, name, import_id, &status)?;
+        Ok((import_id, status, vec![outcome]))
+    }
+
+    /// Ends a claimed file whose plan was never stored as `failed`:
+    /// report, then `failed/`. `Ok(None)` when its import turns out to be
+    /// stored after all (the store could not be read at the failure): a
+    /// stored plan is never given up, only finished.
     fn give_up(
         &mut self,
         claimed: &Path,
         name: &str,
         message: &str,
-    ) -> Result<Outcome, PipelineError> {
-        let source = claimed.display().to_string();
-        let existing = queries::import_by_source(&self.store.read(), &source)?.map(|(id, _)| id);
-        let outcome = pipeline::fail(
-            &mut self.store,
-            &self.config,
-            claimed,
-            name,
-            existing,
-            message,
-        )?;
+    ) -> Result<Option<Outcome>, PipelineError> {
+        if self.stored_import(claimed).is_some() {
+            return Ok(None);
+        }
+        let outcome = pipeline::fail(&mut self.store, &self.config, claimed, name, None, message)?;
         let import_id = outcome.report.import_id.unwrap_or_default();
         self.archive(claimed, name, import_id, "failed")?;
-        Ok(outcome)
+        Ok(Some(outcome))
     }
 
     /// After a file: the operator's `notify.command` for each report, and
@@ -504,11 +796,7 @@ impl Daemon {
                 hook::run(command, outcome);
             }
         }
-        if let Some(path) = &self.config.metrics_textfile {
-            if let Err(e) = metrics::write(&self.store.read(), path) {
-                warn!(error = %e, "cannot write the metrics file");
-            }
-        }
+        self.write_metrics();
     }
 
     /// Retention, once a day (and at start-up).
@@ -531,8 +819,9 @@ impl Daemon {
     /// the same name is waiting (then the marker may be the new one's).
     fn remove_stale_marker(&self, name: &str) {
         let inbox = &self.config.paths.inbox;
-        if let Some(marker) = self.filter.marker_for(inbox, name) {
-            if !inbox.join(name).exists() && marker.exists() {
+        let raw = names::raw_os(name);
+        if let Some(marker) = self.filter.marker_for(inbox, &raw) {
+            if !inbox.join(&raw).exists() && marker.exists() {
                 let _ = std::fs::remove_file(marker);
             }
         }
@@ -554,13 +843,17 @@ impl Daemon {
             + self.settler.waiting()
             + usize::from(self.retry.is_some());
         format!(
-            "{} files today, {} waiting{}",
-            self.stats.done_today,
+            "{} today, {} waiting{}{}",
+            crate::issue::count(self.stats.done_today, "file", "files"),
             waiting,
             self.stats
                 .last
                 .as_ref()
-                .map_or(String::new(), |last| format!("; last: {last}"))
+                .map_or(String::new(), |last| format!("; last: {last}")),
+            self.fault.as_ref().map_or(String::new(), |f| format!(
+                "; retrying {} (attempt {}): {}",
+                f.file, f.attempts, f.error
+            ))
         )
     }
 

@@ -2,13 +2,101 @@
 //! with its outcome in the environment (to mail someone when a file is
 //! rejected, say). It runs in the background: its failure is logged and
 //! never holds up the queue.
+//!
+//! At most [`MAX_RUNNING`] commands run at once (SPEC §7): a ZIP archive of
+//! 1,000 members makes 1,000 outcomes, and starting 1,000 shells at once
+//! would take the host's processes. Outcomes wait in a queue of at most
+//! [`MAX_WAITING`]; queuing never blocks the daemon, and past that bound an
+//! outcome's command is skipped with a warning (its reports are written
+//! all the same). Commands still waiting when the daemon exits are not run.
 
+use std::collections::VecDeque;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use crate::pipeline::Outcome;
 
-/// Starts `command` (through `sh -c`) for one file's outcome.
+/// How many `notify.command`s run at the same time, at most.
+pub const MAX_RUNNING: usize = 4;
+/// How many outcomes may wait for a free slot.
+pub const MAX_WAITING: usize = 10_000;
+
+/// One command to run, with what its log lines say about it.
+struct Job {
+    command: Command,
+    file: String,
+    import_id: Option<i64>,
+}
+
+struct Slots {
+    running: usize,
+    waiting: VecDeque<Job>,
+}
+
+static SLOTS: Mutex<Slots> = Mutex::new(Slots {
+    running: 0,
+    waiting: VecDeque::new(),
+});
+
+/// Queues `command` (run through `sh -c`) for one file's outcome; it starts
+/// at once when fewer than [`MAX_RUNNING`] are running.
 pub fn run(command: &str, outcome: &Outcome) {
+    enqueue(prepare(command, outcome));
+}
+
+/// Starts `job` when a slot is free, else queues it (never blocking).
+fn enqueue(job: Job) {
+    let Ok(mut slots) = SLOTS.lock() else {
+        tracing::warn!(file = %job.file, import_id = job.import_id, "notify.command not run: its queue is broken");
+        return;
+    };
+    if slots.running < MAX_RUNNING {
+        slots.running += 1;
+        drop(slots);
+        if let Err(e) = std::thread::Builder::new()
+            .name("notify.command".into())
+            .spawn(move || work(job))
+        {
+            tracing::warn!(error = %e, "cannot start a thread for notify.command");
+            if let Ok(mut slots) = SLOTS.lock() {
+                slots.running -= 1;
+            }
+        }
+    } else if slots.waiting.len() < MAX_WAITING {
+        slots.waiting.push_back(job);
+    } else {
+        drop(slots);
+        tracing::warn!(file = %job.file, import_id = job.import_id, "notify.command not run: {MAX_WAITING} outcomes already wait for it");
+    }
+}
+
+/// Runs `job`, then whatever waits, until nothing does; then frees its slot.
+fn work(mut job: Job) {
+    loop {
+        execute(job);
+        let Ok(mut slots) = SLOTS.lock() else { return };
+        match slots.waiting.pop_front() {
+            Some(next) => job = next,
+            None => {
+                slots.running -= 1;
+                return;
+            }
+        }
+    }
+}
+
+fn execute(mut job: Job) {
+    let (file, import_id) = (&job.file, job.import_id);
+    match job.command.spawn().and_then(|mut process| process.wait()) {
+        Ok(status) if status.success() => {}
+        Ok(status) => tracing::warn!(file = %file, import_id, %status, "notify.command failed"),
+        Err(e) => tracing::warn!(file = %file, import_id, error = %e, "cannot run notify.command"),
+    }
+}
+
+/// The command for one outcome, its environment set. `STOCKDROP_FILE` is
+/// the displayable form of the name (`crate::names`).
+fn prepare(command: &str, outcome: &Outcome) -> Job {
     let report = &outcome.report;
     let path_ending = |ending: &str| {
         outcome
@@ -35,22 +123,34 @@ pub fn run(command: &str, outcome: &Outcome) {
         .env("STOCKDROP_REPORT_JSON", path_ending(".json"))
         .env("STOCKDROP_REPORT_HTML", path_ending(".html"))
         .env("STOCKDROP_ERRORS_CSV", path_ending(".errors.csv"));
-    let file = report.file.clone();
-    let import_id = report.import_id;
-    match child.spawn() {
-        Ok(mut process) => {
-            std::thread::spawn(move || match process.wait() {
-                Ok(status) if status.success() => {}
-                Ok(status) => {
-                    tracing::warn!(file = %file, import_id, %status, "notify.command failed")
-                }
-                Err(e) => {
-                    tracing::warn!(file = %file, import_id, error = %e, "notify.command failed")
-                }
-            });
-        }
-        Err(e) => {
-            tracing::warn!(file = %file, import_id, error = %e, "cannot start notify.command")
-        }
+    Job {
+        command: child,
+        file: report.file.clone(),
+        import_id: report.import_id,
     }
+}
+
+/// Queues `command` for a fault the daemon is retrying (SPEC §2): the
+/// file stays claimed; `STOCKDROP_STATUS` is `retrying` and
+/// `STOCKDROP_ERROR` says why. Run when the fault begins or its cause
+/// changes, not at every attempt.
+pub fn fault(command: &str, fault: &crate::daemon::Fault) {
+    let mut child = Command::new("sh");
+    child
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .env(
+            "STOCKDROP_IMPORT_ID",
+            fault.import_id.map(|id| id.to_string()).unwrap_or_default(),
+        )
+        .env("STOCKDROP_FILE", &fault.file)
+        .env("STOCKDROP_STATUS", "retrying")
+        .env("STOCKDROP_ERROR", &fault.error)
+        .env("STOCKDROP_ATTEMPTS", fault.attempts.to_string());
+    enqueue(Job {
+        command: child,
+        file: fault.file.clone(),
+        import_id: fault.import_id,
+    });
 }

@@ -43,6 +43,7 @@ pub enum Code {
     UpcZerosRestored,
     EmptySheet,
     NoHeader,
+    IdentifierAsNumber,
     // An operational failure (I/O, database) that ended a file as `failed`.
     OperationalError,
 }
@@ -79,6 +80,7 @@ impl Code {
             Code::UpcZerosRestored => "upc-zeros-restored",
             Code::EmptySheet => "empty-sheet",
             Code::NoHeader => "no-header",
+            Code::IdentifierAsNumber => "identifier-as-number",
             Code::OperationalError => "operational-error",
         }
     }
@@ -155,6 +157,13 @@ impl Issue {
 }
 
 /// Spreadsheet column letters for a 0-based index: 0 → `A`, 26 → `AA`.
+/// A count with its noun, singular for one: `1 item`, `2 items`,
+/// `1 entry`/`3 entries`. Every message that counts says it through here.
+pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 pub fn column_letters(index: usize) -> String {
     let mut n = index + 1;
     let mut letters = Vec::new();

@@ -34,6 +34,8 @@ pub mod issue;
 pub mod logging;
 pub mod metrics;
 pub mod model;
+pub mod names;
+pub mod open;
 pub mod parse;
 pub mod pipeline;
 pub mod plan;

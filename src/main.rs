@@ -3,6 +3,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = stockdrop::cli::Cli::parse();
-    stockdrop::cli::main(cli)
+    match stockdrop::cli::Cli::try_parse() {
+        Ok(cli) => stockdrop::cli::main(cli),
+        Err(error) => stockdrop::cli::usage_error(error),
+    }
 }

@@ -1,11 +1,14 @@
 //! Metrics for the node_exporter textfile collector (`metrics.textfile`),
 //! rewritten atomically after each file: files by status, rows accepted and
 //! rejected, jobs by status, the last success time and how long the last
-//! file took. Counted from the store, so they survive restarts.
+//! file took. Counted from the store, so they survive restarts. While the
+//! daemon retries an operational failure, `stockdrop_retrying` is 1 with
+//! the attempts so far — written even when the store itself is the fault.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::daemon::Fault;
 use crate::store::{Reader, StoreError};
 
 fn epoch(rfc3339: &str) -> Option<i64> {
@@ -105,9 +108,44 @@ pub fn render(r: &impl Reader) -> Result<String, StoreError> {
     Ok(out)
 }
 
+/// The retry gauges: whether a claimed file is being retried after an
+/// operational failure, how many attempts failed, since when.
+pub fn render_fault(fault: Option<&Fault>) -> String {
+    let mut out = String::new();
+    out.push_str("# HELP stockdrop_retrying Whether a claimed file is being retried after an operational failure.\n");
+    out.push_str("# TYPE stockdrop_retrying gauge\n");
+    let _ = writeln!(out, "stockdrop_retrying {}", u8::from(fault.is_some()));
+    out.push_str("# HELP stockdrop_retry_attempts Failed attempts of the file being retried.\n");
+    out.push_str("# TYPE stockdrop_retry_attempts gauge\n");
+    let _ = writeln!(
+        out,
+        "stockdrop_retry_attempts {}",
+        fault.map_or(0, |f| f.attempts)
+    );
+    out.push_str(
+        "# HELP stockdrop_retrying_since_timestamp_seconds When the retried fault began.\n",
+    );
+    out.push_str("# TYPE stockdrop_retrying_since_timestamp_seconds gauge\n");
+    let _ = writeln!(
+        out,
+        "stockdrop_retrying_since_timestamp_seconds {}",
+        fault.and_then(|f| epoch(&f.since)).unwrap_or(0)
+    );
+    out
+}
+
 /// Writes the metrics file atomically (the collector never reads half).
-pub fn write(r: &impl Reader, path: &Path) -> Result<(), String> {
-    let text = render(r).map_err(|e| e.to_string())?;
+/// When the store cannot be read, the retry gauges are still written.
+pub fn write(r: &impl Reader, path: &Path, fault: Option<&Fault>) -> Result<(), String> {
+    let (mut text, store_error) = match render(r) {
+        Ok(text) => (text, None),
+        Err(e) => (String::new(), Some(e.to_string())),
+    };
+    text.push_str(&render_fault(fault));
     crate::durable::write_atomic(path, text.as_bytes())
-        .map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    match store_error {
+        Some(e) => Err(format!("only the retry gauges were written: {e}")),
+        None => Ok(()),
+    }
 }

@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::io::{self, Read as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -45,22 +45,8 @@ pub enum PipelineError {
     Changed,
 }
 
-/// A file's size and modification time when it was claimed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stamp {
-    pub size: u64,
-    pub modified: Option<std::time::SystemTime>,
-}
-
-impl Stamp {
-    pub fn of(path: &Path) -> io::Result<Stamp> {
-        let meta = fs::metadata(path)?;
-        Ok(Stamp {
-            size: meta.len(),
-            modified: meta.modified().ok(),
-        })
-    }
-}
+/// A claimed file's identity, size and modification time (see `open`).
+pub use crate::open::Stamp;
 
 /// Told what the pipeline is doing: (stage, done, of).
 pub type Progress = std::sync::Arc<dyn Fn(&str, u64, u64) + Send + Sync>;
@@ -74,10 +60,14 @@ pub struct ImportOptions {
     /// Called as the pipeline advances: (what, done, of).
     pub progress: Option<Progress>,
     /// The name the file was dropped as, when it was renamed since (a
-    /// claimed file in the work folder).
+    /// claimed file in the work folder), in its displayable form
+    /// (`crate::names::display`); the store keeps its raw bytes too.
     pub name: Option<String>,
-    /// Refuse to commit if the file no longer has this size and time.
+    /// Refuse to commit if the file is no longer this one, with this size
+    /// and time, or a writer holds it open.
     pub unchanged: Option<Stamp>,
+    /// How the file may be opened: a claimed file is never followed.
+    pub trust: crate::open::Trust,
     /// Finish what an earlier attempt stored instead of starting again
     /// (see [`import_path`]).
     pub resume: bool,
@@ -104,38 +94,33 @@ fn read_content(
     path: &Path,
     name: Option<&str>,
     rules: &ImportRules,
+    trust: crate::open::Trust,
 ) -> Result<Content, PipelineError> {
     let fail = |source| PipelineError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let name = name.map(str::to_string).unwrap_or_else(|| {
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| path.display().to_string())
-    });
-    let mut file = fs::File::open(path).map_err(fail)?;
-    let size = file.metadata().map_err(fail)?.len();
-    if size > rules.max_file_bytes {
-        // Hash it for the record, in pieces, without holding it.
-        let mut hasher = Sha256::new();
-        let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buffer).map_err(fail)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
+    let name = name
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::names::display_os(path.file_name().unwrap_or(path.as_os_str())));
+    // One descriptor, checked (see `open`), read never past the limit.
+    let (mut file, meta) = crate::open::open(path, trust).map_err(fail)?;
+    let size = meta.len();
+    let bytes = if size > rules.max_file_bytes {
+        Vec::new()
+    } else {
+        crate::open::read_bounded(&mut file, rules.max_file_bytes, size).map_err(fail)?
+    };
+    let read = bytes.len() as u64;
+    if size > rules.max_file_bytes || read > rules.max_file_bytes {
+        // Not read past the limit, so not hashed either.
         return Ok(Content {
             name,
             bytes: Vec::new(),
-            sha256: hex(&hasher.finalize()),
-            forced_error: Some(too_large(size, rules)),
+            sha256: String::new(),
+            forced_error: Some(too_large(size.max(read), rules)),
         });
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.read_to_end(&mut bytes).map_err(fail)?;
     let sha256 = hex(&Sha256::digest(&bytes));
     Ok(Content {
         name,
@@ -268,7 +253,7 @@ pub fn import_file(
     path: &Path,
     options: &ImportOptions,
 ) -> Result<Outcome, PipelineError> {
-    let content = read_content(path, options.name.as_deref(), &config.rules)?;
+    let content = read_content(path, options.name.as_deref(), &config.rules, options.trust)?;
     import_content(
         store,
         config,
@@ -297,7 +282,7 @@ pub fn import_path(
             return Ok(vec![finish(store, id, None)?]);
         }
     }
-    let content = read_content(path, options.name.as_deref(), rules)?;
+    let content = read_content(path, options.name.as_deref(), rules, options.trust)?;
     let members = match parse::archive_members(&content.name, &content.bytes, rules) {
         Some(Ok(members)) => members,
         // Not an archive, or one rejected as a whole: one import.
@@ -310,7 +295,7 @@ pub fn import_path(
     let mut outcomes = Vec::new();
     let mut skipped = Vec::new();
     for member in &members {
-        let name = parse::container::base_name(&member.name);
+        let name = crate::names::display(parse::container::base_name(&member.name).as_bytes());
         if !is_member_file(member, &name) {
             continue;
         }
@@ -444,7 +429,7 @@ fn import_content(
     let source_path = source.to_string();
 
     if let Some(stamp) = options.unchanged {
-        if Stamp::of(path).ok() != Some(stamp) {
+        if !stamp.still_holds(path) {
             return Err(PipelineError::Changed);
         }
     }
@@ -609,9 +594,7 @@ pub fn fail(
     let import_id = match existing {
         Some(id) => id,
         None => {
-            let sha256 = fs::read(path)
-                .map(|bytes| hex(&Sha256::digest(&bytes)))
-                .unwrap_or_default();
+            let sha256 = crate::open::sha256_of(path, config.rules.max_file_bytes);
             let draft = crate::plan::Draft::default();
             queries::insert_import(
                 &write,
@@ -657,7 +640,7 @@ pub fn recover(store: &mut Store) -> Result<Vec<Recovered>, PipelineError> {
 /// Parses, validates and resolves a file against the store without writing
 /// anything: the report an import would produce, with no ids.
 pub fn validate_file(store: &Store, config: &Config, path: &Path) -> Result<Report, PipelineError> {
-    let content = read_content(path, None, &config.rules)?;
+    let content = read_content(path, None, &config.rules, Default::default())?;
     validate_content(store, config, content)
 }
 
@@ -669,14 +652,15 @@ pub fn validate_path(
     path: &Path,
 ) -> Result<Vec<Report>, PipelineError> {
     let rules = &config.rules;
-    let content = read_content(path, None, rules)?;
+    let content = read_content(path, None, rules, Default::default())?;
     let members = match parse::archive_members(&content.name, &content.bytes, rules) {
         Some(Ok(members)) => members,
         _ => return Ok(vec![validate_content(store, config, content)?]),
     };
     let mut reports = Vec::new();
+    let mut skipped = Vec::new();
     for member in &members {
-        let name = parse::container::base_name(&member.name);
+        let name = crate::names::display(parse::container::base_name(&member.name).as_bytes());
         if !is_member_file(member, &name) {
             continue;
         }
@@ -686,7 +670,26 @@ pub fn validate_path(
                 config,
                 member_content(&content, member, name, rules),
             )?);
+        } else {
+            skipped.push(name);
         }
+    }
+    if reports.is_empty() {
+        // Nothing to validate: the archive itself gets the one report, as
+        // `import` gives it.
+        let mut content = content;
+        content.forced_error = Some(Issue::new(
+            Code::UnsupportedFormat,
+            format!(
+                "the archive holds no stock file (CSV, workbook or JSON){}",
+                if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; it has: {}", skipped.join(", "))
+                }
+            ),
+        ));
+        reports.push(validate_content(store, config, content)?);
     }
     Ok(reports)
 }

@@ -119,6 +119,9 @@ pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, R
     )?;
     let revert_job = write.conn().last_insert_rowid();
     // Newest change first, so a record changed twice ends at its oldest value.
+    // Only records that change count, so the answer and `job ID` of the
+    // revert job agree.
+    let mut restored_count = 0;
     for row in history.iter().rev() {
         let Some(current) = records::get(&write, row.record_id)? else {
             continue;
@@ -146,7 +149,12 @@ pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, R
         }
         records::update(&write, &restored, revert_job, &at)?;
         records::add_history(&write, revert_job, row.record_id, "revert", &old, &new, &at)?;
+        restored_count += 1;
     }
+    write.conn().execute(
+        "UPDATE jobs SET item_count = ?2 WHERE id = ?1",
+        params![revert_job, restored_count as i64],
+    )?;
     // Undoing a revert puts the job it had undone back in force.
     write.conn().execute(
         "UPDATE jobs SET status = 'success' WHERE id = (SELECT reverts FROM jobs WHERE id = ?1) \
@@ -164,7 +172,7 @@ pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, R
     Ok(Reverted {
         job: job_id,
         revert_job,
-        records: history.len(),
+        records: restored_count,
     })
 }
 

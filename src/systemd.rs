@@ -1,6 +1,12 @@
 //! Talking to systemd (`Type=notify`): readiness, status, watchdog pings,
 //! reload and stop notices. Without `NOTIFY_SOCKET` (not started by
 //! systemd) every call is a no-op.
+//!
+//! A notification is `KEY=value` lines in one datagram, and systemd obeys
+//! every line, so a line break in a value would let its text (a file name
+//! in the status, say) send a command of its own (`WATCHDOG_USEC=1`,
+//! `STOPPING=1`). Every free-text value sent here goes through
+//! `names::escape_controls` first, whoever the caller is.
 
 use std::time::Duration;
 
@@ -17,11 +23,14 @@ fn send(states: &[NotifyState<'_>]) {
 
 /// `READY=1` with a status line: start-up (or a reload) is complete.
 pub fn ready(status: &str) {
-    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+    let status = crate::names::escape_controls(status);
+    send(&[NotifyState::Ready, NotifyState::Status(&status)]);
 }
 
+/// `STATUS=` with `status` made one line.
 pub fn status(status: &str) {
-    send(&[NotifyState::Status(status)]);
+    let status = crate::names::escape_controls(status);
+    send(&[NotifyState::Status(&status)]);
 }
 
 /// `RELOADING=1` with `MONOTONIC_USEC`, as systemd ≥ 253 requires.
@@ -43,4 +52,13 @@ pub fn watchdog_interval() -> Option<Duration> {
 
 pub fn ping_watchdog() {
     send(&[NotifyState::Watchdog]);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_status_cannot_carry_a_line_of_its_own() {
+        let status = crate::names::escape_controls("last: x\nWATCHDOG_USEC=1\r\nERRNO=12");
+        assert!(!status.contains(['\n', '\r']), "{status}");
+    }
 }

@@ -699,65 +699,42 @@ async fn once_processes_what_is_there_and_returns() {
     assert!(env.work_is_empty(), "{}", env.describe());
 }
 
+/// Issue 8 §1: a client writes half its file, stalls with the file still
+/// open (as an SFTP server does while its client's connection stalls) for
+/// several settle periods, then writes the rest and closes. The file is
+/// never ready while a writer holds it: one import, with every row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_writer_appending_after_the_claim_never_gets_a_partial_import() {
-    // Big enough that parsing takes a while, so the append lands before the
-    // daemon's second look at the file.
-    const FIRST: usize = 10_000;
-    const MORE: usize = 100;
+async fn a_writer_that_stalls_with_the_file_open_gets_one_whole_import() {
+    const ROWS: usize = 3_000;
     let env = Env::plain();
-    let path = env.inbox().join("growing.csv");
-    let mut file = fs::File::create(&path).expect("create growing.csv");
-    let mut text = String::from("location,sku,quantity\n");
-    for i in 0..FIRST {
-        let _ = writeln!(text, "11,S{i},{}", i % 100);
-    }
-    file.write_all(text.as_bytes()).unwrap();
-    file.flush().unwrap();
-
     let daemon = env.start();
-    // Watch for the claim as closely as possible.
-    let start = Instant::now();
-    while env.inbox().join("growing.csv").exists() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "never claimed\n{}",
-            env.describe()
-        );
-        std::thread::sleep(Duration::from_millis(1));
+    let path = env.inbox().join("stall.csv");
+    let mut file = fs::File::create(&path).expect("create stall.csv");
+    let mut first = String::from("location,sku,quantity\n");
+    for i in 0..ROWS / 2 {
+        let _ = writeln!(first, "11,S{i},{}", i % 100);
     }
-    let planned_before_append = env.imports().len();
-    let mut more = String::new();
-    for i in FIRST..FIRST + MORE {
-        let _ = writeln!(more, "11,S{i},{}", i % 100);
-    }
-    file.write_all(more.as_bytes()).unwrap();
+    file.write_all(first.as_bytes()).unwrap();
     file.flush().unwrap();
-    drop(file);
-    if planned_before_append != 0 {
-        // This thread was held up past the daemon's second look (a loaded
-        // machine): the scenario could not be arranged this time.
-        eprintln!("skipped: the plan was stored before the append could be made");
-        daemon.stop(&env).await;
-        return;
+    // Stalled, open, for five settle periods.
+    tokio::time::sleep(Duration::from_millis(5 * SETTLE_MS)).await;
+    assert!(
+        path.is_file() && env.imports().is_empty(),
+        "a file open for writing was taken\n{}",
+        env.describe()
+    );
+    let mut rest = String::new();
+    for i in ROWS / 2..ROWS {
+        let _ = writeln!(rest, "11,S{i},{}", i % 100);
     }
+    file.write_all(rest.as_bytes()).unwrap();
+    drop(file);
 
     env.wait_finished(1).await;
     daemon.stop(&env).await;
-    let imports = env.imports();
-    assert_eq!(
-        imports.len(),
-        1,
-        "exactly one import, of the whole file\n{}",
-        env.describe()
-    );
-    let import = assert_applied_once(&env, "growing.csv");
-    assert_eq!(
-        import.rows_total as usize,
-        FIRST + MORE,
-        "{}",
-        env.describe()
-    );
-    let report = env.report("growing", import.id);
-    assert_eq!(report["rows"]["accepted"], FIRST + MORE);
+    assert_eq!(env.imports().len(), 1, "{}", env.describe());
+    let import = assert_applied_once(&env, "stall.csv");
+    assert_eq!(import.rows_total as usize, ROWS, "{}", env.describe());
+    let report = env.report("stall", import.id);
+    assert_eq!(report["rows"]["accepted"], ROWS);
 }

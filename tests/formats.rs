@@ -1586,3 +1586,408 @@ fn validate_prints_one_report_per_zip_member_and_writes_nothing() {
     assert_eq!(env.outbox_files(), Vec::<String>::new());
     assert!(!env.database().exists(), "validate created the store");
 }
+
+// ---------------------------------------------------------------------------
+// 10. Files written by other programs than Excel (see tests/fixtures/README).
+
+/// What `stock31.csv` holds, once a spreadsheet has had it: the sku zeros
+/// are gone (123, 456), the UPC zero is restored.
+#[track_caller]
+fn expect_stock31(env: &Env, report: &Value, name: &str) {
+    assert_eq!(report["status"], "applied", "{name}: {report:#}");
+    let stock = env.stock(&[]);
+    assert_eq!(
+        quantities(&stock),
+        expect_quantities(&[("31", "123", 5), ("31", "456", 0), ("31", "A-7", 12)]),
+        "{name}"
+    );
+    let first = record(&stock, "31", "123");
+    assert_eq!(first["upc"], "036000291452", "{name}");
+    assert_eq!(first["retailPrice"], 19.99, "{name}");
+    assert_eq!(record(&stock, "31", "456")["retailPrice"], 2.5, "{name}");
+    assert_eq!(
+        record(&stock, "31", "A-7")["retailPrice"],
+        1250.75,
+        "{name}"
+    );
+    // The skus arrived as numbers: each says so, naming its cell.
+    let warned: Vec<&str> = entries(report, "warnings", "identifier-as-number")
+        .iter()
+        .map(|w| w["cell"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(warned, ["B2", "B3"], "{name}: {report:#}");
+}
+
+fn import_fixture(name: &str) -> (Env, Value) {
+    let env = Env::new();
+    std::fs::copy(fixture(name), env.root().join(name)).expect("copy fixture");
+    let run = env.import(&[name]);
+    run.code(0);
+    let report = run.report();
+    (env, report)
+}
+
+#[test]
+fn gnumeric_xlsx_fixture_imports_its_stock() {
+    let (env, report) = import_fixture("gnumeric-stock31.xlsx");
+    assert_eq!(report["format"], "xlsx");
+    expect_stock31(&env, &report, "gnumeric-stock31.xlsx");
+}
+
+#[test]
+fn gnumeric_xls_fixture_imports_its_stock() {
+    let (env, report) = import_fixture("gnumeric-stock31.xls");
+    assert_eq!(report["format"], "xls");
+    expect_stock31(&env, &report, "gnumeric-stock31.xls");
+}
+
+#[test]
+fn gnumeric_ods_fixture_imports_its_stock() {
+    let (env, report) = import_fixture("gnumeric-stock31.ods");
+    assert_eq!(report["format"], "ods");
+    expect_stock31(&env, &report, "gnumeric-stock31.ods");
+}
+
+#[test]
+fn libreoffice_xlsx_fixture_imports_its_stock() {
+    let (env, report) = import_fixture("libreoffice-stock31.xlsx");
+    assert_eq!(report["format"], "xlsx");
+    expect_stock31(&env, &report, "libreoffice-stock31.xlsx");
+}
+
+#[test]
+fn libreoffice_xls_fixture_imports_its_stock() {
+    let (env, report) = import_fixture("libreoffice-stock31.xls");
+    assert_eq!(report["format"], "xls");
+    expect_stock31(&env, &report, "libreoffice-stock31.xls");
+}
+
+#[test]
+fn libreoffice_ods_fixture_imports_its_stock() {
+    let (env, report) = import_fixture("libreoffice-stock31.ods");
+    assert_eq!(report["format"], "ods");
+    expect_stock31(&env, &report, "libreoffice-stock31.ods");
+}
+
+/// The upstream bug the ODS reader works around: when calamine reads
+/// Gnumeric's `.ods`, this fails, and `parse::ods` can go back to calamine.
+#[test]
+fn calamine_still_rejects_gnumeric_ods() {
+    let bytes = std::fs::read(fixture("gnumeric-stock31.ods")).expect("fixture");
+    let opened = calamine::open_workbook_auto_from_rs(Cursor::new(bytes));
+    assert!(
+        opened.is_err(),
+        "calamine now reads Gnumeric's ODS: parse::ods may be replaced by calamine's reader"
+    );
+}
+
+/// calamine's own test workbooks whose parts are not where Excel puts them
+/// (Windows separators; a main part at the package root): read as the
+/// workbooks they are, not as archives. Neither is a stock list, so each
+/// is refused for its content, quoting its first row.
+#[test]
+fn workbooks_with_parts_elsewhere_are_read_as_workbooks() {
+    for (name, first_cell) in [
+        ("issue_530.xlsx", "报表导出人："),
+        ("minimal_package.xlsx", "ARREST BOOKINGS for 01/30/17"),
+    ] {
+        let env = Env::new();
+        std::fs::copy(fixture(name), env.root().join(name)).expect("copy fixture");
+        let run = env.import(&[name]);
+        run.code(1);
+        let reports = run.json_lines();
+        assert_eq!(
+            reports.len(),
+            1,
+            "{name}: one file, not archive members: {run}"
+        );
+        let report = &reports[0];
+        assert_eq!(report["format"], "xlsx", "{name}: {report:#}");
+        let error = file_error(report, "missing-column");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(message.contains(first_cell), "{name}: {message}");
+    }
+}
+
+/// The same workbooks with their stock columns mapped: they import.
+#[test]
+fn workbook_with_parts_at_the_package_root_imports_with_columns_mapped() {
+    let env = Env::with_config(
+        "[import]\ndefault_location = \"7\"\non_error = \"reject-rows\"\n\
+         [columns]\n\"BKG_NUM\" = \"sku\"\n\"ARR_DIV\" = \"quantity\"\n",
+    );
+    std::fs::copy(fixture("minimal_package.xlsx"), env.root().join("m.xlsx")).expect("copy");
+    let run = env.import(&["m.xlsx"]);
+    let report = run.report();
+    assert_eq!(report["format"], "xlsx", "{report:#}");
+    assert!(
+        report["rows"]["accepted"].as_u64().unwrap_or(0) > 0,
+        "{report:#}"
+    );
+}
+
+/// Excel's "Unicode Text" from a European locale: UTF-16 with a BOM, tab
+/// separated, decimal commas.
+fn unicode_text(text: &str) -> Vec<u8> {
+    let mut bytes = vec![0xFF, 0xFE];
+    for unit in text.replace('\n', "\r\n").encode_utf16() {
+        bytes.extend_from_slice(&unit.to_le_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn unicode_text_with_decimal_commas_imports_and_1000_is_ambiguous() {
+    let env = Env::new();
+    env.write_bytes(
+        "stock.txt",
+        &unicode_text("Store\tSKU\tQty\tPrice\n41\tA\t5\t19,99\n41\tB\t6\t1,000\n41\tC\t7\t2.5\n"),
+    );
+    let run = env.import(&["stock.txt"]);
+    run.code(1);
+    let report = run.report();
+    assert_eq!(report["rows"]["accepted"], 2, "{report:#}");
+    let error = only(&report, "errors", "not-a-number");
+    assert_eq!(error["cell"], "D3", "{error:#}");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(message.contains("csv.decimal"), "{message}");
+    let stock = env.stock(&[]);
+    assert_eq!(record(&stock, "41", "A")["retailPrice"], 19.99);
+    assert_eq!(record(&stock, "41", "C")["retailPrice"], 2.5);
+}
+
+#[test]
+fn csv_decimal_comma_reads_1000_as_one() {
+    let env = Env::with_config("[csv]\ndecimal = \",\"\n");
+    env.write_bytes(
+        "stock.txt",
+        &unicode_text("Store\tSKU\tQty\tPrice\n41\tA\t5\t19,99\n41\tB\t6\t1,000\n"),
+    );
+    env.import(&["stock.txt"]).code(0);
+    let stock = env.stock(&[]);
+    assert_eq!(record(&stock, "41", "A")["retailPrice"], 19.99);
+    assert_eq!(record(&stock, "41", "B")["retailPrice"], 1.0);
+}
+
+#[test]
+fn validate_of_an_archive_without_stock_files_says_rejected() {
+    let env = Env::new();
+    env.write_bytes(
+        "docs.zip",
+        &zip_of(&[
+            ("notes.pdf", b"%PDF-1.4 not stock"),
+            ("photo.png", b"\x89PNG"),
+        ]),
+    );
+    let run = env.run_with(&[], &["validate", "--json", "docs.zip"]);
+    run.code(1);
+    let reports = run.json_lines();
+    assert_eq!(reports.len(), 1, "{run}");
+    file_error(&reports[0], "unsupported-format");
+}
+
+// ---------------------------------------------------------------------------
+// 11. Small files that would cost the server its memory or its life.
+
+/// Runs the binary with `args` and returns (exit code or signal, peak
+/// resident memory in KiB) of that one child, from `wait4`.
+fn run_measured(env: &Env, args: &[&str]) -> (Result<i32, i32>, u64) {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_stockdrop"))
+        .arg("--config")
+        .arg(env.config_path())
+        .args(args)
+        .current_dir(env.root())
+        .env_remove("STOCKDROP_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run the stockdrop binary");
+    let pid = libc::pid_t::try_from(child.id()).expect("pid");
+    let mut status: libc::c_int = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; the pointers are to live locals.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(waited, pid, "wait4");
+    std::mem::forget(child);
+    let outcome = if libc::WIFEXITED(status) {
+        Ok(libc::WEXITSTATUS(status))
+    } else {
+        Err(libc::WTERMSIG(status))
+    };
+    (outcome, u64::try_from(usage.ru_maxrss).unwrap_or(0))
+}
+
+/// Most resident memory a small hostile file may cost, in KiB.
+const SMALL_PEAK_KIB: u64 = 96 * 1024;
+
+#[test]
+fn sheet_with_cells_in_a1_and_xfd1048576_is_a_report_not_a_crash() {
+    let env = Env::new();
+    // Only the two far-apart cells: the attacker's 5 KB file.
+    let path = xlsx(&env, "corners.xlsx", |wb| {
+        let sheet = wb.add_worksheet();
+        sheet.write_string(0, 0, "x")?;
+        sheet.write_string(1_048_575, 16_383, "y")?;
+        Ok(())
+    });
+    assert!(std::fs::metadata(&path).expect("file").len() < 10_000);
+    let (outcome, peak) = run_measured(&env, &["import", "--json", "corners.xlsx"]);
+    assert_eq!(outcome, Ok(1), "a report and exit 1, not a signal");
+    assert!(peak < SMALL_PEAK_KIB, "peak RSS {peak} KiB");
+    let report = env.outbox_report("corners", 1);
+    assert_eq!(report["status"], "rejected", "{report:#}");
+
+    // A real stock list with one stray cell at the far corner: the list
+    // imports, the stray cell's row is reported.
+    let env = Env::new();
+    xlsx(&env, "stray.xlsx", |wb| {
+        let sheet = wb.add_worksheet();
+        write_rows(
+            sheet,
+            0,
+            0,
+            &[
+                &[S("store"), S("sku"), S("qty")],
+                &[N(11.0), S("A"), N(3.0)],
+            ],
+        )?;
+        sheet.write_string(1_048_575, 16_383, "y")?;
+        Ok(())
+    });
+    let (outcome, peak) = run_measured(&env, &["import", "--json", "stray.xlsx"]);
+    assert_eq!(outcome, Ok(1), "partial: a report and exit 1");
+    assert!(peak < SMALL_PEAK_KIB, "peak RSS {peak} KiB");
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[("11", "A", 3)])
+    );
+}
+
+/// `{"locationName":"1","items":[{},{},…]}`: `size` bytes of JSON.
+fn empty_items_body(size: usize) -> Vec<u8> {
+    let mut body = br#"{"locationName":"1","items":["#.to_vec();
+    while body.len() < size {
+        body.extend_from_slice(b"{},");
+    }
+    body.extend_from_slice(b"{}]}");
+    body
+}
+
+#[test]
+fn small_zip_of_a_huge_json_body_is_refused_with_little_memory() {
+    let env = Env::new();
+    let zipped = zip_of(&[("body.json", &empty_items_body(10 * 1024 * 1024))]);
+    assert!(zipped.len() < 64 * 1024, "{} bytes", zipped.len());
+    env.write_bytes("bomb.zip", &zipped);
+    let (outcome, peak) = run_measured(&env, &["import", "--json", "bomb.zip"]);
+    assert_eq!(outcome, Ok(1));
+    assert!(peak < SMALL_PEAK_KIB, "peak RSS {peak} KiB");
+    let report = env.outbox_report("bomb", 1);
+    file_error(&report, "archive-too-large");
+}
+
+#[test]
+fn max_rows_stops_a_json_body_while_it_is_read() {
+    let env = Env::with_config("[import]\nmax_rows = 1000\n");
+    env.write_bytes("body.json", &empty_items_body(1024 * 1024));
+    let (outcome, peak) = run_measured(&env, &["import", "--json", "body.json"]);
+    assert_eq!(outcome, Ok(1));
+    assert!(peak < SMALL_PEAK_KIB, "peak RSS {peak} KiB");
+    file_error(&env.outbox_report("body", 1), "too-many-rows");
+}
+
+#[test]
+fn small_member_that_expands_past_100_to_1_is_refused() {
+    let env = Env::new();
+    // 200 KiB of one repeated row: a few hundred bytes deflated.
+    let row = "11,A,1\n".repeat(30_000);
+    let text = format!("store,sku,qty\n{row}");
+    env.write_bytes("rows.zip", &zip_of(&[("rows.csv", text.as_bytes())]));
+    let run = env.import(&["rows.zip"]);
+    run.code(1);
+    let report = run.report();
+    let error = file_error(&report, "archive-too-large");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("100:1"),
+        "{error:#}"
+    );
+}
+
+/// A forged `.xls`: a compound file whose `Workbook` stream has one sheet
+/// with number cells at `cells` (row, column).
+fn forged_xls(cells: &[(u16, u16)]) -> Vec<u8> {
+    fn record(typ: u16, body: &[u8]) -> Vec<u8> {
+        let mut r = typ.to_le_bytes().to_vec();
+        r.extend_from_slice(&u16::try_from(body.len()).expect("short").to_le_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+    // BOF (BIFF8, workbook globals), a BOUNDSHEET naming sheet "S" at the
+    // offset of the sheet's BOF, EOF; then the sheet.
+    let bof = |kind: u16| {
+        let mut body = 0x0600u16.to_le_bytes().to_vec();
+        body.extend_from_slice(&kind.to_le_bytes());
+        body.extend_from_slice(&[0; 12]);
+        record(0x0809, &body)
+    };
+    let mut globals = bof(0x0005);
+    let sheet_name = b"S";
+    // BOUNDSHEET: the sheet BOF's offset, flags, name length, name flags,
+    // name; the sheet starts after it and the globals' EOF.
+    let boundsheet_record_len = 4 + 4 + 2 + 1 + 1 + sheet_name.len();
+    let sheet_offset = u32::try_from(globals.len() + boundsheet_record_len + 4).expect("small");
+    let mut boundsheet = sheet_offset.to_le_bytes().to_vec();
+    boundsheet.extend_from_slice(&[0, 0]);
+    boundsheet.push(u8::try_from(sheet_name.len()).expect("short"));
+    boundsheet.push(0);
+    boundsheet.extend_from_slice(sheet_name);
+    globals.extend(record(0x0085, &boundsheet));
+    globals.extend(record(0x000A, &[]));
+    let mut stream = globals;
+    stream.extend(bof(0x0010));
+    for &(row, col) in cells {
+        let mut body = row.to_le_bytes().to_vec();
+        body.extend_from_slice(&col.to_le_bytes());
+        body.extend_from_slice(&0u16.to_le_bytes());
+        body.extend_from_slice(&1.0f64.to_le_bytes());
+        stream.extend(record(0x0203, &body));
+    }
+    stream.extend(record(0x000A, &[]));
+    let mut file = cfb::CompoundFile::create(Cursor::new(Vec::new())).expect("cfb");
+    file.create_stream("/Workbook")
+        .expect("stream")
+        .write_all(&stream)
+        .expect("write");
+    file.flush().expect("flush");
+    file.into_inner().into_inner()
+}
+
+#[test]
+fn xls_with_cells_far_apart_is_a_report_not_a_crash() {
+    // The forged file is one calamine opens: two cells close together are
+    // read (and refused for want of a header).
+    let env = Env::new();
+    env.write_bytes("near.xls", &forged_xls(&[(0, 0), (1, 1)]));
+    let run = env.import(&["near.xls"]);
+    run.code(1);
+    file_error(&run.report(), "missing-column");
+
+    let env = Env::new();
+    env.write_bytes("far.xls", &forged_xls(&[(0, 0), (65_535, 65_535)]));
+    let (outcome, peak) = run_measured(&env, &["import", "--json", "far.xls"]);
+    assert_eq!(outcome, Ok(1), "a report and exit 1, not a signal");
+    assert!(peak < SMALL_PEAK_KIB, "peak RSS {peak} KiB");
+    let report = env.outbox_report("far", 1);
+    let error = file_error(&report, "unreadable-file");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stray cells"),
+        "{error:#}"
+    );
+}

@@ -94,6 +94,7 @@ fn clean_multi_location_file_is_applied_with_one_job_per_location() {
             "quantity": 5, "binID": 3, "ltd": 1.5, "floor": 1, "safetyStock": 2,
             "currencyID": 840, "retailPrice": 9.99, "attributes": ["red", "big"],
             "updated_at": full["updated_at"], "job_id": ids[0],
+            "record_id": full["record_id"],
         })
     );
     let bare = record(&stock, "11", "S2");

@@ -899,7 +899,7 @@ fn status_reports_the_daemon_the_queue_the_last_day_and_the_last_error() {
     let text = root.run(&["status"]);
     text.code(0);
     assert!(
-        text.stdout.contains("not running") && text.stdout.contains("2 file(s) waiting"),
+        text.stdout.contains("not running") && text.stdout.contains("2 files waiting"),
         "{text}"
     );
 
@@ -1283,4 +1283,30 @@ fn a_failing_notify_command_is_logged_and_does_not_hold_up_the_queue() {
     let statuses: Vec<String> = root.finished_imports().into_iter().map(|i| i.2).collect();
     assert_eq!(statuses, ["applied", "applied", "applied"]);
     assert_eq!(daemon.terminate(&root).code(), Some(0));
+}
+
+// ---------------------------------------------------------------------------
+// `run --once` answers with the exit-code table, as `import` does.
+
+#[test]
+fn run_once_exits_with_the_worst_file_it_processed() {
+    let root = Root::new(FAST_WATCH);
+    // Imports before this run do not count.
+    root.import_with(&[], "old.csv", "location,sku,qty\n11,A,-1\n", 1); // rejected
+    root.drop_file("good.csv", "location,sku,qty\n11,G,1\n");
+    root.run_with(&[], &["run", "--once"]).code(0);
+    root.drop_file("good2.csv", "location,sku,qty\n11,H,1\n");
+    root.drop_file("bad.csv", "location,sku,qty\n11,B,1\n11,C,-1\n");
+    let run = root.run_with(&[], &["run", "--once"]);
+    run.code(1);
+    let mut statuses: Vec<String> = array(root.listing(&["imports"]))
+        .iter()
+        .map(|i| i["status"].as_str().unwrap_or_default().to_string())
+        .collect();
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        ["applied", "applied", "partial", "rejected"],
+        "{run}"
+    );
 }

@@ -60,6 +60,7 @@ const WARNING_CODES: &[&str] = &[
     "duplicate-item",
     "empty-sheet",
     "no-header",
+    "identifier-as-number",
 ];
 
 /// A temporary installation: config whose `[paths]` point into a temp dir,

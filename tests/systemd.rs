@@ -281,7 +281,7 @@ fn notifies_ready_status_reloading_and_stopping() {
     env.drop_file("x.csv", &csv(&[("11", "A", 4), ("11", "B", 5)]));
     let processed = notify.wait_for(&env, ready + 1, "STATUS= with x.csv applied", |m| {
         m.get("STATUS")
-            .is_some_and(|s| s.contains("1 files today") && s.contains("applied x.csv"))
+            .is_some_and(|s| s.contains("1 file today") && s.contains("applied x.csv"))
     });
     assert!(
         env.archived_id("x.csv").is_some(),
@@ -404,7 +404,7 @@ fn sighup_with_an_invalid_config_keeps_the_old_one_and_reports_ready() {
     env.drop_file("y.csv", &csv(&[("11", "A", 1), ("11", "B", 2)]));
     notify.wait_for(&env, ready_again + 1, "STATUS= with y.csv applied", |m| {
         m.get("STATUS")
-            .is_some_and(|s| s.contains("1 files today") && s.contains("applied y.csv"))
+            .is_some_and(|s| s.contains("1 file today") && s.contains("applied y.csv"))
     });
     env.wait_for(DEADLINE, "y.csv to be archived", || {
         env.archived_id("y.csv").is_some()

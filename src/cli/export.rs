@@ -5,7 +5,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
 use super::{open_read, CmdResult, Exit, Failure};
-use crate::config::Config;
+use crate::config::{Config, MAX_ITEMS_PER_JOB};
+use crate::report::errors_csv::neutralise;
 use crate::store::queries::{self, StockFilter, StockRow};
 use crate::store::StoreError;
 
@@ -47,11 +48,13 @@ const CSV_HEADER: [&str; 14] = [
     "job_id",
 ];
 
+/// The CSV record of one inventory record, every cell through the formula
+/// guard (an uploaded sku `=HYPERLINK(…)` must not come out live).
 fn csv_record(r: &StockRow) -> Vec<String> {
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
     let n = |v: Option<i64>| v.map_or(String::new(), |v| v.to_string());
     let f = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
-    vec![
+    [
         r.location.clone(),
         o(&r.sku),
         o(&r.part_number),
@@ -67,6 +70,72 @@ fn csv_record(r: &StockRow) -> Vec<String> {
         r.updated_at.clone(),
         n(r.job_id),
     ]
+    .iter()
+    .map(|cell| neutralise(cell))
+    .collect()
+}
+
+/// One item of a request body: the API's fields, absent values left out.
+fn request_item(r: &StockRow) -> serde_json::Value {
+    let mut item = serde_json::Map::new();
+    let mut put = |key: &str, value: serde_json::Value| {
+        if !value.is_null() {
+            item.insert(key.to_string(), value);
+        }
+    };
+    put("sku", r.sku.clone().into());
+    put("partNumber", r.part_number.clone().into());
+    put("upc", r.upc.clone().into());
+    put("quantity", r.quantity.into());
+    put("binID", r.bin_id.into());
+    put("ltd", r.ltd.into());
+    put("floor", r.floor.into());
+    put("safetyStock", r.safety_stock.into());
+    put("currencyID", r.currency_id.into());
+    put("retailPrice", r.retail_price.into());
+    if !r.attributes.is_empty() {
+        put("attributes", r.attributes.clone().into());
+    }
+    serde_json::Value::Object(item)
+}
+
+/// Writes request bodies as records arrive in location order: a new body
+/// at each new location and after every [`MAX_ITEMS_PER_JOB`] items.
+struct Bodies<W: Write> {
+    sink: W,
+    /// The location of the open body and how many items it holds.
+    open: Option<(String, usize)>,
+}
+
+impl<W: Write> Bodies<W> {
+    fn push(&mut self, row: &StockRow) -> io::Result<()> {
+        match &mut self.open {
+            Some((location, count)) if *location == row.location && *count < MAX_ITEMS_PER_JOB => {
+                *count += 1;
+                self.sink.write_all(b",\n    ")?;
+            }
+            open => {
+                let first = open.is_none();
+                if !first {
+                    self.sink.write_all(b"\n  ]},")?;
+                }
+                self.sink.write_all(b"\n  {\"locationName\": ")?;
+                serde_json::to_writer(&mut self.sink, &row.location).map_err(io::Error::other)?;
+                self.sink.write_all(b", \"items\": [\n    ")?;
+                *open = Some((row.location.clone(), 1));
+            }
+        }
+        serde_json::to_writer(&mut self.sink, &request_item(row)).map_err(io::Error::other)
+    }
+
+    fn finish(mut self) -> io::Result<W> {
+        self.sink.write_all(if self.open.is_some() {
+            b"\n  ]}\n]\n"
+        } else {
+            b"]\n"
+        })?;
+        Ok(self.sink)
+    }
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {
@@ -106,19 +175,11 @@ fn write_export(
     let io_err = |e: io::Error| Failure::Store(StoreError::Output(e));
     if json {
         sink.write_all(b"[").map_err(io_err)?;
-        let mut first = true;
+        let mut bodies = Bodies { sink, open: None };
         if let Some(store) = store {
-            queries::stock(&store.read(), filter, |row| {
-                if !first {
-                    sink.write_all(b",")?;
-                }
-                first = false;
-                sink.write_all(b"\n  ")?;
-                serde_json::to_writer(&mut sink, &row).map_err(io::Error::other)
-            })?;
+            queries::stock(&store.read(), filter, |row| bodies.push(&row))?;
         }
-        sink.write_all(if first { b"]\n" } else { b"\n]\n" })
-            .map_err(io_err)?;
+        sink = bodies.finish().map_err(io_err)?;
     } else {
         let mut writer = csv::Writer::from_writer(sink);
         writer

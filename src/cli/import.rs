@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{open_write, output, CmdResult, Exit, Failure};
+use super::{open_write, output, summary, CmdResult, Exit, Failure};
 use crate::config::Config;
 use crate::pipeline::{self, ImportOptions, Outcome, Progress};
 
@@ -27,7 +27,7 @@ pub struct Args {
     report_dir: Option<PathBuf>,
     /// Print each file's JSON report, one per line.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {
@@ -64,6 +64,9 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
             }
             Err(e) => {
                 eprintln!("stockdrop: {}: {e}", file.display());
+                if args.json {
+                    output::file_failure(file, &e.to_string(), Exit::Operational)?;
+                }
                 exit = exit.worst(Exit::Operational);
             }
         }
@@ -79,7 +82,7 @@ pub fn print_outcome(outcome: &Outcome, json: bool) -> Result<Exit, Failure> {
         let line = serde_json::to_string(report).map_err(|e| Failure::Io(e.to_string()))?;
         output::println_or_fail(&line)?;
     } else {
-        let mut text = report.summary();
+        let mut text = summary::summary(report);
         for path in &outcome.paths {
             text.push_str(&format!("\n  report: {}", path.display()));
         }
@@ -88,12 +91,13 @@ pub fn print_outcome(outcome: &Outcome, json: bool) -> Result<Exit, Failure> {
     Ok(exit_for(&report.status))
 }
 
-/// The exit code a file's status asks for.
+/// The exit code a file's status asks for. A status that is not final
+/// (an import still `planned`) means the work is not done: operational.
 pub fn exit_for(status: &str) -> Exit {
     match status {
         "applied" | "duplicate" => Exit::Success,
-        "failed" => Exit::Operational,
-        _ => Exit::Rejected,
+        "partial" | "rejected" => Exit::Rejected,
+        _ => Exit::Operational,
     }
 }
 

@@ -10,7 +10,7 @@ pub struct Args {
     #[arg(long, default_value_t = 50)]
     limit: u64,
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {

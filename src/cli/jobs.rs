@@ -6,11 +6,36 @@ use super::{open_read, output, CmdResult, Exit, Failure};
 use crate::config::Config;
 use crate::store::queries::{self, Change, JobFilter, JobRow};
 
+/// A job's status (SPEC §1), as `--status` takes it: anything else is a
+/// usage error naming these, never an empty listing.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum JobStatus {
+    Pending,
+    Working,
+    Success,
+    Failed,
+    Rejected,
+    Reverted,
+}
+
+impl JobStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Working => "working",
+            JobStatus::Success => "success",
+            JobStatus::Failed => "failed",
+            JobStatus::Rejected => "rejected",
+            JobStatus::Reverted => "reverted",
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
-    /// Only jobs with this status (pending, working, success, failed, rejected, reverted).
-    #[arg(long)]
-    status: Option<String>,
+    /// Only jobs with this status.
+    #[arg(long, value_enum)]
+    status: Option<JobStatus>,
     /// Only jobs of this location.
     #[arg(long)]
     location: Option<String>,
@@ -18,7 +43,7 @@ pub struct ListArgs {
     #[arg(long, default_value_t = 50)]
     limit: u64,
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -26,12 +51,12 @@ pub struct ShowArgs {
     /// The jobID.
     id: i64,
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 pub fn list(args: ListArgs, config: &Config) -> CmdResult {
     let filter = JobFilter {
-        status: args.status,
+        status: args.status.map(|s| s.as_str().to_string()),
         location: args.location,
         import_id: None,
         limit: Some(args.limit),

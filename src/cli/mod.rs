@@ -14,6 +14,7 @@ mod revert;
 mod run;
 mod status;
 mod stock;
+mod summary;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -130,9 +131,66 @@ impl Failure {
 
 pub type CmdResult = Result<Exit, Failure>;
 
+impl Command {
+    /// Whether the answer was asked for as JSON (`--json`): then a failure
+    /// is a JSON answer on stdout too, not only a line on stderr.
+    fn wants_json(&self) -> bool {
+        match self {
+            Command::Import(a) => a.json,
+            Command::Validate(a) => a.json,
+            Command::Jobs(a) => a.json,
+            Command::Job(a) => a.json,
+            Command::Imports(a) => a.json,
+            Command::Stock(a) => a.json,
+            Command::Revert(a) => a.json,
+            Command::Retry(a) => a.json,
+            Command::Status(a) => a.json,
+            Command::Prune(a) => a.json,
+            // `export` prints data, not an answer; the others have no --json.
+            Command::Run(_) | Command::Export(_) | Command::Backup(_) | Command::CheckConfig(_) => {
+                false
+            }
+        }
+    }
+}
+
+/// A command line clap refused (an unknown flag, `--status bogus`): its
+/// message names the valid values; exit 2, and a JSON answer on stdout
+/// when `--json` was asked for. Help and version print as usual.
+pub fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = error.print();
+        return ExitCode::SUCCESS;
+    }
+    let _ = error.print();
+    if std::env::args().any(|a| a == "--json") {
+        // clap's text, on one line, without its "error:" and help hint.
+        let text = error.render().to_string();
+        let message = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
+        let _ = output::json(&serde_json::json!({
+            "error": message,
+            "exit_code": Exit::Usage as u8,
+        }));
+    }
+    ExitCode::from(Exit::Usage as u8)
+}
+
 pub fn main(cli: Cli) -> ExitCode {
     let env_config = std::env::var("STOCKDROP_CONFIG").ok();
     let path = config::locate(cli.config.as_deref(), env_config.as_deref());
+    let json = cli.command.wants_json();
     let result = Config::load(path.as_deref(), None)
         .map_err(Failure::from)
         .and_then(|config| {
@@ -143,7 +201,15 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(failure) => {
             eprintln!("stockdrop: {failure}");
-            ExitCode::from(failure.exit() as u8)
+            let exit = failure.exit();
+            if json {
+                // Best effort: the exit code and stderr already say it.
+                let _ = output::json(&serde_json::json!({
+                    "error": failure.to_string(),
+                    "exit_code": exit as u8,
+                }));
+            }
+            ExitCode::from(exit as u8)
         }
     }
 }

@@ -13,6 +13,17 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
     println_or_fail(&text)
 }
 
+/// The JSON line of a file that has no report (it could not be read at
+/// all), so `import --json` and `validate --json` answer for every file.
+pub fn file_failure(file: &std::path::Path, error: &str, exit: super::Exit) -> Result<(), Failure> {
+    let line = serde_json::json!({
+        "file": file.display().to_string(),
+        "error": error,
+        "exit_code": exit as u8,
+    });
+    println_or_fail(&line.to_string())
+}
+
 /// Prints a line, treating a closed pipe (`| head`) as the end of output.
 pub fn println_or_fail(text: &str) -> Result<(), Failure> {
     let mut out = io::stdout().lock();

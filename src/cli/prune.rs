@@ -2,6 +2,7 @@
 
 use super::{open_existing_write, output, CmdResult, Exit, Failure};
 use crate::config::Config;
+use crate::issue::count;
 use crate::retention;
 
 #[derive(Debug, clap::Args)]
@@ -10,7 +11,7 @@ pub struct Args {
     #[arg(long)]
     dry_run: bool,
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {
@@ -33,10 +34,10 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         "removed"
     };
     let mut text = format!(
-        "{verb}: {} dated folders of originals, {} reports, the history of {} jobs",
-        pruned.folders.len(),
-        pruned.reports.len(),
-        pruned.history_jobs
+        "{verb}: {} of originals, {}, the history of {}",
+        count(pruned.folders.len() as u64, "dated folder", "dated folders"),
+        count(pruned.reports.len() as u64, "report", "reports"),
+        count(pruned.history_jobs, "job", "jobs")
     );
     for path in pruned.folders.iter().chain(&pruned.reports) {
         text.push_str(&format!("\n  {}", path.display()));

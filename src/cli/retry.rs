@@ -16,7 +16,7 @@ pub struct Args {
     import_id: i64,
     /// Print the new report as JSON.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {
@@ -34,8 +34,11 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
                 config.paths.failed.display()
             ))
         })?;
+    // What is in failed/ came from the inbox: a link or a file with other
+    // names there was refused once and is refused again, never followed.
     let options = ImportOptions {
         name: Some(record.file.clone()),
+        trust: crate::open::Trust::Claimed(None),
         ..ImportOptions::default()
     };
     let outcomes = pipeline::import_path(&mut store, config, &original, &options)?;

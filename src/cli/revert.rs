@@ -2,6 +2,7 @@
 
 use super::{open_existing_write, output, CmdResult, Exit, Failure};
 use crate::config::Config;
+use crate::issue::count;
 use crate::revert::{self, RevertError};
 
 #[derive(Debug, clap::Args)]
@@ -12,7 +13,7 @@ pub struct Args {
     #[arg(long)]
     force: bool,
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {
@@ -29,8 +30,10 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
                 }))?;
             } else {
                 output::println_or_fail(&format!(
-                    "job {} reverted: {} records restored, recorded as job {}",
-                    done.job, done.records, done.revert_job
+                    "job {} reverted: {} restored, recorded as job {}",
+                    done.job,
+                    count(done.records as u64, "record", "records"),
+                    done.revert_job
                 ))?;
             }
             Ok(Exit::Success)
@@ -39,6 +42,18 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         Err(RevertError::Store(e)) => Err(Failure::Store(e)),
         Err(refused) => {
             eprintln!("stockdrop: revert refused: {refused}");
+            if args.json {
+                let later = match &refused {
+                    RevertError::LaterJobs { later, .. } => later.clone(),
+                    _ => Vec::new(),
+                };
+                output::json(&serde_json::json!({
+                    "job_id": args.job,
+                    "status": "refused",
+                    "reason": refused.to_string(),
+                    "later_jobs": later,
+                }))?;
+            }
             Ok(Exit::Rejected)
         }
     }

@@ -1,22 +1,30 @@
 //! `stockdrop run [--once]`: the daemon, until SIGTERM or SIGINT; SIGHUP
-//! reloads the configuration.
+//! reloads the configuration. `--once` exits with the code of the worst
+//! file it processed, as `import` does.
 
 use std::path::Path;
 
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::{CmdResult, Exit, Failure};
+use super::{import::exit_for, open_read, CmdResult, Exit, Failure};
 use crate::config::Config;
 use crate::daemon::{self, RunOptions};
+use crate::store::queries;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Process the files in the inbox once they have settled, then exit.
+    /// Process the files in the inbox once they have settled, then exit
+    /// (0 all applied or duplicate, 1 a file partial or rejected, 3 failed).
     #[arg(long)]
     once: bool,
 }
 
 pub fn run(args: Args, config_path: Option<&Path>, config: &Config) -> CmdResult {
+    // The imports this run makes are those after the newest one now.
+    let before = match (args.once, open_read(config)?) {
+        (true, Some(store)) => queries::last_import_id(&store.read())?,
+        _ => 0,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -37,6 +45,17 @@ pub fn run(args: Args, config_path: Option<&Path>, config: &Config) -> CmdResult
             reload_from: Some(config_path.map(Path::to_path_buf)),
         };
         daemon::run(config.clone(), options, shutdown).await?;
-        Ok(Exit::Success)
-    })
+        Ok::<(), Failure>(())
+    })?;
+    if !args.once {
+        return Ok(Exit::Success);
+    }
+    let Some(store) = open_read(config)? else {
+        return Ok(Exit::Success);
+    };
+    let statuses = queries::statuses_after(&store.read(), before)?;
+    Ok(statuses
+        .keys()
+        .map(|status| exit_for(status))
+        .fold(Exit::Success, Exit::worst))
 }

@@ -7,13 +7,14 @@ use serde::Serialize;
 
 use super::{open_read, output, CmdResult, Exit};
 use crate::config::Config;
+use crate::issue::count;
 use crate::store::queries::{self, LastError};
 use crate::watch::scan::Filter;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(Serialize)]
@@ -24,6 +25,8 @@ struct Status {
     imports_24h: BTreeMap<String, i64>,
     jobs_24h: BTreeMap<String, i64>,
     last_error: Option<LastError>,
+    /// The operational failure the running daemon is retrying, if any.
+    retrying: Option<crate::daemon::Fault>,
 }
 
 /// The daemon holds an flock on its lock file while it runs and writes its
@@ -62,13 +65,33 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         }
         None => Default::default(),
     };
+    let running = daemon_running(config);
+    // While the daemon retries a fault, that is the last error.
+    let retrying = running
+        .then(|| crate::daemon::read_fault(&config.paths.work))
+        .flatten();
+    let last_error = match &retrying {
+        Some(f) => Some(LastError {
+            import_id: f.import_id.unwrap_or_default(),
+            file: f.file.clone(),
+            status: "retrying".into(),
+            finished_at: None,
+            code: Some("operational-error".into()),
+            message: Some(format!(
+                "{} (attempt {}, failing since {}; the file stays claimed and is retried until the cause is gone)",
+                f.error, f.attempts, f.since
+            )),
+        }),
+        None => last_error,
+    };
     let status = Status {
-        daemon_running: daemon_running(config),
+        daemon_running: running,
         inbox_waiting,
         work_claimed,
         imports_24h,
         jobs_24h,
         last_error,
+        retrying,
     };
     if args.json {
         output::json(&status)?;
@@ -85,15 +108,23 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         }
     };
     let mut text = format!(
-        "daemon:        {}\ninbox:         {} file(s) waiting\nwork:          {} file(s) in hand\nlast 24 hours: files: {}\n               jobs: {}",
+        "daemon:        {}\ninbox:         {} waiting\nwork:          {} in hand\nlast 24 hours: files: {}\n               jobs: {}",
         if status.daemon_running { "running" } else { "not running" },
-        status.inbox_waiting,
-        status.work_claimed,
+        count(status.inbox_waiting as u64, "file", "files"),
+        count(status.work_claimed as u64, "file", "files"),
         counts(&status.imports_24h),
         counts(&status.jobs_24h),
     );
-    match &status.last_error {
-        Some(e) => text.push_str(&format!(
+    match (&status.retrying, &status.last_error) {
+        (Some(f), _) => text.push_str(&format!(
+            "\nlast error:    retrying {}{} since {} (attempt {}): {}; the file stays claimed and is retried until the cause is gone",
+            f.file,
+            f.import_id.map_or(String::new(), |id| format!(" (import {id})")),
+            f.since,
+            f.attempts,
+            f.error
+        )),
+        (None, Some(e)) => text.push_str(&format!(
             "\nlast error:    import {} ({}, {}) at {}: {}",
             e.import_id,
             e.file,
@@ -101,7 +132,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
             e.finished_at.as_deref().unwrap_or("-"),
             e.message.as_deref().unwrap_or("-")
         )),
-        None => text.push_str("\nlast error:    none"),
+        (None, None) => text.push_str("\nlast error:    none"),
     }
     output::println_or_fail(&text)?;
     Ok(Exit::Success)

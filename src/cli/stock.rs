@@ -16,7 +16,7 @@ pub struct Args {
     #[arg(long = "part")]
     part_number: Option<String>,
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {
@@ -45,6 +45,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         .iter()
         .map(|r| {
             vec![
+                r.record_id.to_string(),
                 r.location.clone(),
                 output::opt(&r.sku),
                 output::opt(&r.part_number),
@@ -59,7 +60,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         .collect();
     output::println_or_fail(&output::table(
         &[
-            "LOCATION", "SKU", "PART", "UPC", "QTY", "BIN", "PRICE", "UPDATED", "JOB",
+            "RECORD", "LOCATION", "SKU", "PART", "UPC", "QTY", "BIN", "PRICE", "UPDATED", "JOB",
         ],
         &table,
     ))?;

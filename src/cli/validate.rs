@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{open_read, output, CmdResult, Exit, Failure};
+use super::{open_read, output, summary, CmdResult, Exit, Failure};
 use crate::config::Config;
 use crate::pipeline;
 use crate::store::Store;
@@ -14,7 +14,7 @@ pub struct Args {
     files: Vec<PathBuf>,
     /// Print each file's JSON report, one per line.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {
@@ -34,7 +34,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
                             .map_err(|e| Failure::Io(e.to_string()))?;
                         output::println_or_fail(&line)?;
                     } else {
-                        output::println_or_fail(&report.summary())?;
+                        output::println_or_fail(&summary::summary(&report))?;
                     }
                     let errors: u64 = report.error_counts.values().sum();
                     if errors > 0 {
@@ -44,6 +44,9 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
             }
             Err(e) => {
                 eprintln!("stockdrop: {}: {e}", file.display());
+                if args.json {
+                    output::file_failure(file, &e.to_string(), Exit::Operational)?;
+                }
                 exit = exit.worst(Exit::Operational);
             }
         }

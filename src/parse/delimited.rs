@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::io::Cursor;
 
-use super::{decode, Cell, Format, Parsed, Row, Table};
+use super::{decode, Cell, DecimalComma, Format, Parsed, Row, Table};
 use crate::config::ImportRules;
 use crate::issue::{Code, Issue};
 use crate::validate::header;
@@ -23,11 +23,19 @@ pub fn parse<'a>(bytes: &'a [u8], rules: &ImportRules) -> Result<Parsed<'a>, Iss
         .csv_delimiter
         .unwrap_or_else(|| detect_delimiter(&text, rules));
     let rows = records(text, delimiter);
+    // European Excel writes decimal commas in "CSV (semicolon)" and in
+    // "Unicode Text" (tab-separated); csv.decimal says it outright.
+    let decimal_comma = match rules.csv_decimal {
+        Some(',') => DecimalComma::Only,
+        Some(_) => DecimalComma::Never,
+        None if matches!(delimiter, b';' | b'\t') => DecimalComma::Allowed,
+        None => DecimalComma::Never,
+    };
     Ok(Parsed {
         format: Format::Csv,
         tables: vec![Table {
             sheet: None,
-            decimal_comma: delimiter == b';',
+            decimal_comma,
             rows: Box::new(rows),
         }],
         warnings: warning.into_iter().collect(),
@@ -154,7 +162,7 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    fn rows(text: &[u8]) -> (Vec<Row>, bool) {
+    fn rows(text: &[u8]) -> (Vec<Row>, DecimalComma) {
         let config = Config::defaults();
         let parsed = parse(text, &config.rules).unwrap();
         let table = parsed.tables.into_iter().next().unwrap();
@@ -172,7 +180,12 @@ mod tests {
             let text = format!("Store{d}SKU{d}Qty\n11{d}A{d}5\n");
             let (rows, decimal_comma) = rows(text.as_bytes());
             assert_eq!(texts(&rows[1]), ["11", "A", "5"], "delimiter {d:?}");
-            assert_eq!(decimal_comma, d == ";");
+            let expected = if d == ";" || d == "\t" {
+                DecimalComma::Allowed
+            } else {
+                DecimalComma::Never
+            };
+            assert_eq!(decimal_comma, expected, "delimiter {d:?}");
         }
     }
 
@@ -180,6 +193,25 @@ mod tests {
     fn semicolon_file_with_decimal_commas_is_not_read_as_commas() {
         let (rows, _) = rows(b"location;sku;quantity;price\n11;A;5;12,50\n11;B;6;3,99\n");
         assert_eq!(texts(&rows[1]), ["11", "A", "5", "12,50"]);
+    }
+
+    #[test]
+    fn csv_decimal_decides_for_every_delimiter() {
+        let mut config = Config::defaults();
+        for (decimal, delimiter, expected) in [
+            (Some(','), ",", DecimalComma::Only),
+            (Some(','), "\t", DecimalComma::Only),
+            (Some('.'), ";", DecimalComma::Never),
+            (Some('.'), "\t", DecimalComma::Never),
+        ] {
+            config.rules.csv_decimal = decimal;
+            let text = format!("sku{delimiter}qty\nA{delimiter}1\n");
+            let parsed = parse(text.as_bytes(), &config.rules).unwrap();
+            assert_eq!(
+                parsed.tables[0].decimal_comma, expected,
+                "{decimal:?} {delimiter:?}"
+            );
+        }
     }
 
     #[test]

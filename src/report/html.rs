@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::collections::BTreeMap;
 
 use super::{Entry, Report};
-use crate::issue::Code;
+use crate::issue::{count, Code};
 
 /// How many errors and warnings the page lists (the JSON has more).
 const MAX_LISTED: usize = 1000;
@@ -30,15 +30,22 @@ pub fn escape(text: &str) -> String {
 fn headline(report: &Report) -> (&'static str, String) {
     let r = &report.rows;
     match report.status.as_str() {
-        "applied" => ("ok", format!("Applied: all {} rows are in the inventory.", r.total)),
+        "applied" if r.total == 0 => ("ok", "Applied: the file holds no rows; nothing changed.".to_string()),
+        "applied" => (
+            "ok",
+            format!("Applied: {} in the inventory.", match r.total {
+                1 => "the file's row is".to_string(),
+                n => format!("all {n} rows are"),
+            }),
+        ),
         "partial" => (
             "warn",
             format!(
-                "Partly applied: {} of {} rows are in the inventory; {} were not applied. \
+                "Partly applied: {} of {} in the inventory; {} not applied. \
                  Fix them in {}.errors.csv and drop it in again.",
                 r.accepted,
-                r.total,
-                r.rejected,
+                count(r.total, "row is", "rows are"),
+                count(r.rejected, "row was", "rows were"),
                 report.base_name()
             ),
         ),
@@ -121,6 +128,23 @@ fn issues_section(out: &mut String, title: &str, counts: &BTreeMap<Code, u64>, e
     out.push_str("</section>\n");
 }
 
+/// The tiles of counts: rows, applied, not applied — for a duplicate, 0
+/// applied and every row not applied, since nothing was done.
+fn count_tiles(report: &Report) -> String {
+    let r = &report.rows;
+    let (applied, not_applied, label) = match report.duplicate_of {
+        Some(_) => (0, r.total, "not applied (duplicate)"),
+        None => (r.accepted, r.rejected, "not applied"),
+    };
+    format!(
+        "<div class=\"counts\"><div><b>{total}</b>{rows}</div><div class=\"ok\"><b>{applied}</b>applied</div>\
+         <div class=\"{tone}\"><b>{not_applied}</b>{label}</div></div>",
+        total = r.total,
+        rows = if r.total == 1 { "row" } else { "rows" },
+        tone = if not_applied > 0 && report.duplicate_of.is_none() { "bad" } else { "ok" },
+    )
+}
+
 pub fn render(report: &Report) -> String {
     let (tone, message) = headline(report);
     let mut out = String::new();
@@ -142,8 +166,7 @@ pub fn render(report: &Report) -> String {
          <dt>Received</dt><dd>{received}</dd><dt>Finished</dt><dd>{finished}</dd>\
          <dt>Format</dt><dd>{format}</dd><dt>Mode</dt><dd>{mode}</dd>\
          <dt>SHA-256</dt><dd><code>{sha}</code></dd></dl>\n\
-         <div class=\"counts\"><div><b>{total}</b>rows</div><div class=\"ok\"><b>{accepted}</b>applied</div>\
-         <div class=\"{rejected_tone}\"><b>{rejected}</b>not applied</div></div></section>\n",
+         {counts}</section>\n",
         file = escape(&report.file),
         import = report
             .import_id
@@ -153,10 +176,7 @@ pub fn render(report: &Report) -> String {
         format = escape(&report.format),
         mode = escape(&report.refresh_mode),
         sha = escape(&report.sha256),
-        total = report.rows.total,
-        accepted = report.rows.accepted,
-        rejected = report.rows.rejected,
-        rejected_tone = if report.rows.rejected > 0 { "bad" } else { "ok" },
+        counts = count_tiles(report),
     );
     if !report.jobs.is_empty() {
         out.push_str(
@@ -177,13 +197,27 @@ pub fn render(report: &Report) -> String {
         }
         out.push_str("</tbody></table></section>\n");
     }
-    issues_section(&mut out, "Errors", &report.error_counts, &report.errors);
-    issues_section(
-        &mut out,
-        "Warnings",
-        &report.warning_counts,
-        &report.warnings,
-    );
+    match report.duplicate_of {
+        // Nothing was done with a duplicate's rows: its errors and warnings
+        // are those of the import it repeats, and that report lists them.
+        Some(dup) => {
+            let _ = writeln!(
+                out,
+                "<section><p>This file was not applied again, so none of its rows changed anything \
+                 and no errors CSV was written for it. What was found in it is in the report of \
+                 import {dup}.</p></section>"
+            );
+        }
+        None => {
+            issues_section(&mut out, "Errors", &report.error_counts, &report.errors);
+            issues_section(
+                &mut out,
+                "Warnings",
+                &report.warning_counts,
+                &report.warnings,
+            );
+        }
+    }
     out.push_str("<footer>stockdrop</footer></body></html>\n");
     out
 }
@@ -208,6 +242,40 @@ footer{margin:1rem 2rem 2rem;color:#8a919c;font-size:.8rem}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(status: &str) -> Report {
+        let mut report = Report::from_draft(&crate::plan::Draft::default());
+        report.file = "mistakes.csv".into();
+        report.status = status.into();
+        report.import_id = Some(6);
+        report.rows = crate::report::Rows {
+            total: 10,
+            accepted: 1,
+            rejected: 9,
+        };
+        report.error_counts.insert(Code::OutOfRange, 9);
+        report
+    }
+
+    #[test]
+    fn a_duplicate_shows_nothing_applied() {
+        let mut dup = report("duplicate");
+        dup.duplicate_of = Some(4);
+        let page = render(&dup);
+        assert!(page.contains("<b>0</b>applied"), "{page}");
+        assert!(page.contains("<b>10</b>not applied (duplicate)"), "{page}");
+        assert!(!page.contains("<b>1</b>applied"), "{page}");
+        assert!(!page.contains("Errors ("), "{page}");
+        assert!(page.contains("import 4"), "{page}");
+        let partial = render(&report("partial"));
+        assert!(partial.contains("<b>1</b>applied"), "{partial}");
+        assert!(partial.contains("<b>9</b>not applied<"), "{partial}");
+        assert!(partial.contains("Errors (9)"), "{partial}");
+        assert!(
+            partial.contains("1 of 10 rows are in the inventory; 9 rows were not applied"),
+            "{partial}"
+        );
+    }
 
     #[test]
     fn escapes_markup() {

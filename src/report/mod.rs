@@ -148,69 +148,35 @@ impl Report {
     }
 
     /// `<stem>.<import id>`: the common part of the report file names.
+    /// `file` is a displayable form (`crate::names`), so the stem is one
+    /// too; a stem that would make `<stem>.<id>.errors.csv` — or the
+    /// temporary name it is written under — longer than `NAME_MAX` is
+    /// shortened (`names::shorten`); `file` keeps the whole name.
     pub fn base_name(&self) -> String {
         let stem = Path::new(&self.file)
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "file".to_string());
-        match self.import_id {
-            Some(id) => format!("{stem}.{id}"),
-            None => stem,
-        }
-    }
-
-    /// A one-paragraph summary for the terminal.
-    pub fn summary(&self) -> String {
-        let mut out = format!(
-            "{}: {} — {} rows, {} accepted, {} rejected",
-            self.file, self.status, self.rows.total, self.rows.accepted, self.rows.rejected
-        );
-        if let Some(id) = self.import_id {
-            out.push_str(&format!(" (import {id})"));
-        }
-        if let Some(dup) = self.duplicate_of {
-            out.push_str(&format!(
-                "; same content as import {dup}, not applied again"
-            ));
-        }
-        for job in &self.jobs {
-            out.push_str(&format!(
-                "\n  job {}: location {}, {} items{}, {}",
-                job.job_id.map_or("-".to_string(), |id| id.to_string()),
-                job.location,
-                job.item_count,
-                if job.zeroed > 0 {
-                    format!(", {} zeroed", job.zeroed)
-                } else {
-                    String::new()
-                },
-                job.status
-            ));
-        }
-        for entry in self.errors.iter().take(20) {
-            let place = entry.place();
-            out.push_str(&format!(
-                "\n  {}{}: {}",
-                if place.is_empty() {
-                    String::new()
-                } else {
-                    format!("{place} ")
-                },
-                entry.code,
-                entry.message
-            ));
-        }
-        let total: u64 = self.error_counts.values().sum();
-        if total > 20 {
-            out.push_str(&format!("\n  … {} more errors in the report", total - 20));
-        }
-        out
+        let id = self
+            .import_id
+            .map(|id| format!(".{id}"))
+            .unwrap_or_default();
+        let room = crate::names::NAME_MAX
+            .saturating_sub(TEMPORARY_NAME_EXTRA + id.len() + LONGEST_ENDING.len());
+        format!("{}{id}", crate::names::shorten(&stem, room))
     }
 }
 
+/// The longest ending `write_all` adds to a base name.
+const LONGEST_ENDING: &str = ".errors.csv";
+/// What `durable::write_atomic` adds to a name for its temporary file
+/// (`.NAME.tmp-PID`, a pid of at most 7 digits), with room to spare.
+const TEMPORARY_NAME_EXTRA: usize = 16;
+
 /// Writes the report's files into `dir`; returns their paths. The errors
-/// CSV is written only when rows were left out.
+/// CSV is written only when rows were left out, and never for a duplicate
+/// (nothing was done with its rows; the import it repeats has the CSV).
 pub fn write_all(report: &Report, draft: &Draft, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let base = report.base_name();
     let mut written = Vec::new();
@@ -222,7 +188,7 @@ pub fn write_all(report: &Report, draft: &Draft, dir: &Path) -> std::io::Result<
     let html_path = dir.join(format!("{base}.html"));
     write_atomic(&html_path, html::render(report).as_bytes())?;
     written.push(html_path);
-    if !draft.errors_csv.is_empty() {
+    if !draft.errors_csv.is_empty() && report.duplicate_of.is_none() {
         let csv_path = dir.join(format!("{base}.errors.csv"));
         write_atomic(&csv_path, &errors_csv::render(draft)?)?;
         written.push(csv_path);

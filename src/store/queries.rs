@@ -11,6 +11,7 @@ use crate::plan::Draft;
 
 /// What is recorded about a file when its plan is stored.
 pub struct NewImport<'a> {
+    /// The displayable form of the name (`crate::names`).
     pub file: &'a str,
     pub source_path: &'a str,
     pub sha256: &'a str,
@@ -33,8 +34,8 @@ pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
     })?;
     w.tx.execute(
         "INSERT INTO imports (file, source_path, sha256, format, status, duplicate_of, refresh_mode, \
-         received_at, rows_total, rows_accepted, rows_rejected, report_dir, draft) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         received_at, rows_total, rows_accepted, rows_rejected, report_dir, draft, file_raw) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         params![
             i.file,
             i.source_path,
@@ -48,7 +49,9 @@ pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
             i.rows_accepted as i64,
             i.rows_rejected as i64,
             i.report_dir,
-            draft
+            draft,
+            // `file` is a displayable form, which gives the raw bytes back.
+            crate::names::raw(i.file)
         ],
     )?;
     Ok(w.tx.last_insert_rowid())
@@ -446,6 +449,8 @@ pub fn imports(r: &impl Reader, limit: Option<u64>) -> Result<Vec<ImportRow>> {
 /// An inventory record as `stock` and `export` show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StockRow {
+    /// The record's id, as `identifier-conflict` and `revert` messages name it.
+    pub record_id: i64,
     pub location: String,
     pub sku: Option<String>,
     #[serde(rename = "partNumber")]
@@ -484,7 +489,7 @@ pub fn stock(
 ) -> Result<()> {
     let mut stmt = r.conn().prepare(
         "SELECT location, sku, part_number, upc, quantity, bin_id, ltd, floor, safety_stock, \
-         currency_id, retail_price, attributes, updated_at, job_id FROM inventory \
+         currency_id, retail_price, attributes, updated_at, job_id, id FROM inventory \
          WHERE (?1 IS NULL OR location = ?1) AND (?2 IS NULL OR sku = ?2) \
          AND (?3 IS NULL OR upc14 = ?3) AND (?4 IS NULL OR part_number = ?4) \
          ORDER BY location, coalesce(sku, part_number, upc), id",
@@ -513,6 +518,7 @@ pub fn stock(
             attributes: parse_attributes(&attributes)?,
             updated_at: row.get(12)?,
             job_id: row.get(13)?,
+            record_id: row.get(14)?,
         };
         visit(record).map_err(StoreError::Output)?;
     }
@@ -538,7 +544,7 @@ pub fn counts_since(
     };
     Ok((
         count("SELECT status, count(*) FROM imports WHERE received_at >= ?1 GROUP BY status")?,
-        count("SELECT status, count(*) FROM jobs WHERE type = 'refresh' AND added >= ?1 GROUP BY status")?,
+        count("SELECT status, count(*) FROM jobs WHERE added >= ?1 GROUP BY status")?,
     ))
 }
 
@@ -588,4 +594,27 @@ pub fn archived_path(r: &impl Reader, id: i64) -> Result<Option<String>> {
         )
         .optional()?
         .flatten())
+}
+
+/// The newest import's id (0 before the first).
+pub fn last_import_id(r: &impl Reader) -> Result<i64> {
+    Ok(r.conn()
+        .query_row("SELECT coalesce(max(id), 0) FROM imports", [], |row| {
+            row.get(0)
+        })?)
+}
+
+/// How many imports after `import_id` ended in each status (what
+/// `run --once` turns into its exit code).
+pub fn statuses_after(
+    r: &impl Reader,
+    import_id: i64,
+) -> Result<std::collections::BTreeMap<String, i64>> {
+    let mut stmt = r
+        .conn()
+        .prepare("SELECT status, count(*) FROM imports WHERE id > ?1 GROUP BY status")?;
+    let rows = stmt
+        .query_map([import_id], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
 }

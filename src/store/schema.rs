@@ -96,4 +96,10 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN reverts INTEGER REFERENCES jobs(id);
     CREATE INDEX jobs_finished ON jobs(finished);
     "#,
+    // 4: the name a file was dropped as, byte for byte (`file` holds its
+    // displayable form, docs/file-names.md); NULL for imports recorded
+    // before.
+    r#"
+    ALTER TABLE imports ADD COLUMN file_raw BLOB;
+    "#,
 ];

@@ -22,16 +22,83 @@ pub fn normalise_header(name: &str) -> String {
         .collect()
 }
 
+/// Columns `stockdrop export` adds to the API's fields (normalised): read
+/// back, they are stockdrop's own bookkeeping, skipped without a warning.
+const EXPORT_COLUMNS: [&str; 2] = ["updatedat", "jobid"];
+
+/// Headers (normalised) that often hold a product's code but are no alias,
+/// because just as many exports use them for a description (`Item`). A file
+/// refused for want of an identifier is told how to map them.
+const IDENTIFIER_LIKE: [&str; 12] = [
+    "item",
+    "itemnr",
+    "itemnum",
+    "product",
+    "productnumber",
+    "productno",
+    "productnr",
+    "article",
+    "articlenr",
+    "artnr",
+    "artikel",
+    "artikelnummer",
+];
+
 /// What one header cell means.
 fn target(name: &str, columns: &BTreeMap<String, ColumnTarget>) -> Option<ColumnTarget> {
     let key = normalise_header(name);
     if key.is_empty() {
         return None;
     }
-    columns
-        .get(&key)
-        .copied()
-        .or_else(|| Field::from_alias(&key).map(ColumnTarget::Field))
+    columns.get(&key).copied().or_else(|| {
+        Field::from_alias(&key)
+            .map(ColumnTarget::Field)
+            .or_else(|| {
+                EXPORT_COLUMNS
+                    .contains(&key.as_str())
+                    .then_some(ColumnTarget::Ignore)
+            })
+    })
+}
+
+/// For a file refused for want of an identifier column: the `[columns]`
+/// lines that would map the columns named like one (`"Item #" = "sku"`),
+/// as a sentence to append to the message; empty when there are none.
+pub fn identifier_hint(names: &[String], columns: &BTreeMap<String, ColumnTarget>) -> String {
+    let lines: Vec<String> = names
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| {
+            let key = normalise_header(n);
+            IDENTIFIER_LIKE.contains(&key.as_str()) && !columns.contains_key(&key)
+        })
+        .map(|n| format!("{} = \"sku\"", toml_key(n)))
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        ". If {} holds the product's code, add under [columns] in the config: {}",
+        if lines.len() == 1 {
+            "that column"
+        } else {
+            "one of those columns"
+        },
+        lines.join(" or ")
+    )
+}
+
+/// A header as a quoted TOML key.
+fn toml_key(name: &str) -> String {
+    let escaped: String = name
+        .chars()
+        .flat_map(|c| match c {
+            '"' => vec!['\\', '"'],
+            '\\' => vec!['\\', '\\'],
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
 }
 
 /// How many cells of a row name a known field: two or more make a header.
@@ -229,6 +296,65 @@ mod tests {
             panic!("no header");
         };
         assert_eq!(layout.column(Field::Quantity), Some(1));
+    }
+
+    #[test]
+    fn item_and_product_code_names_are_skus() {
+        for name in [
+            "Item Number",
+            "Item No.",
+            "item_code",
+            "Item ID",
+            "Product Code",
+            "ProductID",
+            "Article Number",
+            "Article No",
+            "Art. No.",
+            "Item #No",
+        ] {
+            let rows = vec![strings(&[name, "Qty"])];
+            let HeaderSearch::Found(_, layout) =
+                find_header(&rows, &[1], None, &BTreeMap::new(), &[])
+            else {
+                panic!("{name}: no header");
+            };
+            assert_eq!(layout.column(Field::Sku), Some(0), "{name}");
+        }
+        assert_eq!(Field::from_alias(&normalise_header("Item")), None);
+    }
+
+    #[test]
+    fn export_columns_are_known() {
+        let rows = vec![strings(&[
+            "locationName",
+            "sku",
+            "quantity",
+            "updated_at",
+            "job_id",
+        ])];
+        let HeaderSearch::Found(_, layout) = find_header(&rows, &[1], None, &BTreeMap::new(), &[])
+        else {
+            panic!("no header");
+        };
+        assert!(layout.warnings.is_empty(), "{:?}", layout.warnings);
+    }
+
+    #[test]
+    fn identifier_like_columns_get_the_columns_line() {
+        let hint = identifier_hint(&strings(&["Store", "Item #", "On Hand"]), &BTreeMap::new());
+        assert!(hint.contains(r#""Item #" = "sku""#), "{hint}");
+        assert_eq!(
+            identifier_hint(&strings(&["Store", "Description"]), &BTreeMap::new()),
+            ""
+        );
+        let mut columns = BTreeMap::new();
+        columns.insert("item".to_string(), ColumnTarget::Ignore);
+        assert_eq!(identifier_hint(&strings(&["Item"]), &columns), "");
+        let hint = identifier_hint(&strings(&["Product", "Article"]), &BTreeMap::new());
+        assert!(
+            hint.contains(r#""Product" = "sku" or "Article" = "sku""#),
+            "{hint}"
+        );
     }
 
     #[test]

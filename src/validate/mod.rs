@@ -277,7 +277,7 @@ pub fn check(name: &str, bytes: &[u8], rules: &ImportRules) -> Checked {
             Code::MissingColumn,
             format!(
                 "no header row found in the first 10 rows: a header names at least two known \
-                 columns. The first row reads: {}. Expected {}",
+                 columns. The first row reads: {}. Expected {}{}",
                 if first_rows_seen.is_empty() {
                     "(nothing)".to_string()
                 } else {
@@ -287,7 +287,8 @@ pub fn check(name: &str, bytes: &[u8], rules: &ImportRules) -> Checked {
                         .collect::<Vec<_>>()
                         .join(", ")
                 },
-                header::expected_headers()
+                header::expected_headers(),
+                header::identifier_hint(&first_rows_seen, &rules.columns)
             ),
         ));
     }
@@ -315,13 +316,13 @@ fn missing_columns(layout: &Layout, rules: &ImportRules, file_location: bool) ->
         .join(", ");
     let mut missing = Vec::new();
     if layout.column(Field::Quantity).is_none() {
-        missing.push("a quantity column (quantity, qty, on hand, qoh, available, …)");
+        missing.push("quantity column (quantity, qty, on hand, qoh, available, …)");
     }
-    if [Field::Sku, Field::PartNumber, Field::Upc]
+    let no_identifier = [Field::Sku, Field::PartNumber, Field::Upc]
         .iter()
-        .all(|f| layout.column(*f).is_none())
-    {
-        missing.push("an identifier column (sku, part number or upc)");
+        .all(|f| layout.column(*f).is_none());
+    if no_identifier {
+        missing.push("identifier column (sku, part number, upc, item number, …)");
     }
     let location_known = layout.column(Field::LocationName).is_some()
         || rules.default_location.is_some()
@@ -329,10 +330,10 @@ fn missing_columns(layout: &Layout, rules: &ImportRules, file_location: bool) ->
         || rules.location_from_sheet;
     if !location_known {
         missing.push(if rules.location_from_filename.is_some() {
-            "a location column (location, store, site, …); the file name does not match \
+            "location column (location, store, site, …); the file name does not match \
              import.location_from_filename and import.default_location is not set"
         } else {
-            "a location column (location, store, site, …), or import.default_location / \
+            "location column (location, store, site, …), or import.default_location / \
              import.location_from_filename in the config"
         });
     }
@@ -342,8 +343,13 @@ fn missing_columns(layout: &Layout, rules: &ImportRules, file_location: bool) ->
     Some(Issue::new(
         Code::MissingColumn,
         format!(
-            "the file has no {}. Headers found: {found}",
-            missing.join("; no ")
+            "the file has no {}. Headers found: {found}{}",
+            missing.join("; no "),
+            if no_identifier {
+                header::identifier_hint(&layout.names, &rules.columns)
+            } else {
+                String::new()
+            }
         ),
     ))
 }

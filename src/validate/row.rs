@@ -3,7 +3,7 @@
 use crate::config::{ImportRules, UpcCheck as UpcPolicy};
 use crate::issue::{column_letters, Code, Issue, Place};
 use crate::model::{Field, Identifiers, Item, Optionals};
-use crate::parse::{Cell, Row};
+use crate::parse::{Cell, DecimalComma, Row};
 
 use super::header::Layout;
 use super::upc::{self, UpcCheck};
@@ -17,7 +17,7 @@ pub struct Context<'a> {
     pub layout: &'a Layout,
     pub rules: &'a ImportRules,
     pub sheet: Option<&'a str>,
-    pub decimal_comma: bool,
+    pub decimal_comma: DecimalComma,
     /// The location for rows whose location cell is empty or absent: from
     /// the file name, else `import.default_location`.
     pub fallback_location: Option<&'a str>,
@@ -169,10 +169,10 @@ impl<'a, 'r> RowChecker<'a, 'r> {
             }
             Ok(n) => Some(n),
             Err(got) => {
-                let example = if self.ctx.decimal_comma {
-                    "12,5 or 12.5"
-                } else {
-                    "12.5"
+                let example = match self.ctx.decimal_comma {
+                    DecimalComma::Never => "12.5",
+                    DecimalComma::Allowed => "12,5 or 12.5",
+                    DecimalComma::Only => "12,5 (csv.decimal)",
                 };
                 let message = format!(
                     "{} must be a number such as {example}; {got}",
@@ -182,6 +182,24 @@ impl<'a, 'r> RowChecker<'a, 'r> {
                 None
             }
         }
+    }
+
+    /// A sku or partNumber. One that a spreadsheet holds as a number is
+    /// read without `.0` but gets `identifier-as-number`: the leading zeros
+    /// of `00123` are gone by then, and nothing here can tell them back.
+    fn identifier(&mut self, field: Field) -> Option<String> {
+        let value = self.text(field)?;
+        let (col, cell) = self.cell(field)?;
+        if self.row.pointers.is_none() && matches!(cell, Cell::Int(_) | Cell::Float(_)) {
+            let message = format!(
+                "{} {value} is stored as a number in the spreadsheet, so any leading zeros \
+                 (00123) are lost; it was read as {value}. Format the column as Text, retype \
+                 the values with their zeros and save again",
+                field.api_name()
+            );
+            self.warn(col, field, Code::IdentifierAsNumber, cell, message);
+        }
+        Some(value)
     }
 
     fn upc(&mut self) -> Option<String> {
@@ -353,8 +371,8 @@ pub fn check_row(ctx: &Context<'_>, row: &Row) -> RowResult {
         .map(|v| v as u32)
         .or(ctx.rules.manufacturer_id);
     let ids = Identifiers {
-        sku: c.text(Field::Sku),
-        part_number: c.text(Field::PartNumber),
+        sku: c.identifier(Field::Sku),
+        part_number: c.identifier(Field::PartNumber),
         upc: c.upc(),
     };
     let id_errors = c.errors.iter().any(|e| {

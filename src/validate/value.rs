@@ -1,7 +1,7 @@
 //! Reading one cell as the kind of value a field needs (SPEC §4.2). Each
 //! function returns the value or a message saying what the cell held.
 
-use crate::parse::Cell;
+use crate::parse::{Cell, DecimalComma};
 
 /// The largest integer the API accepts.
 pub const MAX_INT: i64 = 2_147_483_647;
@@ -45,9 +45,10 @@ fn describe(cell: &Cell) -> String {
 
 /// A whole number: `101`, a numeric cell with no fraction (`101.0`), or
 /// text of such a number. Thousands separators, fractions, text, dates,
-/// booleans and errors are refused. `decimal_comma` makes `,` the decimal
-/// separator (and `.` a thousands separator, so refused).
-pub fn integer(cell: &Cell, decimal_comma: bool) -> Result<i64, String> {
+/// booleans and errors are refused. Where a decimal comma is allowed,
+/// `101,00` is 101 too; three zeros (`1,000`, `1.000`) look like a
+/// thousands group and are refused rather than silently read as 1.
+pub fn integer(cell: &Cell, decimal_comma: DecimalComma) -> Result<i64, String> {
     match cell {
         Cell::Int(i) => Ok(*i),
         // A whole number too large for i64 saturates, so the caller reports
@@ -62,13 +63,18 @@ pub fn integer(cell: &Cell, decimal_comma: bool) -> Result<i64, String> {
     }
 }
 
-fn integer_text(t: &str, decimal_comma: bool) -> Option<i64> {
-    let separator = if decimal_comma { ',' } else { '.' };
-    // "101.0" or "101.00": a spreadsheet number written out. Three zeros
-    // ("1,000", "1.000") look like a thousands group, so they are refused
-    // rather than silently read as 1.
-    let whole = match t.split_once(separator) {
-        Some((whole, frac)) if (1..=2).contains(&frac.len()) && frac.bytes().all(|b| b == b'0') => {
+fn integer_text(t: &str, decimal_comma: DecimalComma) -> Option<i64> {
+    let separators: &[char] = match decimal_comma {
+        DecimalComma::Never => &['.'],
+        DecimalComma::Allowed => &['.', ','],
+        DecimalComma::Only => &[','],
+    };
+    let whole = match t.split_once(['.', ',']) {
+        Some((whole, frac))
+            if separators.iter().any(|&s| t[whole.len()..].starts_with(s))
+                && (1..=2).contains(&frac.len())
+                && frac.bytes().all(|b| b == b'0') =>
+        {
             whole
         }
         Some(_) => return None,
@@ -87,27 +93,57 @@ fn integer_text(t: &str, decimal_comma: bool) -> Option<i64> {
     Some(if negative { -magnitude } else { magnitude })
 }
 
-/// A finite decimal number: `12.5`, or `12,5` when `decimal_comma`.
-pub fn number(cell: &Cell, decimal_comma: bool) -> Result<f64, String> {
+/// A finite decimal number: `12.5`; `12,5` where a decimal comma is
+/// allowed. Where both are allowed, a single comma followed by exactly three
+/// digits (`1,000`) could be a decimal comma or a thousands separator: it is
+/// refused, saying so, until `csv.decimal` says which.
+pub fn number(cell: &Cell, decimal_comma: DecimalComma) -> Result<f64, String> {
     match cell {
         Cell::Int(i) => Ok(*i as f64),
         Cell::Float(f) if f.is_finite() => Ok(*f),
         Cell::Text(_) => {
             let t = text(cell).unwrap_or_default();
+            if decimal_comma == DecimalComma::Allowed && thousands_like(&t) {
+                return Err(format!(
+                    "got '{t}', which reads as {} with a decimal comma but as {} with a thousands \
+                     separator; write it without the separator, or set csv.decimal = \",\" (or \".\") \
+                     to say which the sender uses",
+                    t.replace(',', "."),
+                    t.replace(',', "")
+                ));
+            }
             number_text(&t, decimal_comma).ok_or_else(|| format!("got '{t}'"))
         }
         _ => Err(format!("got {}", describe(cell))),
     }
 }
 
-fn number_text(t: &str, decimal_comma: bool) -> Option<f64> {
-    let normalised = if decimal_comma && !t.contains('.') && t.matches(',').count() == 1 {
-        t.replace(',', ".")
-    } else {
-        t.to_string()
+/// `1,000`, `-12,500`: one comma, no point, exactly three digits after it.
+fn thousands_like(t: &str) -> bool {
+    match t.split_once(',') {
+        Some((whole, frac)) => {
+            let whole = whole.trim_start_matches(['+', '-']);
+            !whole.is_empty()
+                && whole.bytes().all(|b| b.is_ascii_digit())
+                && frac.len() == 3
+                && frac.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+fn number_text(t: &str, decimal_comma: DecimalComma) -> Option<f64> {
+    let commas = t.matches(',').count();
+    let normalised = match decimal_comma {
+        DecimalComma::Never => t.to_string(),
+        DecimalComma::Allowed if !t.contains('.') && commas == 1 => t.replace(',', "."),
+        DecimalComma::Allowed => t.to_string(),
+        // The sender writes decimal commas: a point is not a decimal point.
+        DecimalComma::Only if t.contains('.') => return None,
+        DecimalComma::Only => t.replace(',', "."),
     };
     // Only plain decimal notation: no "inf", "NaN" or hex that Rust's
-    // parser would also take.
+    // parser would also take; a second separator fails to parse.
     let plain = normalised
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'));
@@ -120,6 +156,7 @@ fn number_text(t: &str, decimal_comma: bool) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use DecimalComma::{Allowed, Never, Only};
 
     fn t(s: &str) -> Cell {
         Cell::Text(s.to_string())
@@ -127,55 +164,74 @@ mod tests {
 
     #[test]
     fn integers_accept_what_spreadsheets_write() {
-        assert_eq!(integer(&t("101"), false), Ok(101));
-        assert_eq!(integer(&t(" 101 "), false), Ok(101));
-        assert_eq!(integer(&t("'101"), false), Ok(101));
-        assert_eq!(integer(&t("101.0"), false), Ok(101));
-        assert_eq!(integer(&t("101,00"), true), Ok(101));
-        assert_eq!(integer(&t("+7"), false), Ok(7));
-        assert_eq!(integer(&t("-3"), false), Ok(-3));
-        assert_eq!(integer(&Cell::Float(101.0), false), Ok(101));
-        assert_eq!(integer(&Cell::Int(5), false), Ok(5));
+        assert_eq!(integer(&t("101"), Never), Ok(101));
+        assert_eq!(integer(&t(" 101 "), Never), Ok(101));
+        assert_eq!(integer(&t("'101"), Never), Ok(101));
+        assert_eq!(integer(&t("101.0"), Never), Ok(101));
+        assert_eq!(integer(&t("101,00"), Allowed), Ok(101));
+        assert_eq!(integer(&t("+7"), Never), Ok(7));
+        assert_eq!(integer(&t("-3"), Never), Ok(-3));
+        assert_eq!(integer(&Cell::Float(101.0), Never), Ok(101));
+        assert_eq!(integer(&Cell::Int(5), Never), Ok(5));
     }
 
     #[test]
     fn integers_refuse_fractions_separators_and_non_numbers() {
-        assert_eq!(integer(&t("1.5"), false), Err("got '1.5'".into()));
-        assert!(integer(&t("1,000"), false).is_err());
-        assert!(integer(&t("1.000"), true).is_err());
-        assert!(integer(&t("1,000"), true).is_err());
-        assert!(integer(&t("1.000"), false).is_err());
-        assert!(integer(&t("ten"), false).is_err());
-        assert!(integer(&t("--3"), false).is_err());
-        assert!(integer(&t("1e3"), false).is_err());
-        assert!(integer(&Cell::Float(1.5), false).is_err());
+        assert_eq!(integer(&t("1.5"), Never), Err("got '1.5'".into()));
+        assert!(integer(&t("1,000"), Never).is_err());
+        assert!(integer(&t("1.000"), Allowed).is_err());
+        assert!(integer(&t("1,000"), Allowed).is_err());
+        assert!(integer(&t("1.000"), Never).is_err());
+        assert!(integer(&t("ten"), Never).is_err());
+        assert!(integer(&t("--3"), Never).is_err());
+        assert!(integer(&t("1e3"), Never).is_err());
+        assert!(integer(&Cell::Float(1.5), Never).is_err());
         assert_eq!(
-            integer(&Cell::Error("#N/A".into()), false),
+            integer(&Cell::Error("#N/A".into()), Never),
             Err("got the spreadsheet error #N/A".into())
         );
-        assert!(integer(&Cell::Bool(true), false)
+        assert!(integer(&Cell::Bool(true), Never)
             .unwrap_err()
             .contains("yes/no"));
-        assert!(integer(&Cell::Date("2026-01-05".into()), false)
+        assert!(integer(&Cell::Date("2026-01-05".into()), Never)
             .unwrap_err()
             .contains("date"));
     }
 
     #[test]
     fn huge_integers_saturate_for_the_range_check() {
-        assert_eq!(integer(&t("99999999999999999999"), false), Ok(i64::MAX));
+        assert_eq!(integer(&t("99999999999999999999"), Never), Ok(i64::MAX));
     }
 
     #[test]
     fn numbers_take_a_decimal_comma_only_when_asked() {
-        assert_eq!(number(&t("12.5"), false), Ok(12.5));
-        assert_eq!(number(&t("12,5"), true), Ok(12.5));
-        assert_eq!(number(&t("12.5"), true), Ok(12.5));
-        assert!(number(&t("12,5"), false).is_err());
-        assert!(number(&t("1.234,5"), true).is_err());
-        assert!(number(&t("inf"), false).is_err());
-        assert!(number(&t("NaN"), false).is_err());
-        assert!(number(&t("$5"), false).is_err());
+        assert_eq!(number(&t("12.5"), Never), Ok(12.5));
+        assert_eq!(number(&t("12,5"), Allowed), Ok(12.5));
+        assert_eq!(number(&t("12.5"), Allowed), Ok(12.5));
+        assert!(number(&t("12,5"), Never).is_err());
+        assert!(number(&t("1.234,5"), Allowed).is_err());
+        assert!(number(&t("inf"), Never).is_err());
+        assert!(number(&t("NaN"), Never).is_err());
+        assert!(number(&t("$5"), Never).is_err());
+    }
+
+    #[test]
+    fn ambiguous_thousands_are_refused_until_csv_decimal_says() {
+        assert_eq!(number(&t("19,99"), Allowed), Ok(19.99));
+        assert_eq!(number(&t("19.99"), Allowed), Ok(19.99));
+        assert_eq!(number(&t("1,5000"), Allowed), Ok(1.5));
+        let err = number(&t("1,000"), Allowed).unwrap_err();
+        assert!(err.contains("csv.decimal"), "{err}");
+        assert!(err.contains("1.000") && err.contains("1000"), "{err}");
+        assert_eq!(number(&t("1,000"), Only), Ok(1.0));
+        assert!(number(&t("1.5"), Only).is_err());
+        assert!(number(&t("1,000"), Never).is_err());
+        assert_eq!(number(&t("1.000"), Never), Ok(1.0));
+        assert!(number(&t("1.234,5"), Allowed).is_err());
+        assert_eq!(integer(&t("5,00"), Allowed), Ok(5));
+        assert_eq!(integer(&t("5.00"), Allowed), Ok(5));
+        assert!(integer(&t("5.00"), Only).is_err());
+        assert!(integer(&t("1,000"), Allowed).is_err());
     }
 
     #[test]

@@ -2,15 +2,20 @@
 //! settling needs (size, modification time). Hidden files, temporary upload
 //! names, `watch.ignore` globs, done markers, subfolders, FIFOs and other
 //! non-regular files are skipped; symbolic links are skipped with a warning
-//! (once per name) and never followed (SPEC §2).
+//! (once per name) and never followed (SPEC §2). Names are the raw bytes
+//! the filesystem holds (not always UTF-8, see `crate::names`).
 
 use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::open::Identity;
 
 /// Temporary names of SFTP clients, browsers and office programs.
 const TEMPORARY: &[&str] = &[
@@ -25,17 +30,21 @@ const TEMPORARY: &[&str] = &[
 /// A candidate file in the inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub name: String,
+    /// As the filesystem holds it; shown through `names::display_os`.
+    pub name: OsString,
     pub path: PathBuf,
     pub size: u64,
     pub modified: Option<SystemTime>,
+    /// The device and inode the scan saw: only this file is ever read
+    /// under the name (see `open`).
+    pub identity: Identity,
 }
 
 /// What the inbox scan skips.
 pub struct Filter {
     ignore: GlobSet,
     done_marker: Option<String>,
-    warned_links: HashSet<String>,
+    warned_links: HashSet<OsString>,
 }
 
 impl Filter {
@@ -57,20 +66,22 @@ impl Filter {
     }
 
     /// Whether a name is never a stock file, before looking at the file.
-    pub fn ignores_name(&self, name: &str) -> bool {
-        name.starts_with('.')
-            || self.ignore.is_match(name)
+    pub fn ignores_name(&self, name: &OsStr) -> bool {
+        name.as_bytes().starts_with(b".")
+            || self.ignore.is_match(Path::new(name))
             || self
                 .done_marker
                 .as_deref()
-                .is_some_and(|marker| name.ends_with(marker))
+                .is_some_and(|marker| name.as_bytes().ends_with(marker.as_bytes()))
     }
 
     /// The done marker of `name`, when markers are in use.
-    pub fn marker_for(&self, dir: &Path, name: &str) -> Option<PathBuf> {
-        self.done_marker
-            .as_deref()
-            .map(|marker| dir.join(format!("{name}{marker}")))
+    pub fn marker_for(&self, dir: &Path, name: &OsStr) -> Option<PathBuf> {
+        self.done_marker.as_deref().map(|marker| {
+            let mut marked = name.to_os_string();
+            marked.push(marker);
+            dir.join(marked)
+        })
     }
 
     /// Lists the inbox. Never opens a file (a FIFO would block).
@@ -78,10 +89,7 @@ impl Filter {
         let mut entries = Vec::new();
         for dirent in fs::read_dir(inbox)? {
             let Ok(dirent) = dirent else { continue };
-            let Some(name) = dirent.file_name().to_str().map(str::to_string) else {
-                tracing::warn!(name = ?dirent.file_name(), "skipping a file whose name is not UTF-8");
-                continue;
-            };
+            let name = dirent.file_name();
             if self.ignores_name(&name) {
                 continue;
             }
@@ -93,7 +101,7 @@ impl Filter {
             let kind = meta.file_type();
             if kind.is_symlink() {
                 if self.warned_links.insert(name.clone()) {
-                    tracing::warn!(file = %name, "ignoring a symbolic link in the inbox; links are never followed");
+                    tracing::warn!(file = %crate::names::display_os(&name), "ignoring a symbolic link in the inbox; links are never followed");
                 }
                 continue;
             }
@@ -110,6 +118,7 @@ impl Filter {
                 path,
                 size: meta.len(),
                 modified: meta.modified().ok(),
+                identity: Identity::of(&meta),
             });
         }
         Ok(entries)
@@ -120,8 +129,8 @@ impl Filter {
 mod tests {
     use super::*;
 
-    fn names(filter: &mut Filter, dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = filter
+    fn names(filter: &mut Filter, dir: &Path) -> Vec<OsString> {
+        let mut names: Vec<OsString> = filter
             .scan(dir)
             .unwrap()
             .into_iter()
@@ -165,5 +174,16 @@ mod tests {
         fs::write(dir.path().join("b.csv.done"), b"").unwrap();
         let mut filter = Filter::new(&[], Some(".done")).unwrap();
         assert_eq!(names(&mut filter, dir.path()), ["b.csv"]);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_listed() {
+        use std::os::unix::ffi::OsStringExt;
+        let dir = tempfile::tempdir().unwrap();
+        let latin1 = OsString::from_vec(b"Caf\xe9.csv".to_vec());
+        fs::write(dir.path().join(&latin1), b"x").unwrap();
+        fs::write(dir.path().join(OsString::from_vec(b".\xe9".to_vec())), b"x").unwrap();
+        let mut filter = Filter::new(&[], None).unwrap();
+        assert_eq!(names(&mut filter, dir.path()), [latin1]);
     }
 }

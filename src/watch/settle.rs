@@ -5,6 +5,7 @@
 //! daemon first sees the current size and time.
 
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::scan::Entry;
@@ -18,7 +19,8 @@ struct Observation {
 
 #[derive(Debug, Default)]
 pub struct Settler {
-    seen: HashMap<String, Observation>,
+    /// By raw name (what the filesystem holds).
+    seen: HashMap<OsString, Observation>,
 }
 
 impl Settler {
@@ -26,9 +28,10 @@ impl Settler {
     /// oldest modification time first, then by name. A ready file is
     /// forgotten: the caller claims it (or it reappears and settles again).
     pub fn observe(&mut self, entries: Vec<Entry>, now: Instant, settle: Duration) -> Vec<Entry> {
-        let present: std::collections::HashSet<&str> =
-            entries.iter().map(|e| e.name.as_str()).collect();
-        self.seen.retain(|name, _| present.contains(name.as_str()));
+        let present: std::collections::HashSet<&OsStr> =
+            entries.iter().map(|e| e.name.as_os_str()).collect();
+        self.seen
+            .retain(|name, _| present.contains(name.as_os_str()));
         let mut ready = Vec::new();
         for entry in entries {
             let current = Observation {
@@ -66,8 +69,21 @@ impl Settler {
         self.seen.len()
     }
 
+    /// Starts a file's settle clock again at `now`: it was written since
+    /// the last scan, or a process still holds it open for writing.
+    pub fn restart(&mut self, entry: &Entry, now: Instant) {
+        self.seen.insert(
+            entry.name.clone(),
+            Observation {
+                size: entry.size,
+                modified: entry.modified,
+                since: now,
+            },
+        );
+    }
+
     /// Forgets a file, so it settles again from scratch.
-    pub fn forget(&mut self, name: &str) {
+    pub fn forget(&mut self, name: &OsStr) {
         self.seen.remove(name);
     }
 }
@@ -83,6 +99,7 @@ mod tests {
             path: PathBuf::from(name),
             size,
             modified: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)),
+            identity: crate::open::Identity { dev: 1, ino: size },
         }
     }
 
@@ -133,11 +150,26 @@ mod tests {
             entry("a.csv", 1, 5),
         ];
         s.observe(files.clone(), t0, settle);
-        let ready: Vec<String> = s
+        let ready: Vec<OsString> = s
             .observe(files, t0, settle)
             .into_iter()
             .map(|e| e.name)
             .collect();
         assert_eq!(ready, ["a.csv", "c.csv", "b.csv"]);
+    }
+
+    #[test]
+    fn a_restarted_file_waits_a_whole_settle_period_again() {
+        let settle = Duration::from_millis(100);
+        let mut s = Settler::default();
+        let t0 = Instant::now();
+        let a = entry("a.csv", 5, 1);
+        assert!(s.observe(vec![a.clone()], t0, settle).is_empty());
+        // Written again (same size and time) just before it would settle.
+        s.restart(&a, t0 + Duration::from_millis(90));
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert!(s.observe(vec![a.clone()], at(150), settle).is_empty());
+        assert_eq!(s.next_deadline(settle), Some(at(190)));
+        assert_eq!(s.observe(vec![a], at(190), settle).len(), 1);
     }
 }
