@@ -169,6 +169,8 @@ struct Retry {
 struct Daemon {
     config: Config,
     store: Store,
+    /// Device and inode of the database file the store has open.
+    store_file: Option<(u64, u64)>,
     filter: Filter,
     settler: Settler,
     /// Files found in the work folder at start-up, finished before any new one.
@@ -200,9 +202,11 @@ pub async fn run(
     let _lock = lock_work_folder(&config.paths.work)?;
     let store = Store::open(&config.paths.database)?;
     let filter = Filter::new(&config.ignore, config.done_marker.as_deref())?;
+    let store_file = file_identity(&config.paths.database);
     let mut daemon = Daemon {
         config,
         store,
+        store_file,
         filter,
         settler: Settler::default(),
         backlog: VecDeque::new(),
@@ -619,6 +623,27 @@ impl Daemon {
     }
 
     /// `Ok(None)`: the file went back to the inbox (still being written).
+    /// The store must still be the database file at `paths.database`. A
+    /// removed file is a fault (writing on into the unlinked file would
+    /// lose every import made meanwhile); a file put back or replaced is
+    /// opened afresh, and so is the store after any failed attempt (a
+    /// connection can keep failing after its file was repaired).
+    fn check_store(&mut self) -> Result<(), PipelineError> {
+        let path = self.config.paths.database.clone();
+        let now = file_identity(&path);
+        if now.is_none() {
+            return Err(StoreError::Removed { path }.into());
+        }
+        if now != self.store_file || self.retry.is_some() {
+            if now != self.store_file {
+                warn!(path = %path.display(), "the database file was replaced while stockdrop runs; opening it again");
+            }
+            self.store = Store::open(&path)?;
+            self.store_file = now;
+        }
+        Ok(())
+    }
+
     fn try_process(
         &mut self,
         claimed: &Path,
@@ -626,6 +651,7 @@ impl Daemon {
         name: &str,
         span: &tracing::Span,
     ) -> Result<Option<(i64, String, Vec<Outcome>)>, PipelineError> {
+        self.check_store()?;
         let trust = Trust::Claimed(identity);
         let stamp = match Stamp::of(claimed, trust) {
             Ok(stamp) => stamp,
@@ -884,4 +910,10 @@ impl Daemon {
         }
         systemd::ready(&self.status_line());
     }
+}
+
+/// Device and inode of `path`, if it exists.
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }

@@ -16,9 +16,9 @@ mod scenarios;
 
 use harness::{Figures, Scale};
 
-// A few quick rounds of each scenario, against the binary cargo built;
-// only what today's binary survives (the rest is left to the script,
-// `Scale::known_failures`). Each prints its figures line first.
+// A few quick rounds of each scenario, against the binary cargo built
+// (the database held locked for a while is left to the script: the daemon
+// waits it out without a word today). Each prints its figures line first.
 
 #[test]
 fn crash_loop_loses_nothing_and_applies_nothing_twice() {

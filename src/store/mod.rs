@@ -32,6 +32,10 @@ pub enum StoreError {
     },
     #[error("writing output: {0}")]
     Output(std::io::Error),
+    /// The database file is gone from its path while the daemon holds it
+    /// open: writes would go to a file nobody can see again.
+    #[error("database {path} was removed while stockdrop runs; put it back (from a backup) and the file in hand is retried")]
+    Removed { path: PathBuf },
     #[error("database holds an unreadable {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
 }
