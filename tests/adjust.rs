@@ -72,7 +72,17 @@ fn an_update_file_adds_signed_changes_and_rows_of_one_product_add_up() {
         "{refresh_jobs:?}"
     );
     assert_eq!(refresh_jobs.len(), 2);
+    assert_eq!(adjust_jobs.len(), 2, "A and B: {adjust_jobs:?}");
     env.run(&["jobs", "--type", "bogus"]).code(2);
+    // The terminal summary says so.
+    env.write(
+        "KIBO_UPDATE_261201121500.csv",
+        &stock_csv(&[("B", "S1", "+1")]),
+    );
+    let run = env.run(&["import", "KIBO_UPDATE_261201121500.csv"]);
+    run.code(0);
+    assert!(run.stdout.contains("adjust job "), "{run}");
+    assert_eq!(qty(&env)[&("B".into(), "S1".into())], 8);
     // The HTML page says so.
     let id = import_id(&report);
     let html = env.outbox_text(&format!("KIBO_UPDATE_261201120000.{id}.html"));

@@ -408,13 +408,15 @@ pub fn check_row(ctx: &Context<'_>, row: &Row) -> RowResult {
             Some(col) => c.place(col, Field::Quantity),
             None => c.row_place(Some(Field::Quantity)),
         };
+        let message = if ctx.rules.job_type == JobType::Adjust {
+            "the row has no quantity; fill in the change (+5, 5 or -3; 0 changes nothing)"
+        } else {
+            "the row has no quantity; fill in the count on hand (0 or more)"
+        };
         c.errors.push(
-            Issue::new(
-                Code::MissingQuantity,
-                "the row has no quantity; fill in the count on hand (0 or more)",
-            )
-            .at(place)
-            .with_value(""),
+            Issue::new(Code::MissingQuantity, message)
+                .at(place)
+                .with_value(""),
         );
     }
     let optionals = Optionals {
