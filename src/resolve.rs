@@ -539,7 +539,9 @@ fn adjust_rows(
                             Issue::new(
                                 Code::StaleUpdate,
                                 format!(
-                                    "location {location} was last refreshed from {file}, which is later                                      than this update; the refresh already counted these movements, so                                      the row was not applied"
+                                    "location {location} was last refreshed from {file}, which is later \
+                                     than this update; the refresh already counted these movements, so \
+                                     the row was not applied"
                                 ),
                             )
                             .at(row_place(checked, &rows[i])),
@@ -571,7 +573,8 @@ fn adjust_rows(
                     Issue::new(
                         Code::UnknownItem,
                         format!(
-                            "location {location} holds no product with {describe}, so there is nothing                              to adjust; send the product in a refresh file first, or correct the identifiers"
+                            "location {location} holds no product with {describe}, so there is nothing \
+                             to adjust; send the product in a refresh file first, or correct the identifiers"
                         ),
                     )
                     .at(row_place(checked, &rows[i]))
@@ -593,7 +596,8 @@ fn adjust_rows(
             .collect::<Vec<_>>()
             .join(", ");
         let what = format!(
-            "the product has {current} in stock at location {location}; this file changes it by {change:+}              (row{} {numbers}), which would leave {result}",
+            "the product has {current} in stock at location {location}; this file changes it by {change:+} \
+             (row{} {numbers}), which would leave {result}",
             if members.len() == 1 { "" } else { "s" }
         );
         let error = if result < 0 && rules.adjust_below_zero == BelowZero::Reject {

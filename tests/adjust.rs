@@ -162,6 +162,10 @@ fn unknown_items_and_negative_stock_are_row_errors_and_nothing_is_zeroed() {
         message.contains("has 4 in stock") && message.contains("-5"),
         "{message}"
     );
+    for error in report["errors"].as_array().unwrap() {
+        let text = error["message"].as_str().unwrap();
+        assert!(!text.contains("  "), "one line of prose: {text:?}");
+    }
     // Full mode does not apply: B and A/S2 keep their counts, nothing new.
     assert_eq!(
         qty(&env),
@@ -221,6 +225,11 @@ fn an_update_older_than_the_last_refresh_is_stale() {
     );
     assert_eq!(report["status"], "rejected", "{report:#}");
     assert_eq!(report["error_counts"]["stale-update"], 2, "{report:#}");
+    let message = report["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("KIBO_REFRESH_261201120000.csv") && !message.contains("  "),
+        "{message}"
+    );
     // A later update applies.
     let report = env.import_text(
         "KIBO_UPDATE_261201130000.csv",
