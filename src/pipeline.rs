@@ -192,13 +192,52 @@ fn check(
     progress: &dyn Fn(&str, u64, u64),
 ) -> Result<Checked, PipelineError> {
     let mut sink = Counting { stage, progress };
-    let mut checked = validate::check_into(&content.name, &content.bytes, rules, &mut sink);
+    // calamine can panic on a damaged workbook (seen on mutated `.xls`
+    // files: index out of bounds in its CFB reader). A panic while reading
+    // one file must not stop the daemon — it would find the file claimed
+    // at every start and stop again — so it rejects that file instead.
+    // Nothing is shared with the reader but the stage, cleared below.
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        validate::check_into(&content.name, &content.bytes, rules, &mut sink)
+    }));
+    let mut checked = match read {
+        Ok(checked) => checked,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::warn!(error = %what, "the spreadsheet reader failed on this file; it is rejected");
+            stage.clear();
+            let mut checked = validate::check_into("", &[], rules, &mut NoRows);
+            checked.format = parse::detect::detect(Path::new(&content.name), &content.bytes)
+                .unwrap_or(parse::Format::Unknown);
+            checked.file_error = Some(Issue::new(
+                Code::UnreadableFile,
+                "the file is damaged: it cannot be read as the spreadsheet its content says it is; \
+                 open it in the program that made it, save it again (or export it as CSV) and drop it again",
+            ));
+            checked
+        }
+    };
     if let Some(issue) = &content.forced_error {
         stage.clear();
         checked.file_error = Some(issue.clone());
     }
     stage.finish_rows()?;
     Ok(checked)
+}
+
+/// A sink that keeps nothing (for a file that yields no rows).
+struct NoRows;
+
+impl RowSink for NoRows {
+    fn push(&mut self, _row: validate::CheckedRow) {}
+    fn clear(&mut self) {}
+    fn len(&self) -> u64 {
+        0
+    }
 }
 
 /// The stage as validation's sink, telling `progress` every so many rows.

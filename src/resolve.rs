@@ -224,7 +224,8 @@ fn plan_location(
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
     let staged = stage.location_rows(location_index)?;
-    let (seqs, mut rows): (Vec<u64>, Vec<CheckedRow>) = staged.into_iter().unzip();
+    let idless_error = staged.first_idless_error;
+    let (seqs, mut rows): (Vec<u64>, Vec<CheckedRow>) = staged.rows.into_iter().unzip();
     let mut found: Vec<Found> = vec![Found::default(); rows.len()];
 
     // Records the rows name (valid or not), for full mode.
@@ -255,13 +256,20 @@ fn plan_location(
     }
 
     let has_error = |i: usize| !rows[i].errors.is_empty() || !found[i].errors.is_empty();
-    let any_error = (0..rows.len()).any(has_error);
+    let any_error = idless_error.is_some() || (0..rows.len()).any(has_error);
     let mut rejected = None;
     if rules.on_error == OnError::RejectLocation {
-        if let Some(bad) = (0..rows.len()).find(|&i| has_error(i)) {
+        // The first row with errors in file order, held or not.
+        let held = (0..rows.len())
+            .find(|&i| has_error(i))
+            .map(|i| (seqs[i], rows[i].number));
+        let bad = match (held, idless_error) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some((_, number)) = bad {
             rejected = Some(format!(
-                "location {location} was rejected because row {} has errors (import.on_error = reject-location)",
-                rows[bad].number
+                "location {location} was rejected because row {number} has errors (import.on_error = reject-location)"
             ));
         }
     }

@@ -662,6 +662,32 @@ fn xls_fixture_imports_with_its_quantities() {
     assert_eq!(record(&stock, "21", "X-1")["retailPrice"], 1.5);
 }
 
+/// Damaged `.xls` files found by the fault suite's mutations: one whose
+/// sector chain loops (calamine 0.38 allocated until the process aborted),
+/// one that tripped an assertion inside calamine (a panic). Each is one
+/// clear report, and the process lives to say so.
+#[test]
+fn damaged_xls_files_are_one_report_not_a_crash() {
+    for name in ["damaged-chain.xls", "damaged-assert.xls"] {
+        let env = Env::new();
+        std::fs::copy(fixture(name), env.root().join(name)).expect("copy fixture");
+        let run = env.import(&[name]);
+        run.code(1);
+        let report = run.report();
+        assert_eq!(report["status"], "rejected", "{name}: {report:#}");
+        assert_eq!(
+            report["errors"][0]["code"], "unreadable-file",
+            "{name}: {report:#}"
+        );
+        assert!(
+            report["errors"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("damaged")),
+            "{name}: {report:#}"
+        );
+    }
+}
+
 #[test]
 fn ods_fixture_imports_with_its_quantities() {
     let env = Env::new();

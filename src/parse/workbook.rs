@@ -465,8 +465,22 @@ impl Iterator for RangeRows {
 /// whether a sheet declares (DIMENSIONS) or implies (its cells' positions)
 /// more than [`MAX_DENSE_CELLS`] cells, before calamine allocates them.
 /// `None` also when the file cannot be walked: calamine then says why.
+fn damaged_xls() -> Issue {
+    Issue::new(
+        Code::UnreadableFile,
+        "the .xls file is damaged (its internal structure is broken); open it in the program \
+         that made it, save it again (or save it as .xlsx or CSV) and drop it again",
+    )
+}
+
 pub fn xls_limits(bytes: &[u8]) -> Option<Issue> {
-    let mut file = cfb::CompoundFile::open(Cursor::new(bytes)).ok()?;
+    // The `cfb` crate checks the compound file's sector chains (loops,
+    // sectors past the end) where calamine 0.38 does not: calamine follows
+    // a looping chain until allocation fails, which aborts the process, so
+    // a file `cfb` cannot read is refused here, before calamine sees it.
+    let Ok(mut file) = cfb::CompoundFile::open(Cursor::new(bytes)) else {
+        return Some(damaged_xls());
+    };
     let stream = file
         .read_root_storage()
         .filter(|e| e.is_stream())
@@ -477,10 +491,12 @@ pub fn xls_limits(bytes: &[u8]) -> Option<Issue> {
             })
         })?;
     let mut data = Vec::new();
-    file.open_stream(&stream)
-        .ok()?
-        .read_to_end(&mut data)
-        .ok()?;
+    let read = file
+        .open_stream(&stream)
+        .and_then(|mut s| s.read_to_end(&mut data));
+    if read.is_err() {
+        return Some(damaged_xls());
+    }
     let mut sheet = 0usize;
     let mut depth = 0usize;
     let mut bounds = Bounds::default();

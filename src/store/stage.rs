@@ -26,6 +26,16 @@ pub struct Stage {
 
 /// A job as staged: location index, manufacturer, item count, records it
 /// zeroes, and its plan (postcard).
+/// One location's staged rows, as resolving needs them.
+#[derive(Default)]
+pub struct LocationRows {
+    /// The rows that carry an identifier or are valid, in file order.
+    pub rows: Vec<(u64, CheckedRow)>,
+    /// (seq, row number) of the first row left out above: it has errors
+    /// and no identifier.
+    pub first_idless_error: Option<(u64, u64)>,
+}
+
 pub struct StagedJob {
     pub location: u32,
     pub manufacturer_id: Option<u32>,
@@ -97,16 +107,27 @@ impl Stage {
     }
 
     /// The rows of one location, in file order.
-    pub fn location_rows(&self, location: u32) -> Result<Vec<(u64, CheckedRow)>> {
+    pub fn location_rows(&self, location: u32) -> Result<LocationRows> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT seq, data FROM rows WHERE location = ?1 ORDER BY seq")?;
-        let mut out = Vec::new();
+        let mut out = LocationRows::default();
         let mut rows = stmt.query([location])?;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-            out.push((seq as u64, decode(data)?));
+            let row = decode(data)?;
+            // A row with errors and no identifier can match, list, conflict
+            // with or duplicate nothing: resolving needs only that it exists.
+            // Not holding such rows keeps a file of millions of empty items
+            // (`{"items":[{},{},…]}`) from costing memory per row.
+            if !row.errors.is_empty() && row.ids().is_empty() {
+                if out.first_idless_error.is_none() {
+                    out.first_idless_error = Some((seq as u64, row.number));
+                }
+                continue;
+            }
+            out.rows.push((seq as u64, row));
         }
         Ok(out)
     }
