@@ -60,6 +60,9 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
             detail: format!("job {}: {e}", job.id),
         })?;
     let started = now();
+    if job.job_type == "adjust" {
+        return apply_adjust(w, job, &plan, &started);
+    }
     for planned in &plan.items {
         let existing = match planned.record {
             Some(id) => records::get(w, id)?,
@@ -107,6 +110,35 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
         zeroed += 1;
     }
     queries::finish_job(w, job.id, &started, &now(), zeroed)
+}
+
+/// An adjust job (SPEC §1.1): each item's quantity is a change, added to
+/// the count the record has now, read inside this transaction — so the
+/// count moves once, by the planned change, whenever the job is applied.
+/// A result below 0 (the count fell between planning and applying, or
+/// `adjust_below_zero = "clamp"`) stops at 0.
+fn apply_adjust(w: &Write<'_>, job: &PendingJob, plan: &JobPlan, started: &str) -> Result<()> {
+    for planned in &plan.items {
+        // Planning matched every item to a record; one deleted since has
+        // nothing to adjust.
+        let Some(before) = (match planned.record {
+            Some(id) => records::get(w, id)?,
+            None => None,
+        }) else {
+            continue;
+        };
+        let mut after = merged(&before, &planned.item);
+        after.quantity = before
+            .quantity
+            .saturating_add(planned.item.quantity)
+            .clamp(0, crate::validate::value::MAX_INT);
+        let (old, new) = changes(&before, &after);
+        if !new.is_empty() {
+            records::update(w, &after, job.id, started)?;
+            records::add_history(w, job.id, before.id, "adjust", &old, &new, started)?;
+        }
+    }
+    queries::finish_job(w, job.id, started, &now(), 0)
 }
 
 /// The record after applying `item`: quantity set, the optional fields the

@@ -115,6 +115,8 @@ pub struct RawImport {
     pub duplicates: String,
     pub upc_check: String,
     pub refresh_mode: String,
+    pub job_type: String,
+    pub adjust_below_zero: String,
     pub full_max_zero_pct: f64,
     pub items_per_job: u64,
     pub manufacturer_id: Option<i64>,
@@ -136,6 +138,8 @@ impl Default for RawImport {
             duplicates: "reject".into(),
             upc_check: "warn".into(),
             refresh_mode: "delta".into(),
+            job_type: "refresh".into(),
+            adjust_below_zero: "reject".into(),
             full_max_zero_pct: 50.0,
             items_per_job: MAX_ITEMS_PER_JOB as u64,
             manufacturer_id: None,
@@ -262,6 +266,31 @@ pub enum RefreshMode {
     Full,
 }
 
+/// What a file's jobs do (SPEC §1.1): set counts, or add to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobType {
+    Refresh,
+    Adjust,
+}
+
+impl JobType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::Refresh => "refresh",
+            JobType::Adjust => "adjust",
+        }
+    }
+}
+
+/// `import.adjust_below_zero`: what an adjustment below 0 does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BelowZero {
+    Reject,
+    Clamp,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -293,6 +322,9 @@ pub struct ImportRules {
     pub duplicates: Duplicates,
     pub upc_check: UpcCheck,
     pub refresh_mode: RefreshMode,
+    /// The configured kind; a file's own kind is `job_type::of_file`.
+    pub job_type: JobType,
+    pub adjust_below_zero: BelowZero,
     pub full_max_zero_pct: f64,
     pub items_per_job: usize,
     pub manufacturer_id: Option<u32>,
@@ -492,6 +524,26 @@ impl Config {
                 ))
             }
         };
+        let job_type = match i.job_type.as_str() {
+            "refresh" => JobType::Refresh,
+            "adjust" => JobType::Adjust,
+            other => {
+                return Err(bad(
+                    "import.job_type",
+                    format!("expected refresh or adjust; got {other:?}"),
+                ))
+            }
+        };
+        let adjust_below_zero = match i.adjust_below_zero.as_str() {
+            "reject" => BelowZero::Reject,
+            "clamp" => BelowZero::Clamp,
+            other => {
+                return Err(bad(
+                    "import.adjust_below_zero",
+                    format!("expected reject or clamp; got {other:?}"),
+                ))
+            }
+        };
         if !(0.0..=100.0).contains(&i.full_max_zero_pct) {
             return Err(bad(
                 "import.full_max_zero_pct",
@@ -652,6 +704,8 @@ impl Config {
             duplicates,
             upc_check,
             refresh_mode,
+            job_type,
+            adjust_below_zero,
             full_max_zero_pct: i.full_max_zero_pct,
             items_per_job: i.items_per_job as usize,
             manufacturer_id,
@@ -732,6 +786,8 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "duplicates",
             "upc_check",
             "refresh_mode",
+            "job_type",
+            "adjust_below_zero",
             "full_max_zero_pct",
             "items_per_job",
             "manufacturer_id",

@@ -778,6 +778,7 @@ impl Daemon {
                             RefreshMode::Delta => "delta",
                             RefreshMode::Full => "full",
                         },
+                        job_type: self.config.rules.job_type.as_str(),
                         received_at: &crate::apply::now(),
                         rows_total: 0,
                         rows_accepted: 0,

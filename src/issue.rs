@@ -26,6 +26,10 @@ pub enum Code {
     DuplicateItem,
     IdentifierConflict,
     NotApplied,
+    /// An adjust row for a product the location does not hold (SPEC §1.1).
+    UnknownItem,
+    NegativeStock,
+    StaleUpdate,
     // Location errors.
     TooManyZeroed,
     // File errors.
@@ -44,6 +48,7 @@ pub enum Code {
     EmptySheet,
     NoHeader,
     IdentifierAsNumber,
+    ClampedToZero,
     // An operational failure (I/O, database) that ended a file as `failed`.
     OperationalError,
 }
@@ -66,6 +71,9 @@ impl Code {
             Code::DuplicateItem => "duplicate-item",
             Code::IdentifierConflict => "identifier-conflict",
             Code::NotApplied => "not-applied",
+            Code::UnknownItem => "unknown-item",
+            Code::NegativeStock => "negative-stock",
+            Code::StaleUpdate => "stale-update",
             Code::TooManyZeroed => "too-many-zeroed",
             Code::MissingColumn => "missing-column",
             Code::AmbiguousColumn => "ambiguous-column",
@@ -81,6 +89,7 @@ impl Code {
             Code::EmptySheet => "empty-sheet",
             Code::NoHeader => "no-header",
             Code::IdentifierAsNumber => "identifier-as-number",
+            Code::ClampedToZero => "clamped-to-zero",
             Code::OperationalError => "operational-error",
         }
     }

@@ -20,6 +20,7 @@
 // size in a `Result` costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]
 
+pub mod adjust;
 pub mod apply;
 pub mod archive;
 pub mod claim;

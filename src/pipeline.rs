@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::adjust;
 use crate::apply::{self, now};
-use crate::config::{Config, ImportRules, RefreshMode};
+use crate::config::{Config, ImportRules, JobType, RefreshMode};
 use crate::issue::{Code, Issue};
 use crate::parse::{self, Cell};
 use crate::plan::{LeftOutRow, Plan};
@@ -404,10 +405,30 @@ fn write_errors_csv(
     Ok((rows, omitted))
 }
 
-/// The earlier import this file repeats (SPEC §2): for every location it
-/// names, the last import applied there has the same SHA-256.
-fn duplicate_of(store: &impl Reader, plan: &Plan, sha256: &str) -> Result<Option<i64>, StoreError> {
-    if plan.locations.is_empty() {
+/// The rules one file is read by: the configured ones, with the file's own
+/// kind (SPEC §1.1) decided from its name and what it inherits.
+fn file_rules(rules: &ImportRules, name: &str, inherited: JobType) -> ImportRules {
+    ImportRules {
+        job_type: adjust::kind_of(name, inherited),
+        ..rules.clone()
+    }
+}
+
+/// The earlier import this file repeats. A refresh (SPEC §2, when
+/// `skip_duplicate_files`): for every location it names, the last import
+/// applied there has the same SHA-256. An adjust file (SPEC §1.1), always:
+/// any earlier adjust import with the same SHA-256 — counting an update
+/// twice is never right.
+fn duplicate_of(
+    store: &impl Reader,
+    rules: &ImportRules,
+    plan: &Plan,
+    sha256: &str,
+) -> Result<Option<i64>, StoreError> {
+    if plan.job_type == JobType::Adjust {
+        return queries::applied_adjust_with(store, sha256);
+    }
+    if !rules.skip_duplicate_files || plan.locations.is_empty() {
         return Ok(None);
     }
     let mut latest = None;
@@ -441,6 +462,7 @@ pub fn import_file(
         path,
         &path.display().to_string(),
         content,
+        config.rules.job_type,
         options,
     )
 }
@@ -469,10 +491,18 @@ pub fn import_path(
         // Not an archive, or one rejected as a whole: one import.
         _ => {
             return Ok(vec![import_content(
-                store, config, path, &source, content, options,
+                store,
+                config,
+                path,
+                &source,
+                content,
+                rules.job_type,
+                options,
             )?])
         }
     };
+    // Members are of the archive's kind unless their own names say.
+    let archive_kind = adjust::kind_of(&content.name, rules.job_type);
     let mut outcomes = Vec::new();
     let mut skipped = Vec::new();
     for member in &members {
@@ -498,6 +528,7 @@ pub fn import_path(
             path,
             &member_source,
             member_content,
+            archive_kind,
             options,
         )?);
     }
@@ -519,7 +550,13 @@ pub fn import_path(
             ),
         ));
         outcomes.push(import_content(
-            store, config, path, &source, content, options,
+            store,
+            config,
+            path,
+            &source,
+            content,
+            archive_kind,
+            options,
         )?);
     }
     Ok(outcomes)
@@ -582,9 +619,10 @@ fn import_content(
     path: &Path,
     source: &str,
     content: Content,
+    inherited: JobType,
     options: &ImportOptions,
 ) -> Result<Outcome, PipelineError> {
-    let rules = &config.rules;
+    let rules = &file_rules(&config.rules, &content.name, inherited);
     let received_at = now();
     let progress = |what: &str, done: u64, of: u64| {
         if let Some(report) = &options.progress {
@@ -619,11 +657,10 @@ fn import_content(
         plan.draft.errors_csv_omitted = omitted;
         Some(temp)
     };
-    let duplicate = if rules.skip_duplicate_files && !options.force && checked.file_error.is_none()
-    {
-        duplicate_of(&store.read(), &plan, &content.sha256)?
-    } else {
+    let duplicate = if options.force || checked.file_error.is_some() {
         None
+    } else {
+        duplicate_of(&store.read(), rules, &plan, &content.sha256)?
     };
     let source_path = source.to_string();
 
@@ -646,6 +683,7 @@ fn import_content(
             status: "planned",
             duplicate_of: duplicate,
             refresh_mode: mode_name(plan.mode),
+            job_type: plan.job_type.as_str(),
             received_at: &received_at,
             rows_total: plan.draft.rows_total,
             rows_accepted: plan.draft.rows_accepted,
@@ -671,6 +709,7 @@ fn import_content(
                     location,
                     manufacturer_id: job.manufacturer_id,
                     item_count: job.item_count as usize,
+                    job_type: plan.job_type.as_str(),
                     status: if rejected { "rejected" } else { "pending" },
                     file: &content.name,
                     messages: if rejected { &messages } else { &[] },
@@ -780,6 +819,7 @@ fn write_reports(
     report.status = status.to_string();
     report.duplicate_of = record.duplicate_of;
     report.refresh_mode = record.refresh_mode.clone();
+    report.job_type = record.job_type.clone();
     report.received_at = record.received_at.clone();
     report.finished_at = record.finished_at.clone().unwrap_or_else(now);
     report.jobs = entries;
@@ -834,6 +874,7 @@ pub fn fail(
                     status: "planned",
                     duplicate_of: None,
                     refresh_mode: mode_name(config.rules.refresh_mode),
+                    job_type: adjust::kind_of(name, config.rules.job_type).as_str(),
                     received_at: &now(),
                     rows_total: 0,
                     rows_accepted: 0,
@@ -869,7 +910,7 @@ pub fn recover(store: &mut Store) -> Result<Vec<Recovered>, PipelineError> {
 /// anything: the report an import would produce, with no ids.
 pub fn validate_file(store: &Store, config: &Config, path: &Path) -> Result<Report, PipelineError> {
     let content = read_content(path, None, &config.rules, Default::default())?;
-    validate_content(store, config, content)
+    validate_content(store, config, content, config.rules.job_type)
 }
 
 /// [`validate_file`] for every file an import of `path` would make: one
@@ -883,8 +924,16 @@ pub fn validate_path(
     let content = read_content(path, None, rules, Default::default())?;
     let members = match parse::archive_members(&content.name, &content.bytes, rules) {
         Some(Ok(members)) => members,
-        _ => return Ok(vec![validate_content(store, config, content)?]),
+        _ => {
+            return Ok(vec![validate_content(
+                store,
+                config,
+                content,
+                rules.job_type,
+            )?])
+        }
     };
+    let archive_kind = adjust::kind_of(&content.name, rules.job_type);
     let mut reports = Vec::new();
     let mut skipped = Vec::new();
     for member in &members {
@@ -897,6 +946,7 @@ pub fn validate_path(
                 store,
                 config,
                 member_content(&content, member, name, rules),
+                archive_kind,
             )?);
         } else {
             skipped.push(name);
@@ -917,7 +967,7 @@ pub fn validate_path(
                 }
             ),
         ));
-        reports.push(validate_content(store, config, content)?);
+        reports.push(validate_content(store, config, content, archive_kind)?);
     }
     Ok(reports)
 }
@@ -926,14 +976,15 @@ fn validate_content(
     store: &Store,
     config: &Config,
     content: Content,
+    inherited: JobType,
 ) -> Result<Report, PipelineError> {
-    let rules = &config.rules;
+    let rules = &file_rules(&config.rules, &content.name, inherited);
     let received_at = now();
     let mut stage = Stage::new()?;
     let checked = check(&content, rules, &mut stage, &|_, _, _| {})?;
     let plan = resolve::plan(&checked, &mut stage, &store.read(), rules, &content.name)?;
-    let duplicate = if rules.skip_duplicate_files && checked.file_error.is_none() {
-        duplicate_of(&store.read(), &plan, &content.sha256)?
+    let duplicate = if checked.file_error.is_none() {
+        duplicate_of(&store.read(), rules, &plan, &content.sha256)?
     } else {
         None
     };
@@ -961,6 +1012,7 @@ fn validate_content(
     report.status = report::file_status(&plan.draft, &entries, duplicate.is_some()).to_string();
     report.duplicate_of = duplicate;
     report.refresh_mode = mode_name(plan.mode).to_string();
+    report.job_type = plan.job_type.as_str().to_string();
     report.received_at = received_at;
     report.finished_at = now();
     report.jobs = entries;

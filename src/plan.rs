@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RefreshMode;
+use crate::config::{JobType, RefreshMode};
 use crate::issue::{Code, Issue};
 use crate::model::Item;
 
@@ -112,6 +112,9 @@ pub struct LeftOutRow {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub mode: RefreshMode,
+    /// What the file's jobs do: set counts (`refresh`) or add to them
+    /// (`adjust`, where each item's quantity is the change).
+    pub job_type: JobType,
     pub draft: Draft,
     /// Every location the file names, for duplicate-file detection.
     pub locations: Vec<String>,

@@ -8,14 +8,17 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::config::{Duplicates, ImportRules, OnError, RefreshMode};
+use crate::adjust;
+use crate::config::{BelowZero, Duplicates, ImportRules, JobType, OnError, RefreshMode};
 use crate::issue::{Code, Issue, Place};
 use crate::model::gtin14;
 use crate::plan::{Draft, JobPlan, LeftOutRow, Plan, PlannedItem};
+use crate::store::queries;
 use crate::store::records::{self, IdKind};
 use crate::store::stage::{Stage, StagedJob};
 use crate::store::{Reader, Result};
 use crate::validate::row::MAX_ATTRIBUTES;
+use crate::validate::value::MAX_INT;
 use crate::validate::{is_errors_report, Checked, CheckedRow};
 
 /// Per-row findings of this step, beside the row's own validation result.
@@ -68,7 +71,14 @@ pub fn plan(
     rules: &ImportRules,
     file_name: &str,
 ) -> Result<Plan> {
-    let mode = if is_errors_report(file_name) {
+    // An adjust file never zeroes anything (SPEC §1.1): refresh mode does
+    // not apply to it.
+    let job_type = rules.job_type;
+    let update_stamp = match job_type {
+        JobType::Adjust => adjust::update_stamp(file_name),
+        JobType::Refresh => None,
+    };
+    let mode = if is_errors_report(file_name) || job_type == JobType::Adjust {
         RefreshMode::Delta
     } else {
         rules.refresh_mode
@@ -89,6 +99,7 @@ pub fn plan(
             mode,
             location_index,
             location,
+            update_stamp,
             &mut location_errors,
         )?;
         any_row_error |= findings.any_error;
@@ -188,6 +199,7 @@ pub fn plan(
 
     Ok(Plan {
         mode,
+        job_type,
         draft,
         locations: checked.locations.clone(),
         rejected: rejected_locations.iter().map(Option::is_some).collect(),
@@ -208,6 +220,7 @@ fn plan_location(
     mode: RefreshMode,
     location_index: u32,
     location: &str,
+    update_stamp: Option<u64>,
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
     let staged = stage.location_rows(location_index)?;
@@ -229,7 +242,18 @@ fn plan_location(
             )?;
         }
     }
-    find_duplicates(checked, &rows, &mut found, rules.duplicates);
+    match rules.job_type {
+        JobType::Refresh => find_duplicates(checked, &rows, &mut found, rules.duplicates),
+        JobType::Adjust => adjust_rows(
+            checked,
+            &mut rows,
+            &mut found,
+            store,
+            rules,
+            location,
+            update_stamp,
+        )?,
+    }
 
     let has_error = |i: usize| !rows[i].errors.is_empty() || !found[i].errors.is_empty();
     let any_error = idless_error.is_some() || (0..rows.len()).any(has_error);
@@ -494,6 +518,162 @@ fn resolve_row(
         return Ok(());
     }
     found.record = Some(id);
+    Ok(())
+}
+
+/// An adjust file's rows at one location (SPEC §1.1): `stale-update`
+/// when a later refresh already counted them, `unknown-item` for a product
+/// the location does not hold, and the rows of one product added up into
+/// the first of them (the others superseded), checked against the current
+/// count for `negative-stock` / `clamped-to-zero`.
+fn adjust_rows(
+    checked: &Checked,
+    rows: &mut [CheckedRow],
+    found: &mut [Found],
+    store: &impl Reader,
+    rules: &ImportRules,
+    location: &str,
+    update_stamp: Option<u64>,
+) -> Result<()> {
+    let usable = |rows: &[CheckedRow], found: &[Found], i: usize| {
+        rows[i].is_valid() && found[i].errors.is_empty() && rows[i].item.is_some()
+    };
+    if let Some(stamp) = update_stamp {
+        if let Some(file) = queries::last_refresh_file(store, location)? {
+            if adjust::refresh_stamp(&file).is_some_and(|refreshed| refreshed > stamp) {
+                for i in 0..rows.len() {
+                    if usable(rows, found, i) {
+                        found[i].errors.push(
+                            Issue::new(
+                                Code::StaleUpdate,
+                                format!(
+                                    "location {location} was last refreshed from {file}, which is later \
+                                     than this update; the refresh already counted these movements, so \
+                                     the row was not applied"
+                                ),
+                            )
+                            .at(row_place(checked, &rows[i])),
+                        );
+                    }
+                }
+                return Ok(());
+            }
+        }
+    }
+    // Record → the rows that change it, in file order.
+    let mut groups: Vec<(i64, Vec<usize>)> = Vec::new();
+    let mut group_of: HashMap<i64, usize> = HashMap::new();
+    for i in 0..rows.len() {
+        if !usable(rows, found, i) {
+            continue;
+        }
+        match found[i].record {
+            Some(record) => {
+                let group = *group_of.entry(record).or_insert_with(|| {
+                    groups.push((record, Vec::new()));
+                    groups.len() - 1
+                });
+                groups[group].1.push(i);
+            }
+            None => {
+                let describe = rows[i].ids().describe();
+                found[i].errors.push(
+                    Issue::new(
+                        Code::UnknownItem,
+                        format!(
+                            "location {location} holds no product with {describe}, so there is nothing \
+                             to adjust; send the product in a refresh file first, or correct the identifiers"
+                        ),
+                    )
+                    .at(row_place(checked, &rows[i]))
+                    .with_value(describe),
+                );
+            }
+        }
+    }
+    for (record, members) in groups {
+        let current = records::get(store, record)?.map_or(0, |r| r.quantity);
+        let change: i64 = members
+            .iter()
+            .filter_map(|&i| rows[i].item.as_ref().map(|item| item.quantity))
+            .sum();
+        let result = current + change;
+        let numbers = members
+            .iter()
+            .map(|&i| rows[i].number.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = format!(
+            "the product has {current} in stock at location {location}; this file changes it by {change:+} \
+             (row{} {numbers}), which would leave {result}",
+            if members.len() == 1 { "" } else { "s" }
+        );
+        let error = if result < 0 && rules.adjust_below_zero == BelowZero::Reject {
+            Some(Issue::new(
+                Code::NegativeStock,
+                format!(
+                    "{what}; correct the change, or set import.adjust_below_zero = \"clamp\" to stop at 0"
+                ),
+            ))
+        } else if result > MAX_INT {
+            Some(Issue::new(
+                Code::OutOfRange,
+                format!("{what}; a count is at most {MAX_INT}"),
+            ))
+        } else {
+            None
+        };
+        if let Some(error) = error {
+            for &i in &members {
+                let issue = error
+                    .clone()
+                    .at(Place {
+                        column: Some("quantity".into()),
+                        ..row_place(checked, &rows[i])
+                    })
+                    .with_value(change.to_string());
+                found[i].errors.push(issue);
+            }
+            continue;
+        }
+        let first = members[0];
+        if result < 0 {
+            found[first].warnings.push(
+                Issue::new(
+                    Code::ClampedToZero,
+                    format!(
+                        "{what}; it is set to 0 instead (import.adjust_below_zero = \"clamp\")"
+                    ),
+                )
+                .at(row_place(checked, &rows[first])),
+            );
+        }
+        // The rows add up into the first: the summed change, the later
+        // rows' other fields over the earlier ones', attributes merged.
+        for &later in &members[1..] {
+            found[later].superseded = true;
+            let Some(item) = rows[later].item.take() else {
+                continue;
+            };
+            if let Some(sum) = rows[first].item.as_mut() {
+                let (o, s) = (&item.optionals, &mut sum.optionals);
+                s.bin_id = o.bin_id.or(s.bin_id);
+                s.ltd = o.ltd.or(s.ltd);
+                s.floor = o.floor.or(s.floor);
+                s.safety_stock = o.safety_stock.or(s.safety_stock);
+                s.currency_id = o.currency_id.or(s.currency_id);
+                s.retail_price = o.retail_price.or(s.retail_price);
+                for attribute in &item.attributes {
+                    if !sum.attributes.contains(attribute) {
+                        sum.attributes.push(attribute.clone());
+                    }
+                }
+            }
+        }
+        if let Some(sum) = rows[first].item.as_mut() {
+            sum.quantity = change;
+        }
+    }
     Ok(())
 }
 

@@ -65,6 +65,14 @@ struct HistoryRow {
     record_id: i64,
     action: String,
     before: Map<String, Value>,
+    after: Map<String, Value>,
+}
+
+impl HistoryRow {
+    /// Whether the row changed nothing but the quantity.
+    fn only_quantity(&self) -> bool {
+        self.before.keys().all(|k| k == "quantity") && self.after.keys().all(|k| k == "quantity")
+    }
 }
 
 pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, RevertError> {
@@ -72,7 +80,7 @@ pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, R
     let job = write
         .conn()
         .query_row(
-            "SELECT status, history_pruned, import_id, location, file FROM jobs WHERE id = ?1",
+            "SELECT status, history_pruned, import_id, location, file, type FROM jobs WHERE id = ?1",
             [job_id],
             |r| {
                 Ok((
@@ -81,6 +89,7 @@ pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, R
                     r.get::<_, i64>(2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
                 ))
             },
         )
@@ -88,7 +97,7 @@ pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, R
             rusqlite::Error::QueryReturnedNoRows => RevertError::Unknown(job_id),
             other => other.into(),
         })?;
-    let (status, pruned, import_id, location, file) = job;
+    let (status, pruned, import_id, location, file, job_type) = job;
     if pruned != 0 {
         return Err(RevertError::Pruned { job: job_id });
     }
@@ -100,7 +109,11 @@ pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, R
     }
     let history = history_of(&write, job_id)?;
     let later = later_jobs(&write, job_id)?;
-    if !later.is_empty() && !force {
+    // Undoing an adjustment takes its change back off the count there is
+    // now (SPEC §1.1), which keeps what later jobs did: no need to refuse
+    // unless it also set other fields.
+    let opposite_only = job_type == "adjust" && history.iter().all(HistoryRow::only_quantity);
+    if !later.is_empty() && !force && !opposite_only {
         return Err(RevertError::LaterJobs { job: job_id, later });
     }
     let at = now();
@@ -177,33 +190,33 @@ pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, R
 }
 
 fn history_of(w: &Write<'_>, job_id: i64) -> Result<Vec<HistoryRow>, RevertError> {
-    let mut stmt = w
-        .conn()
-        .prepare("SELECT record_id, action, before FROM history WHERE job_id = ?1 ORDER BY id")?;
+    let mut stmt = w.conn().prepare(
+        "SELECT record_id, action, before, after FROM history WHERE job_id = ?1 ORDER BY id",
+    )?;
     let rows = stmt
         .query_map([job_id], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
                 r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter()
-        .map(|(record_id, action, before)| {
-            let before = match serde_json::from_str(&before) {
-                Ok(Value::Object(map)) => map,
-                _ => {
-                    return Err(RevertError::Store(StoreError::Corrupt {
-                        what: "history entry",
-                        detail: format!("job {job_id}, record {record_id}"),
-                    }))
-                }
+        .map(|(record_id, action, before, after)| {
+            let object = |text: &str| match serde_json::from_str(text) {
+                Ok(Value::Object(map)) => Ok(map),
+                _ => Err(RevertError::Store(StoreError::Corrupt {
+                    what: "history entry",
+                    detail: format!("job {job_id}, record {record_id}"),
+                })),
             };
             Ok(HistoryRow {
                 record_id,
                 action,
-                before,
+                before: object(&before)?,
+                after: object(&after)?,
             })
         })
         .collect()
@@ -240,6 +253,16 @@ fn restore(current: &Record, row: &HistoryRow) -> Record {
             "sku" => r.ids.sku = text(value),
             "partNumber" => r.ids.part_number = text(value),
             "upc" => r.ids.upc = text(value),
+            // An adjustment is undone by its opposite change on the count
+            // there is now, not by the count it replaced.
+            "quantity" if row.action == "adjust" => {
+                let change =
+                    row.after.get("quantity").and_then(int).unwrap_or(0) - int(value).unwrap_or(0);
+                r.quantity = current
+                    .quantity
+                    .saturating_sub(change)
+                    .clamp(0, crate::validate::value::MAX_INT);
+            }
             "quantity" => r.quantity = int(value).unwrap_or(0),
             "binID" => r.optionals.bin_id = int(value),
             "ltd" => r.optionals.ltd = value.as_f64(),

@@ -31,8 +31,29 @@ impl JobStatus {
     }
 }
 
+/// A job's type (SPEC §1, §1.1), as `--type` takes it.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum JobKind {
+    Refresh,
+    Adjust,
+    Revert,
+}
+
+impl JobKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Refresh => "refresh",
+            JobKind::Adjust => "adjust",
+            JobKind::Revert => "revert",
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
+    /// Only jobs of this type.
+    #[arg(long = "type", value_enum)]
+    job_type: Option<JobKind>,
     /// Only jobs with this status.
     #[arg(long, value_enum)]
     status: Option<JobStatus>,
@@ -58,6 +79,7 @@ pub fn list(args: ListArgs, config: &Config) -> CmdResult {
     let filter = JobFilter {
         status: args.status.map(|s| s.as_str().to_string()),
         location: args.location,
+        job_type: args.job_type.map(|t| t.as_str().to_string()),
         import_id: None,
         limit: Some(args.limit),
     };

@@ -32,9 +32,15 @@ pub fn summary(report: &Report) -> String {
     if let Some(id) = report.import_id {
         out.push_str(&format!(" (import {id})"));
     }
+    // An adjust file's jobs say so (SPEC §1.1): their counts are changes.
+    let kind = if report.job_type == "adjust" {
+        "adjust "
+    } else {
+        ""
+    };
     for job in &report.jobs {
         out.push_str(&format!(
-            "\n  job {}: location {}, {}{}, {}",
+            "\n  {kind}job {}: location {}, {}{}, {}",
             job.job_id.map_or("-".to_string(), |id| id.to_string()),
             job.location,
             count(job.item_count, "item", "items"),

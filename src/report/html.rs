@@ -42,19 +42,19 @@ fn headline(report: &Report) -> (&'static str, String) {
             "warn",
             format!(
                 "Partly applied: {} of {} in the inventory; {} not applied. \
-                 Fix them in {}.errors.csv and drop it in again.",
+                 Fix them in {} and drop it in again.",
                 r.accepted,
                 count(r.total, "row is", "rows are"),
                 count(r.rejected, "row was", "rows were"),
-                report.base_name()
+                report.errors_csv_name()
             ),
         ),
         "rejected" if r.rejected > 0 => (
             "bad",
             format!(
                 "Rejected: nothing from this file was applied. See the errors below; \
-                 the rows are in {}.errors.csv to fix and drop in again.",
-                report.base_name()
+                 the rows are in {} to fix and drop in again.",
+                report.errors_csv_name()
             ),
         ),
         "rejected" => (
@@ -165,6 +165,7 @@ pub fn render(report: &Report) -> String {
          <dt>Import</dt><dd>{import}</dd>\
          <dt>Received</dt><dd>{received}</dd><dt>Finished</dt><dd>{finished}</dd>\
          <dt>Format</dt><dd>{format}</dd><dt>Mode</dt><dd>{mode}</dd>\
+         <dt>Jobs</dt><dd>{job_type}</dd>\
          <dt>SHA-256</dt><dd><code>{sha}</code></dd></dl>\n\
          {counts}</section>\n",
         file = escape(&report.file),
@@ -175,6 +176,7 @@ pub fn render(report: &Report) -> String {
         finished = escape(&report.finished_at),
         format = escape(&report.format),
         mode = escape(&report.refresh_mode),
+        job_type = escape(&job_type_text(&report.job_type)),
         sha = escape(&report.sha256),
         counts = count_tiles(report),
     );
@@ -238,6 +240,15 @@ th{background:#eef0f3}code{font-family:ui-monospace,Consolas,monospace;white-spa
 ul.codes{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.5rem}ul.codes li{background:#eef0f3;padding:.2rem .6rem;border-radius:4px}
 footer{margin:1rem 2rem 2rem;color:#8a919c;font-size:.8rem}
 ";
+
+/// What the file's jobs did, for people (SPEC §1.1).
+fn job_type_text(job_type: &str) -> String {
+    match job_type {
+        "adjust" => "adjust (changes added to the counts)".to_string(),
+        "refresh" | "" => "refresh (counts set)".to_string(),
+        other => other.to_string(),
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -85,6 +85,9 @@ pub struct Report {
     pub status: String,
     pub duplicate_of: Option<i64>,
     pub refresh_mode: String,
+    /// `refresh` or `adjust` (SPEC §1.1): what the file's jobs do.
+    #[serde(default)]
+    pub job_type: String,
     pub received_at: String,
     pub finished_at: String,
     pub rows: Rows,
@@ -135,6 +138,7 @@ impl Report {
             status: String::new(),
             duplicate_of: None,
             refresh_mode: String::new(),
+            job_type: String::new(),
             received_at: String::new(),
             finished_at: String::new(),
             rows: Rows {
@@ -171,10 +175,26 @@ impl Report {
             .saturating_sub(TEMPORARY_NAME_EXTRA + id.len() + LONGEST_ENDING.len());
         format!("{}{id}", crate::names::shorten(&stem, room))
     }
+
+    /// The errors CSV's name: `<base>.errors.csv`. An adjust file's says
+    /// `_UPDATE_` (added when its own name did not), so that dropped back
+    /// in it is an adjust file again wherever it lands (SPEC §1.1).
+    pub fn errors_csv_name(&self) -> String {
+        let base = self.base_name();
+        let marker = if self.job_type == "adjust"
+            && crate::adjust::kind_of(&base, crate::config::JobType::Refresh)
+                != crate::config::JobType::Adjust
+        {
+            "_UPDATE_"
+        } else {
+            ""
+        };
+        format!("{base}{marker}.errors.csv")
+    }
 }
 
 /// The longest ending `write_all` adds to a base name.
-const LONGEST_ENDING: &str = ".errors.csv";
+const LONGEST_ENDING: &str = "_UPDATE_.errors.csv";
 /// What `durable::write_atomic` adds to a name for its temporary file
 /// (`.NAME.tmp-PID`, a pid of at most 7 digits), with room to spare.
 const TEMPORARY_NAME_EXTRA: usize = 16;
@@ -205,7 +225,7 @@ pub fn write_all(
     let html_path = dir.join(format!("{base}.html"));
     write_atomic(&html_path, html::render(report).as_bytes())?;
     written.push(html_path);
-    let csv_path = dir.join(format!("{base}.errors.csv"));
+    let csv_path = dir.join(report.errors_csv_name());
     let staged = staged_errors_csv(dir, import_id);
     if report.duplicate_of.is_some() {
         if staged.exists() {

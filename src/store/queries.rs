@@ -19,6 +19,8 @@ pub struct NewImport<'a> {
     pub status: &'a str,
     pub duplicate_of: Option<i64>,
     pub refresh_mode: &'a str,
+    /// `refresh` or `adjust`: what the import's jobs do.
+    pub job_type: &'a str,
     pub received_at: &'a str,
     pub rows_total: u64,
     pub rows_accepted: u64,
@@ -34,8 +36,8 @@ pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
     })?;
     w.tx.execute(
         "INSERT INTO imports (file, source_path, sha256, format, status, duplicate_of, refresh_mode, \
-         received_at, rows_total, rows_accepted, rows_rejected, report_dir, draft, file_raw) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         received_at, rows_total, rows_accepted, rows_rejected, report_dir, draft, file_raw, job_type) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             i.file,
             i.source_path,
@@ -51,7 +53,8 @@ pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
             i.report_dir,
             draft,
             // `file` is a displayable form, which gives the raw bytes back.
-            crate::names::raw(i.file)
+            crate::names::raw(i.file),
+            i.job_type
         ],
     )?;
     Ok(w.tx.last_insert_rowid())
@@ -62,6 +65,8 @@ pub struct NewJob<'a> {
     pub location: &'a str,
     pub manufacturer_id: Option<u32>,
     pub item_count: usize,
+    /// `refresh` or `adjust`.
+    pub job_type: &'a str,
     pub status: &'a str,
     pub file: &'a str,
     pub messages: &'a [String],
@@ -72,7 +77,7 @@ pub struct NewJob<'a> {
 pub fn insert_job(w: &Write<'_>, j: &NewJob<'_>) -> Result<i64> {
     w.tx.execute(
         "INSERT INTO jobs (import_id, location, manufacturer_id, item_count, status, file, messages, \
-         added, plan) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         added, plan, type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             j.import_id,
             j.location,
@@ -82,7 +87,8 @@ pub fn insert_job(w: &Write<'_>, j: &NewJob<'_>) -> Result<i64> {
             j.file,
             serde_json::to_string(j.messages).unwrap_or_else(|_| "[]".into()),
             j.added,
-            j.plan
+            j.plan,
+            j.job_type
         ],
     )?;
     Ok(w.tx.last_insert_rowid())
@@ -91,13 +97,15 @@ pub fn insert_job(w: &Write<'_>, j: &NewJob<'_>) -> Result<i64> {
 pub struct PendingJob {
     pub id: i64,
     pub location: String,
+    /// `refresh` or `adjust` (how its plan's quantities are applied).
+    pub job_type: String,
 }
 
 /// The import's jobs not applied yet, in plan order (their plans are read
 /// one job at a time, by [`job_plan`]).
 pub fn pending_jobs(r: &impl Reader, import_id: i64) -> Result<Vec<PendingJob>> {
     let mut stmt = r.conn().prepare(
-        "SELECT id, location FROM jobs WHERE import_id = ?1 AND status IN ('pending', 'working') \
+        "SELECT id, location, type FROM jobs WHERE import_id = ?1 AND status IN ('pending', 'working') \
          ORDER BY id",
     )?;
     let jobs = stmt
@@ -105,6 +113,7 @@ pub fn pending_jobs(r: &impl Reader, import_id: i64) -> Result<Vec<PendingJob>> 
             Ok(PendingJob {
                 id: row.get(0)?,
                 location: row.get(1)?,
+                job_type: row.get(2)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -222,6 +231,7 @@ pub struct ImportRecord {
     pub status: String,
     pub duplicate_of: Option<i64>,
     pub refresh_mode: String,
+    pub job_type: String,
     pub received_at: String,
     pub finished_at: Option<String>,
     pub report_dir: String,
@@ -233,7 +243,7 @@ pub fn import(r: &impl Reader, id: i64) -> Result<Option<ImportRecord>> {
         .conn()
         .query_row(
             "SELECT id, file, source_path, sha256, format, status, duplicate_of, received_at, \
-             finished_at, report_dir, draft, refresh_mode FROM imports WHERE id = ?1",
+             finished_at, report_dir, draft, refresh_mode, job_type FROM imports WHERE id = ?1",
             [id],
             |row| {
                 Ok((
@@ -249,6 +259,7 @@ pub fn import(r: &impl Reader, id: i64) -> Result<Option<ImportRecord>> {
                         finished_at: row.get(8)?,
                         report_dir: row.get(9)?,
                         refresh_mode: row.get(11)?,
+                        job_type: row.get(12)?,
                         draft: Draft::default(),
                     },
                     row.get::<_, Vec<u8>>(10)?,
@@ -272,6 +283,27 @@ pub fn finish_import(w: &Write<'_>, id: i64, status: &str, finished_at: &str) ->
         params![id, status, finished_at],
     )?;
     Ok(())
+}
+
+/// The latest adjust import with this SHA-256 that was applied (or is being
+/// applied: a stored plan is always finished), SPEC §1.1 "never twice".
+pub fn applied_adjust_with(r: &impl Reader, sha256: &str) -> Result<Option<i64>> {
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT id FROM imports WHERE sha256 = ?1 AND job_type = 'adjust' \
+         AND status IN ('planned', 'applied', 'partial') ORDER BY id DESC LIMIT 1",
+    )?;
+    Ok(stmt.query_row([sha256], |row| row.get(0)).optional()?)
+}
+
+/// The file name of the import whose refresh job last changed `location`
+/// (for stale updates, SPEC §1.1).
+pub fn last_refresh_file(r: &impl Reader, location: &str) -> Result<Option<String>> {
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT i.file FROM jobs j JOIN imports i ON i.id = j.import_id \
+         WHERE j.location = ?1 AND j.status = 'success' AND j.type = 'refresh' \
+         ORDER BY j.id DESC LIMIT 1",
+    )?;
+    Ok(stmt.query_row([location], |row| row.get(0)).optional()?)
 }
 
 /// The import whose job last changed `location` (SPEC §2, duplicate files):
@@ -334,6 +366,8 @@ fn job_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
 pub struct JobFilter {
     pub status: Option<String>,
     pub location: Option<String>,
+    /// `refresh`, `adjust` or `revert`.
+    pub job_type: Option<String>,
     pub import_id: Option<i64>,
     pub limit: Option<u64>,
 }
@@ -348,13 +382,19 @@ pub fn jobs(r: &impl Reader, filter: &JobFilter) -> Result<Vec<JobRow>> {
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR status = ?1) \
          AND (?2 IS NULL OR location = ?2) AND (?3 IS NULL OR import_id = ?3) \
-         ORDER BY id {order} LIMIT ?4"
+         AND (?5 IS NULL OR type = ?5) ORDER BY id {order} LIMIT ?4"
     );
     let limit = filter.limit.map_or(-1, |l| l as i64);
     let mut stmt = r.conn().prepare(&sql)?;
     let rows = stmt
         .query_map(
-            params![filter.status, filter.location, filter.import_id, limit],
+            params![
+                filter.status,
+                filter.location,
+                filter.import_id,
+                limit,
+                filter.job_type
+            ],
             job_row,
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -102,4 +102,11 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE imports ADD COLUMN file_raw BLOB;
     "#,
+    // 5: what an import's jobs do (refresh | adjust, SPEC §1.1), fixed when
+    // it was planned; adjust files are matched by SHA-256 against every
+    // earlier adjust import.
+    r#"
+    ALTER TABLE imports ADD COLUMN job_type TEXT NOT NULL DEFAULT 'refresh';
+    CREATE INDEX imports_sha256 ON imports(sha256, job_type);
+    "#,
 ];

@@ -1,6 +1,6 @@
 //! One data row → an item, or the errors that stop it (SPEC §1, §4.2, §4.3).
 
-use crate::config::{ImportRules, UpcCheck as UpcPolicy};
+use crate::config::{ImportRules, JobType, UpcCheck as UpcPolicy};
 use crate::issue::{column_letters, Code, Issue, Place};
 use crate::model::{Field, Identifiers, Item, Optionals};
 use crate::parse::{Cell, DecimalComma, Row};
@@ -120,7 +120,9 @@ impl<'a, 'r> RowChecker<'a, 'r> {
     fn integer(&mut self, field: Field, min: i64) -> Option<i64> {
         let (col, cell) = self.cell(field)?;
         value::text(cell)?;
-        let rule = if min == 0 {
+        let rule = if min < 0 {
+            "a whole number, signed for a change (+5, 5 or -3)"
+        } else if min == 0 {
             "a whole number, 0 or more"
         } else {
             "a whole number, 1 or more"
@@ -390,7 +392,12 @@ pub fn check_row(ctx: &Context<'_>, row: &Row) -> RowResult {
             .at(c.row_place(None)),
         );
     }
-    let quantity = c.integer(Field::Quantity, 0);
+    // An adjust file's quantity is a change: signed (SPEC §1.1).
+    let quantity = if ctx.rules.job_type == JobType::Adjust {
+        c.integer(Field::Quantity, -MAX_INT)
+    } else {
+        c.integer(Field::Quantity, 0)
+    };
     if quantity.is_none()
         && !c
             .errors
@@ -401,13 +408,15 @@ pub fn check_row(ctx: &Context<'_>, row: &Row) -> RowResult {
             Some(col) => c.place(col, Field::Quantity),
             None => c.row_place(Some(Field::Quantity)),
         };
+        let message = if ctx.rules.job_type == JobType::Adjust {
+            "the row has no quantity; fill in the change (+5, 5 or -3; 0 changes nothing)"
+        } else {
+            "the row has no quantity; fill in the count on hand (0 or more)"
+        };
         c.errors.push(
-            Issue::new(
-                Code::MissingQuantity,
-                "the row has no quantity; fill in the count on hand (0 or more)",
-            )
-            .at(place)
-            .with_value(""),
+            Issue::new(Code::MissingQuantity, message)
+                .at(place)
+                .with_value(""),
         );
     }
     let optionals = Optionals {
