@@ -198,7 +198,7 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    crate::dirs::prepare(&config.paths)?;
+    crate::dirs::prepare(&config.paths, &config.inboxes)?;
     let _lock = lock_work_folder(&config.paths.work)?;
     let store = Store::open(&config.paths.database)?;
     let filter = Filter::new(&config.ignore, config.done_marker.as_deref())?;

@@ -7,48 +7,53 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::Paths;
+use crate::config::{Inbox, Paths};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirError {
     #[error("{key} = {path}: cannot create the directory: {source}")]
     Create {
-        key: &'static str,
+        key: String,
         path: PathBuf,
         source: io::Error,
     },
     #[error("{key} = {path}: the directory is not writable: {source}")]
     NotWritable {
-        key: &'static str,
+        key: String,
         path: PathBuf,
         source: io::Error,
     },
     #[error(
-        "{key} = {path} is on a different filesystem from paths.inbox = {inbox}; files move between \
+        "{key} = {path} is on a different filesystem from {other}; files move between \
          them by rename, which cannot cross filesystems: put them under one data root"
     )]
     CrossDevice {
-        key: &'static str,
+        key: String,
         path: PathBuf,
-        inbox: PathBuf,
+        other: String,
     },
 }
 
 /// Creates and checks the directories. Work, archive and failed are made
 /// readable by the stockdrop user only when created here; the inbox keeps
 /// whatever mode the administrator gave it (it is shared with the uploader).
-pub fn prepare(paths: &Paths) -> Result<(), DirError> {
-    let dirs: [(&'static str, &Path, bool); 5] = [
-        ("paths.inbox", &paths.inbox, false),
-        ("paths.work", &paths.work, true),
-        ("paths.archive", &paths.archive, true),
-        ("paths.failed", &paths.failed, true),
-        ("paths.outbox", &paths.outbox, false),
+///
+/// Every inbox (SPEC §2.1) must be on the filesystem of `paths.work`, as
+/// archive and failed must: a claim is a rename from the inbox into work.
+pub fn prepare(paths: &Paths, inboxes: &[Inbox]) -> Result<(), DirError> {
+    let mut dirs: Vec<(String, &Path, bool)> = vec![
+        ("paths.work".into(), &paths.work, true),
+        ("paths.archive".into(), &paths.archive, true),
+        ("paths.failed".into(), &paths.failed, true),
     ];
+    for inbox in inboxes {
+        dirs.push((inbox.key("path"), &inbox.path, false));
+        dirs.push((inbox.key("outbox"), &inbox.outbox, false));
+    }
     for (key, dir, private) in dirs {
         let existed = dir.is_dir();
         fs::create_dir_all(dir).map_err(|source| DirError::Create {
-            key,
+            key: key.clone(),
             path: dir.to_path_buf(),
             source,
         })?;
@@ -70,12 +75,12 @@ pub fn prepare(paths: &Paths) -> Result<(), DirError> {
         .filter(|p| !p.as_os_str().is_empty())
     {
         fs::create_dir_all(parent).map_err(|source| DirError::Create {
-            key: "paths.database",
+            key: "paths.database".into(),
             path: parent.to_path_buf(),
             source,
         })?;
     }
-    let device = |key: &'static str, dir: &Path| {
+    let device = |key: String, dir: &Path| {
         fs::metadata(dir)
             .map(|m| m.dev())
             .map_err(|source| DirError::Create {
@@ -84,17 +89,18 @@ pub fn prepare(paths: &Paths) -> Result<(), DirError> {
                 source,
             })
     };
-    let inbox = device("paths.inbox", &paths.inbox)?;
-    for (key, dir) in [
-        ("paths.work", &paths.work),
-        ("paths.archive", &paths.archive),
-        ("paths.failed", &paths.failed),
-    ] {
-        if device(key, dir)? != inbox {
+    let work = device("paths.work".into(), &paths.work)?;
+    let mut same = vec![
+        ("paths.archive".to_string(), &paths.archive),
+        ("paths.failed".to_string(), &paths.failed),
+    ];
+    same.extend(inboxes.iter().map(|i| (i.key("path"), &i.path)));
+    for (key, dir) in same {
+        if device(key.clone(), dir)? != work {
             return Err(DirError::CrossDevice {
                 key,
                 path: dir.clone(),
-                inbox: paths.inbox.clone(),
+                other: format!("paths.work = {}", paths.work.display()),
             });
         }
     }

@@ -90,6 +90,9 @@ pub struct Config {
     pub metrics_textfile: Option<PathBuf>,
     /// Run after each file with the outcome in its environment.
     pub notify_command: Option<String>,
+    /// Every inbox (SPEC §2.1): the `[[inbox]]` tables in file order, or
+    /// the one `default` inbox of `paths.inbox`/`paths.outbox`. Never empty.
+    pub inboxes: Vec<Inbox>,
     /// The merged raw values, printed by `check-config`.
     pub raw: RawConfig,
 }
@@ -239,8 +242,10 @@ impl Config {
         if raw.watch.rescan_interval_s == 0 {
             return Err(bad("watch.rescan_interval_s", "must be at least 1"));
         }
+        let inboxes = build_inboxes(&raw, &rules, &paths, &resolve)?;
         Ok(Config {
             source,
+            inboxes,
             paths,
             poll: raw.watch.poll,
             rescan_interval: Duration::from_secs(raw.watch.rescan_interval_s),
@@ -262,6 +267,47 @@ impl Config {
         })
     }
 
+    /// The inbox of this name.
+    pub fn inbox(&self, name: &str) -> Option<&Inbox> {
+        self.inboxes.iter().find(|i| i.name == name)
+    }
+
+    /// The inbox a command without `--inbox` means: the one named
+    /// `default`, else the only one; `None` when several are declared and
+    /// none is `default` (the command must be told which).
+    pub fn default_inbox(&self) -> Option<&Inbox> {
+        self.inbox(DEFAULT_INBOX).or(match self.inboxes.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        })
+    }
+
+    /// The inbox `--inbox NAME` names (or [`Config::default_inbox`] when
+    /// `None`); the error lists the names there are.
+    pub fn select_inbox(&self, name: Option<&str>) -> Result<&Inbox, String> {
+        let found = match name {
+            Some(name) => self.inbox(name),
+            None => self.default_inbox(),
+        };
+        found.ok_or_else(|| {
+            let known = self.inbox_names().join(", ");
+            match name {
+                Some(name) => format!("no inbox named {name:?}; the inboxes are: {known}"),
+                None => format!("several inboxes are configured; name one with --inbox ({known})"),
+            }
+        })
+    }
+
+    pub fn inbox_names(&self) -> Vec<&str> {
+        self.inboxes.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    /// Whether `[[inbox]]` tables are declared: then archive and failed
+    /// keep a folder per inbox name (SPEC §2 step 6).
+    pub fn per_inbox_folders(&self) -> bool {
+        self.inboxes.iter().any(|i| i.declared)
+    }
+
     /// The effective configuration as TOML, paths resolved.
     pub fn to_toml(&self) -> String {
         let mut raw = self.raw.clone();
@@ -274,9 +320,158 @@ impl Config {
             outbox: show(&self.paths.outbox),
             database: show(&self.paths.database),
         };
+        for (shown, inbox) in raw.inbox.iter_mut().zip(self.inboxes.iter()) {
+            shown.path = show(&inbox.path);
+            shown.outbox = show(&inbox.outbox);
+        }
         toml::to_string_pretty(&raw).unwrap_or_else(|e| format!("# cannot show config: {e}\n"))
     }
 }
+
+/// The inboxes of the config, checked: names valid and unique; no inbox
+/// folder equal to or inside another, or to the work, archive or failed
+/// folder (the daemon would claim its own files, or another account's);
+/// no outbox shared, or inside an inbox (reports taken for uploads, or
+/// shown to another account). Whether each is on the filesystem of
+/// `paths.work` is checked once the folders exist (`dirs::prepare`).
+fn build_inboxes(
+    raw: &RawConfig,
+    rules: &ImportRules,
+    paths: &Paths,
+    resolve: &dyn Fn(&str, &str) -> Result<PathBuf, ConfigError>,
+) -> Result<Vec<Inbox>, ConfigError> {
+    if raw.inbox.is_empty() {
+        return Ok(vec![Inbox {
+            name: DEFAULT_INBOX.to_string(),
+            path: paths.inbox.clone(),
+            outbox: paths.outbox.clone(),
+            rules: rules.clone(),
+            declared: false,
+        }]);
+    }
+    let mut inboxes: Vec<Inbox> = Vec::new();
+    for (index, table) in raw.inbox.iter().enumerate() {
+        let name = table.name.trim();
+        if !valid_inbox_name(name) {
+            return Err(bad(
+                &format!("inbox[{}].name", index + 1),
+                format!(
+                    "must be 1 to {MAX_INBOX_NAME} letters, digits, - or _; got {:?}",
+                    table.name
+                ),
+            ));
+        }
+        let prefix = format!("inbox.{name}.");
+        if inboxes.iter().any(|i| i.name == name) {
+            return Err(bad(
+                &format!("{prefix}name"),
+                "another [[inbox]] has this name; names must be unique",
+            ));
+        }
+        let within = |e: ConfigError| match e {
+            ConfigError::BadValue { key, message } => ConfigError::BadValue {
+                key: format!("{prefix}{key}"),
+                message,
+            },
+            other => other,
+        };
+        let import = overlay_import(&raw.import, &table.import).map_err(within)?;
+        let mut columns = raw.columns.clone();
+        columns.extend(table.columns.clone());
+        let inbox_rules =
+            ImportRules::from_raw(&import, &raw.csv, &raw.sheet, &columns, &raw.report)
+                .map_err(within)?;
+        inboxes.push(Inbox {
+            name: name.to_string(),
+            path: resolve(&format!("{prefix}path"), &table.path)?,
+            outbox: resolve(&format!("{prefix}outbox"), &table.outbox)?,
+            rules: inbox_rules,
+            declared: true,
+        });
+    }
+    let related = |a: &Path, b: &Path| {
+        let (a, b) = (lexical(a), lexical(b));
+        a.starts_with(&b) || b.starts_with(&a)
+    };
+    for (n, inbox) in inboxes.iter().enumerate() {
+        for (key, dir) in [
+            ("paths.work", &paths.work),
+            ("paths.archive", &paths.archive),
+            ("paths.failed", &paths.failed),
+        ] {
+            if related(&inbox.path, dir) {
+                return Err(bad(
+                    &inbox.key("path"),
+                    format!(
+                        "{} is, contains or is inside {key} = {}; an inbox must be a folder of its own",
+                        inbox.path.display(),
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+        for other in &inboxes {
+            if lexical(&inbox.outbox) == lexical(&other.path)
+                || (other.name != inbox.name
+                    && lexical(&inbox.outbox).starts_with(lexical(&other.path)))
+            {
+                return Err(bad(
+                    &inbox.key("outbox"),
+                    format!(
+                        "{} is or is inside the folder of inbox {:?}; reports would be taken for uploads, or shown to another account",
+                        inbox.outbox.display(),
+                        other.name
+                    ),
+                ));
+            }
+        }
+        for other in &inboxes[n + 1..] {
+            if related(&inbox.path, &other.path) {
+                return Err(bad(
+                    &other.key("path"),
+                    format!(
+                        "{} is, contains or is inside the folder of inbox {:?} ({}); every inbox needs a folder of its own",
+                        other.path.display(),
+                        inbox.name,
+                        inbox.path.display()
+                    ),
+                ));
+            }
+            if lexical(&inbox.outbox) == lexical(&other.outbox) {
+                return Err(bad(
+                    &other.key("outbox"),
+                    format!(
+                        "{} is also the outbox of inbox {:?}; an account must see only its own reports",
+                        other.outbox.display(),
+                        inbox.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(inboxes)
+}
+
+/// `path` with `.` dropped and `..` taken back, without touching the
+/// filesystem (the folders may not exist yet): enough to compare two
+/// configured paths.
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The keys an `[[inbox]]` table accepts.
+const INBOX_KEYS: &[&str] = &["name", "path", "outbox", "import", "columns"];
 
 /// The keys each section accepts; `columns` takes any key.
 const KNOWN_KEYS: &[(&str, &[&str])] = &[
@@ -340,6 +535,10 @@ fn check_known_keys(merged: &config::Config) -> Result<(), ConfigError> {
         if section == "columns" {
             continue;
         }
+        if section == "inbox" {
+            check_inbox_keys(value)?;
+            continue;
+        }
         let Some((_, keys)) = KNOWN_KEYS.iter().find(|(name, _)| *name == section) else {
             return Err(ConfigError::UnknownKey(section));
         };
@@ -349,6 +548,46 @@ fn check_known_keys(merged: &config::Config) -> Result<(), ConfigError> {
         for key in table.keys() {
             if !keys.contains(&key.as_str()) {
                 return Err(ConfigError::UnknownKey(format!("{section}.{key}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `[[inbox]]` tables: each a table of [`INBOX_KEYS`], its `import` of the
+/// `[import]` keys; a misspelt key is named `inbox.<name>.import.<key>`.
+fn check_inbox_keys(value: config::Value) -> Result<(), ConfigError> {
+    let tables = value
+        .into_array()
+        .map_err(|_| bad("inbox", "must be an array of tables ([[inbox]])"))?;
+    let import_keys = KNOWN_KEYS
+        .iter()
+        .find(|(name, _)| *name == "import")
+        .map_or(&[][..], |(_, keys)| *keys);
+    for (index, table) in tables.into_iter().enumerate() {
+        let table = table
+            .into_table()
+            .map_err(|_| bad("inbox", "each [[inbox]] must be a table"))?;
+        let label = match table.get("name").and_then(|n| n.clone().into_string().ok()) {
+            Some(name) if valid_inbox_name(&name) => format!("inbox.{name}"),
+            _ => format!("inbox[{}]", index + 1),
+        };
+        for (key, value) in table {
+            if !INBOX_KEYS.contains(&key.as_str()) {
+                return Err(ConfigError::UnknownKey(format!("{label}.{key}")));
+            }
+            if key == "import" {
+                let import = value.into_table().map_err(|_| {
+                    bad(
+                        &format!("{label}.import"),
+                        "must be a table ([inbox.import])",
+                    )
+                })?;
+                for key in import.keys() {
+                    if !import_keys.contains(&key.as_str()) {
+                        return Err(ConfigError::UnknownKey(format!("{label}.import.{key}")));
+                    }
+                }
             }
         }
     }
@@ -565,5 +804,166 @@ mod tests {
             Some(PathBuf::from("a.toml"))
         );
         assert_eq!(locate(None, Some("b.toml")), Some(PathBuf::from("b.toml")));
+    }
+
+    const TWO_INBOXES: &str = r#"
+[import]
+on_error = "reject-file"
+[columns]
+"Stock On Hand" = "quantity"
+[[inbox]]
+name = "boston"
+path = "sftp/boston/upload"
+outbox = "sftp/boston/reports"
+[inbox.import]
+locations = ["Store Boston 001"]
+job_type = "adjust"
+[inbox.columns]
+"Menge" = "quantity"
+[[inbox]]
+name = "chicago-2"
+path = "sftp/chicago/upload"
+outbox = "sftp/chicago/reports"
+"#;
+
+    #[test]
+    fn no_inbox_tables_mean_the_one_default_inbox() {
+        let c = Config::defaults();
+        assert_eq!(c.inbox_names(), ["default"]);
+        let inbox = c.default_inbox().unwrap();
+        assert_eq!(inbox.path, c.paths.inbox);
+        assert_eq!(inbox.outbox, c.paths.outbox);
+        assert!(!c.per_inbox_folders());
+        assert!(c
+            .select_inbox(Some("boston"))
+            .unwrap_err()
+            .contains("default"));
+    }
+
+    #[test]
+    fn inbox_tables_override_the_global_rules_for_their_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), TWO_INBOXES);
+        let c = Config::load(
+            Some(&file),
+            env(&[("STOCKDROP__IMPORT__ITEMS_PER_JOB", "7")]),
+        )
+        .unwrap();
+        assert_eq!(c.inbox_names(), ["boston", "chicago-2"]);
+        assert!(c.per_inbox_folders());
+        let boston = c.inbox("boston").unwrap();
+        assert_eq!(boston.path, dir.path().join("sftp/boston/upload"));
+        assert_eq!(
+            boston.rules.locations.as_deref(),
+            Some(&["Store Boston 001".to_string()][..])
+        );
+        assert_eq!(boston.rules.job_type, JobType::Adjust);
+        // Not overridden: the global value, environment included.
+        assert_eq!(boston.rules.on_error, OnError::RejectFile);
+        assert_eq!(boston.rules.items_per_job, 7);
+        assert!(boston.rules.columns.contains_key("menge"));
+        assert!(boston.rules.columns.contains_key("stockonhand"));
+        let chicago = c.inbox("chicago-2").unwrap();
+        assert_eq!(chicago.rules.locations, None);
+        assert_eq!(chicago.rules.job_type, JobType::Refresh);
+        assert!(!chicago.rules.columns.contains_key("menge"));
+        assert!(c.default_inbox().is_none());
+        assert!(c
+            .select_inbox(None)
+            .unwrap_err()
+            .contains("boston, chicago-2"));
+        let shown = c.to_toml();
+        assert!(
+            shown.contains("[[inbox]]") && shown.contains("chicago-2"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_inbox_tables_name_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = |name: &str, path: &str, outbox: &str| {
+            format!("[[inbox]]\nname = \"{name}\"\npath = \"{path}\"\noutbox = \"{outbox}\"\n")
+        };
+        let a = inbox("a", "in/a", "out/a");
+        for (text, key, says) in [
+            (inbox("a b", "in/a", "out/a"), "inbox[1].name", "letters"),
+            (inbox("", "in/a", "out/a"), "inbox[1].name", "letters"),
+            (
+                a.clone() + &inbox("a", "in/b", "out/b"),
+                "inbox.a.name",
+                "unique",
+            ),
+            (
+                a.clone() + &inbox("b", "in/a", "out/b"),
+                "inbox.b.path",
+                "inbox \"a\"",
+            ),
+            (
+                a.clone() + &inbox("b", "in/a/sub", "out/b"),
+                "inbox.b.path",
+                "inbox \"a\"",
+            ),
+            (
+                a.clone() + &inbox("b", "in", "out/b"),
+                "inbox.b.path",
+                "inbox \"a\"",
+            ),
+            (
+                a.clone() + &inbox("b", "in/b", "out/a"),
+                "inbox.b.outbox",
+                "own reports",
+            ),
+            (
+                a.clone() + &inbox("b", "in/b", "in/a"),
+                "inbox.b.outbox",
+                "inbox \"a\"",
+            ),
+            (inbox("a", "in/a", "in/a"), "inbox.a.outbox", "uploads"),
+            (
+                inbox("a", "var/work", "out/a"),
+                "inbox.a.path",
+                "paths.work",
+            ),
+            (
+                inbox("a", "var/archive/x", "out/a"),
+                "inbox.a.path",
+                "paths.archive",
+            ),
+            (inbox("a", "var", "out/a"), "inbox.a.path", "paths.work"),
+            (inbox("a", "", "out/a"), "inbox.a.path", "empty"),
+            (
+                a.clone() + "[inbox.import]\non_eror = \"x\"\n",
+                "inbox.a.import.on_eror",
+                "unknown",
+            ),
+            (
+                a.clone() + "[inbox.import]\non_error = \"x\"\n",
+                "inbox.a.import.on_error",
+                "reject-rows",
+            ),
+            (
+                a.clone() + "[inbox.import]\nitems_per_job = \"many\"\n",
+                "inbox.a.import",
+                "invalid",
+            ),
+            (
+                a.clone() + "[inbox.columns]\nMenge = \"qty2\"\n",
+                "inbox.a.columns.Menge",
+                "field name",
+            ),
+            (
+                a.clone() + "outboxes = \"x\"\n",
+                "inbox.a.outboxes",
+                "unknown",
+            ),
+        ] {
+            let file = write(dir.path(), &text);
+            let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("`{key}`")) && err.contains(says),
+                "{text} → {err}"
+            );
+        }
     }
 }

@@ -23,6 +23,25 @@ pub struct RawConfig {
     pub retention: RawRetention,
     pub metrics: RawMetrics,
     pub notify: RawNotify,
+    /// `[[inbox]]` tables (SPEC §2.1); none: the one `default` inbox of
+    /// `paths.inbox` and `paths.outbox`. Last, so TOML output puts the
+    /// array of tables after the plain sections.
+    pub inbox: Vec<RawInbox>,
+}
+
+/// One `[[inbox]]` table: an uploading account's drop folder and outbox,
+/// and what its files are read by differently from the global rules.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawInbox {
+    pub name: String,
+    pub path: String,
+    pub outbox: String,
+    /// Any `[import]` key, kept as written: laid over the global `[import]`
+    /// when the rules are built, so an inbox states only what differs.
+    pub import: toml::Table,
+    /// Aliases added to the global `[columns]` for this inbox's files.
+    pub columns: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

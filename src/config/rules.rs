@@ -4,6 +4,7 @@
 //! with its `[inbox.import]` and `[inbox.columns]` laid over them.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -319,4 +320,66 @@ impl ImportRules {
             max_errors: usize::try_from(report.max_errors).unwrap_or(usize::MAX),
         })
     }
+}
+
+/// The name of the one inbox a config without `[[inbox]]` tables has.
+pub const DEFAULT_INBOX: &str = "default";
+
+/// The longest inbox name: it is written into claimed file names and
+/// folder names, which must stay well inside `NAME_MAX`.
+pub const MAX_INBOX_NAME: usize = 64;
+
+/// One inbox (SPEC §2.1): where an account drops files, where its reports
+/// go (and only its), and the rules its files are read by. This, not the
+/// whole config, is what the pipeline is given for a file.
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    pub name: String,
+    pub path: PathBuf,
+    pub outbox: PathBuf,
+    pub rules: ImportRules,
+    /// Declared by an `[[inbox]]` table (not the implicit `default`): its
+    /// originals are archived under a folder of its name, and errors name
+    /// its keys as `inbox.<name>.…`.
+    pub declared: bool,
+}
+
+impl Inbox {
+    /// The config key for this inbox's `path` or `outbox`, as an error
+    /// about it should name it.
+    pub fn key(&self, what: &str) -> String {
+        match (self.declared, what) {
+            (false, "path") => "paths.inbox".to_string(),
+            (false, _) => format!("paths.{what}"),
+            (true, _) => format!("inbox.{}.{what}", self.name),
+        }
+    }
+}
+
+/// Whether `name` may name an inbox: letters, digits, `-` and `_`, so it is
+/// safe as a folder name, a metrics label and a claim tag.
+pub fn valid_inbox_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_INBOX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `global` with an inbox's `[inbox.import]` keys laid over it; a bad value
+/// is named by its key without the inbox prefix (the caller adds it).
+pub(super) fn overlay_import(
+    global: &RawImport,
+    over: &toml::Table,
+) -> Result<RawImport, ConfigError> {
+    let mut table = match toml::Value::try_from(global) {
+        Ok(toml::Value::Table(table)) => table,
+        _ => return Err(bad("import", "cannot merge the inbox's import keys")),
+    };
+    for (key, value) in over {
+        table.insert(key.clone(), value.clone());
+    }
+    toml::Value::Table(table)
+        .try_into::<RawImport>()
+        .map_err(|e| bad("import", e.to_string()))
 }
