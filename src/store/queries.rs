@@ -27,6 +27,8 @@ pub struct NewImport<'a> {
     pub rows_rejected: u64,
     pub report_dir: &'a str,
     pub draft: &'a Draft,
+    /// The inbox the file came from (SPEC §2.1).
+    pub inbox: &'a str,
 }
 
 pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
@@ -36,8 +38,8 @@ pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
     })?;
     w.tx.execute(
         "INSERT INTO imports (file, source_path, sha256, format, status, duplicate_of, refresh_mode, \
-         received_at, rows_total, rows_accepted, rows_rejected, report_dir, draft, file_raw, job_type) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         received_at, rows_total, rows_accepted, rows_rejected, report_dir, draft, file_raw, job_type, inbox) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             i.file,
             i.source_path,
@@ -54,7 +56,8 @@ pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
             draft,
             // `file` is a displayable form, which gives the raw bytes back.
             crate::names::raw(i.file),
-            i.job_type
+            i.job_type,
+            i.inbox
         ],
     )?;
     Ok(w.tx.last_insert_rowid())
@@ -236,6 +239,7 @@ pub struct ImportRecord {
     pub finished_at: Option<String>,
     pub report_dir: String,
     pub draft: Draft,
+    pub inbox: String,
 }
 
 pub fn import(r: &impl Reader, id: i64) -> Result<Option<ImportRecord>> {
@@ -243,7 +247,7 @@ pub fn import(r: &impl Reader, id: i64) -> Result<Option<ImportRecord>> {
         .conn()
         .query_row(
             "SELECT id, file, source_path, sha256, format, status, duplicate_of, received_at, \
-             finished_at, report_dir, draft, refresh_mode, job_type FROM imports WHERE id = ?1",
+             finished_at, report_dir, draft, refresh_mode, job_type, inbox FROM imports WHERE id = ?1",
             [id],
             |row| {
                 Ok((
@@ -260,6 +264,7 @@ pub fn import(r: &impl Reader, id: i64) -> Result<Option<ImportRecord>> {
                         report_dir: row.get(9)?,
                         refresh_mode: row.get(11)?,
                         job_type: row.get(12)?,
+                        inbox: row.get(13)?,
                         draft: Draft::default(),
                     },
                     row.get::<_, Vec<u8>>(10)?,
@@ -287,12 +292,17 @@ pub fn finish_import(w: &Write<'_>, id: i64, status: &str, finished_at: &str) ->
 
 /// The latest adjust import with this SHA-256 that was applied (or is being
 /// applied: a stored plan is always finished), SPEC §1.1 "never twice".
-pub fn applied_adjust_with(r: &impl Reader, sha256: &str) -> Result<Option<i64>> {
+///
+/// Only `inbox`'s imports count: a file one account sends must never make
+/// another account's file a duplicate (docs/inboxes.md).
+pub fn applied_adjust_with(r: &impl Reader, inbox: &str, sha256: &str) -> Result<Option<i64>> {
     let mut stmt = r.conn().prepare_cached(
-        "SELECT id FROM imports WHERE sha256 = ?1 AND job_type = 'adjust' \
+        "SELECT id FROM imports WHERE sha256 = ?1 AND job_type = 'adjust' AND inbox = ?2 \
          AND status IN ('planned', 'applied', 'partial') ORDER BY id DESC LIMIT 1",
     )?;
-    Ok(stmt.query_row([sha256], |row| row.get(0)).optional()?)
+    Ok(stmt
+        .query_row(params![sha256, inbox], |row| row.get(0))
+        .optional()?)
 }
 
 /// The file name of the import whose refresh job last changed `location`
@@ -307,15 +317,17 @@ pub fn last_refresh_file(r: &impl Reader, location: &str) -> Result<Option<Strin
 }
 
 /// The import whose job last changed `location` (SPEC §2, duplicate files):
-/// its id and SHA-256.
-pub fn last_applied_to(r: &impl Reader, location: &str) -> Result<Option<(i64, String)>> {
+/// its id, SHA-256 and inbox.
+pub fn last_applied_to(r: &impl Reader, location: &str) -> Result<Option<(i64, String, String)>> {
     let mut stmt = r.conn().prepare_cached(
-        "SELECT i.id, i.sha256 FROM jobs j JOIN imports i ON i.id = j.import_id \
+        "SELECT i.id, i.sha256, i.inbox FROM jobs j JOIN imports i ON i.id = j.import_id \
          WHERE j.location = ?1 AND j.status = 'success' AND j.type = 'refresh' \
          ORDER BY j.id DESC LIMIT 1",
     )?;
     Ok(stmt
-        .query_row([location], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row([location], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
         .optional()?)
 }
 

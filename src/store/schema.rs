@@ -109,4 +109,10 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE imports ADD COLUMN job_type TEXT NOT NULL DEFAULT 'refresh';
     CREATE INDEX imports_sha256 ON imports(sha256, job_type);
     "#,
+    // 6: the inbox (SPEC §2.1) an import's file came from; imports recorded
+    // before came from the one inbox there was, `default`.
+    r#"
+    ALTER TABLE imports ADD COLUMN inbox TEXT NOT NULL DEFAULT 'default';
+    CREATE INDEX imports_inbox ON imports(inbox, id);
+    "#,
 ];
