@@ -259,3 +259,17 @@ fn create_parent(path: &Path) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+/// `--inbox NAME` of the read commands: `None` for all inboxes; a name the
+/// config does not have is a usage error listing those it has (an inbox
+/// removed from the config still shows its history by its name only if it
+/// is declared again).
+fn inbox_filter<'a>(config: &Config, name: Option<&'a str>) -> Result<Option<&'a str>, Failure> {
+    match name {
+        None => Ok(None),
+        Some(name) => config
+            .select_inbox(Some(name))
+            .map(|_| Some(name))
+            .map_err(Failure::Usage),
+    }
+}

@@ -382,6 +382,8 @@ pub struct JobFilter {
     pub job_type: Option<String>,
     pub import_id: Option<i64>,
     pub limit: Option<u64>,
+    /// Only jobs of imports from this inbox (SPEC §2.1).
+    pub inbox: Option<String>,
 }
 
 /// Jobs, newest first (an import's jobs in plan order).
@@ -394,7 +396,9 @@ pub fn jobs(r: &impl Reader, filter: &JobFilter) -> Result<Vec<JobRow>> {
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR status = ?1) \
          AND (?2 IS NULL OR location = ?2) AND (?3 IS NULL OR import_id = ?3) \
-         AND (?5 IS NULL OR type = ?5) ORDER BY id {order} LIMIT ?4"
+         AND (?5 IS NULL OR type = ?5) \
+         AND (?6 IS NULL OR import_id IN (SELECT id FROM imports WHERE inbox = ?6)) \
+         ORDER BY id {order} LIMIT ?4"
     );
     let limit = filter.limit.map_or(-1, |l| l as i64);
     let mut stmt = r.conn().prepare(&sql)?;
@@ -405,7 +409,8 @@ pub fn jobs(r: &impl Reader, filter: &JobFilter) -> Result<Vec<JobRow>> {
                 filter.location,
                 filter.import_id,
                 limit,
-                filter.job_type
+                filter.job_type,
+                filter.inbox
             ],
             job_row,
         )?
@@ -474,17 +479,28 @@ pub struct ImportRow {
     pub jobs: Vec<i64>,
     pub received_at: String,
     pub finished_at: Option<String>,
+    /// The inbox the file came from (SPEC §2.1).
+    pub inbox: String,
 }
 
 pub fn imports(r: &impl Reader, limit: Option<u64>) -> Result<Vec<ImportRow>> {
+    imports_of(r, limit, None)
+}
+
+/// The newest imports, of one inbox when `inbox` is given.
+pub fn imports_of(
+    r: &impl Reader,
+    limit: Option<u64>,
+    inbox: Option<&str>,
+) -> Result<Vec<ImportRow>> {
     let mut stmt = r.conn().prepare(
         "SELECT id, file, sha256, format, status, duplicate_of, rows_total, rows_accepted, \
          rows_rejected, received_at, finished_at, \
-         (SELECT group_concat(j.id) FROM (SELECT id FROM jobs WHERE import_id = imports.id ORDER BY id) j) \
-         FROM imports ORDER BY id DESC LIMIT ?1",
+         (SELECT group_concat(j.id) FROM (SELECT id FROM jobs WHERE import_id = imports.id ORDER BY id) j), \
+         inbox FROM imports WHERE (?2 IS NULL OR inbox = ?2) ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
-        .query_map([limit.map_or(-1, |l| l as i64)], |row| {
+        .query_map(params![limit.map_or(-1, |l| l as i64), inbox], |row| {
             let jobs: Option<String> = row.get(11)?;
             Ok(ImportRow {
                 import_id: row.get(0)?,
@@ -503,6 +519,7 @@ pub fn imports(r: &impl Reader, limit: Option<u64>) -> Result<Vec<ImportRow>> {
                     .collect(),
                 received_at: row.get(9)?,
                 finished_at: row.get(10)?,
+                inbox: row.get(12)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -596,18 +613,36 @@ pub fn counts_since(
     std::collections::BTreeMap<String, i64>,
     std::collections::BTreeMap<String, i64>,
 )> {
+    counts_since_in(r, since, None)
+}
+
+/// [`counts_since`] for one inbox's imports and their jobs, when given.
+pub fn counts_since_in(
+    r: &impl Reader,
+    since: &str,
+    inbox: Option<&str>,
+) -> Result<(
+    std::collections::BTreeMap<String, i64>,
+    std::collections::BTreeMap<String, i64>,
+)> {
     let count = |sql: &str| -> Result<std::collections::BTreeMap<String, i64>> {
         let mut stmt = r.conn().prepare(sql)?;
         let rows = stmt
-            .query_map([since], |row| {
+            .query_map(params![since, inbox], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     };
     Ok((
-        count("SELECT status, count(*) FROM imports WHERE received_at >= ?1 GROUP BY status")?,
-        count("SELECT status, count(*) FROM jobs WHERE added >= ?1 GROUP BY status")?,
+        count(
+            "SELECT status, count(*) FROM imports WHERE received_at >= ?1 \
+             AND (?2 IS NULL OR inbox = ?2) GROUP BY status",
+        )?,
+        count(
+            "SELECT status, count(*) FROM jobs WHERE added >= ?1 AND (?2 IS NULL \
+             OR import_id IN (SELECT id FROM imports WHERE inbox = ?2)) GROUP BY status",
+        )?,
     ))
 }
 
@@ -623,11 +658,17 @@ pub struct LastError {
 }
 
 pub fn last_error(r: &impl Reader) -> Result<Option<LastError>> {
+    last_error_in(r, None)
+}
+
+/// [`last_error`] among one inbox's imports, when given.
+pub fn last_error_in(r: &impl Reader, inbox: Option<&str>) -> Result<Option<LastError>> {
     let id: Option<i64> = r
         .conn()
         .query_row(
-            "SELECT id FROM imports WHERE status IN ('partial', 'rejected', 'failed') ORDER BY id DESC LIMIT 1",
-            [],
+            "SELECT id FROM imports WHERE status IN ('partial', 'rejected', 'failed') \
+             AND (?1 IS NULL OR inbox = ?1) ORDER BY id DESC LIMIT 1",
+            [inbox],
             |row| row.get(0),
         )
         .optional()?;
