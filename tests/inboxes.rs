@@ -462,7 +462,7 @@ fn no_uploaded_name_can_pass_a_file_off_as_another_inboxs() {
         assert!(Path::new(&import.report_dir).ends_with("sftp/boston/reports"));
     }
     assert!(
-        env.names(&env.reports(&"chicago")).is_empty(),
+        env.names(&env.reports("chicago")).is_empty(),
         "{}",
         env.describe()
     );
