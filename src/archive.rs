@@ -21,7 +21,7 @@ pub fn destination_root(config: &Config, inbox: &str, status: &str) -> PathBuf {
         "rejected" | "failed" => &config.paths.failed,
         _ => &config.paths.archive,
     };
-    if config.per_inbox_folders() {
+    if config.has_inbox_tables() {
         root.join(inbox)
     } else {
         root.clone()

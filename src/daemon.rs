@@ -152,6 +152,8 @@ pub struct RunOptions {
 struct Stats {
     day: Option<chrono::NaiveDate>,
     done_today: u64,
+    /// `done_today` by inbox name (shown with several inboxes).
+    by_inbox: std::collections::BTreeMap<String, u64>,
     last: Option<String>,
 }
 
@@ -585,7 +587,7 @@ impl Daemon {
                 self.retry = None;
                 self.clear_fault();
                 self.remove_stale_marker(claimed, &name);
-                self.count(&name, &status);
+                self.count(claimed, &name, &status);
                 info!(import_id, status = %status, "done");
                 self.after_file(&outcomes);
             }
@@ -607,7 +609,7 @@ impl Daemon {
                         Ok(Some(outcome)) => {
                             self.retry = None;
                             self.clear_fault();
-                            self.count(&name, "failed");
+                            self.count(claimed, &name, "failed");
                             self.after_file(&[outcome]);
                             return;
                         }
@@ -702,7 +704,14 @@ impl Daemon {
 
     fn write_metrics(&self) {
         if let Some(path) = &self.config.metrics_textfile {
-            if let Err(e) = metrics::write(&self.store.read(), path, self.fault.as_ref()) {
+            // Labelled per inbox only with [[inbox]] tables (see `metrics`).
+            let inboxes: Vec<&str> = if self.config.has_inbox_tables() {
+                self.config.inbox_names()
+            } else {
+                Vec::new()
+            };
+            if let Err(e) = metrics::write(&self.store.read(), path, self.fault.as_ref(), &inboxes)
+            {
                 warn!(error = %e, "cannot write the metrics file");
             }
         }
@@ -958,13 +967,19 @@ impl Daemon {
         }
     }
 
-    fn count(&mut self, name: &str, status: &str) {
+    fn count(&mut self, claimed: &Path, name: &str, status: &str) {
         let today = chrono::Utc::now().date_naive();
         if self.stats.day != Some(today) {
             self.stats.day = Some(today);
             self.stats.done_today = 0;
+            self.stats.by_inbox.clear();
         }
         self.stats.done_today += 1;
+        *self
+            .stats
+            .by_inbox
+            .entry(claim::inbox_of(claimed))
+            .or_default() += 1;
         self.stats.last = Some(format!("{status} {name}"));
     }
 
@@ -977,8 +992,35 @@ impl Daemon {
                 .map(|i| i.settler.waiting())
                 .sum::<usize>()
             + usize::from(self.retry.is_some());
+        // With several inboxes, each one's share: `3 files today (boston 2,
+        // chicago 1), 1 waiting (boston 1)`.
+        let (done_each, waiting_each) = if self.inboxes.len() > 1 {
+            let done: Vec<String> = self
+                .inboxes
+                .iter()
+                .map(|i| {
+                    let n = self.stats.by_inbox.get(&i.name).copied().unwrap_or(0);
+                    format!("{} {n}", i.name)
+                })
+                .collect();
+            let waiting: Vec<String> = self
+                .inboxes
+                .iter()
+                .enumerate()
+                .map(|(index, i)| {
+                    let queued = self.queue.iter().filter(|(q, _)| *q == index).count();
+                    format!("{} {}", i.name, queued + i.settler.waiting())
+                })
+                .collect();
+            (
+                format!(" ({})", done.join(", ")),
+                format!(" ({})", waiting.join(", ")),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         format!(
-            "{} today, {} waiting{}{}",
+            "{} today{done_each}, {} waiting{waiting_each}{}{}",
             crate::issue::count(self.stats.done_today, "file", "files"),
             waiting,
             self.stats

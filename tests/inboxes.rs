@@ -222,7 +222,10 @@ fn stock_of(env: &Env, location: &str) -> Vec<(String, i64)> {
 
 #[test]
 fn each_inbox_reports_only_to_its_own_outbox_and_archives_in_its_own_folder() {
-    let env = Env::new(&two_inboxes(""));
+    let env = Env::new(&format!(
+        "[metrics]\ntextfile = \"metrics.prom\"\n{}",
+        two_inboxes("")
+    ));
     let mut daemon = env.start(None);
     daemon.wait_ready(&env);
     env.drop_into("boston", "boston-stock.csv", &csv(&[("B1", "A", 5)]));
@@ -277,6 +280,18 @@ fn each_inbox_reports_only_to_its_own_outbox_and_archives_in_its_own_folder() {
     );
     assert!(env.names(&env.upload("boston")).is_empty());
     assert!(env.names(&env.work()).is_empty(), "{}", env.describe());
+
+    // The metrics count per inbox.
+    let metrics = fs::read_to_string(env.path().join("metrics.prom")).expect("metrics file");
+    for line in [
+        "stockdrop_files_total{inbox=\"boston\",status=\"applied\"} 1",
+        "stockdrop_files_total{inbox=\"chicago_2\",status=\"applied\"} 1",
+        "stockdrop_files_total{inbox=\"chicago_2\",status=\"rejected\"} 0",
+        "stockdrop_rows_total{inbox=\"boston\",result=\"accepted\"} 1",
+        "stockdrop_jobs_total{inbox=\"chicago_2\",status=\"success\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
 
     // The read commands, per inbox.
     let listed = |args: &[&str]| -> Vec<String> {

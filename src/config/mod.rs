@@ -304,7 +304,7 @@ impl Config {
 
     /// Whether `[[inbox]]` tables are declared: then archive and failed
     /// keep a folder per inbox name (SPEC §2 step 6).
-    pub fn per_inbox_folders(&self) -> bool {
+    pub fn has_inbox_tables(&self) -> bool {
         self.inboxes.iter().any(|i| i.declared)
     }
 
@@ -833,7 +833,7 @@ outbox = "sftp/chicago/reports"
         let inbox = c.default_inbox().unwrap();
         assert_eq!(inbox.path, c.paths.inbox);
         assert_eq!(inbox.outbox, c.paths.outbox);
-        assert!(!c.per_inbox_folders());
+        assert!(!c.has_inbox_tables());
         assert!(c
             .select_inbox(Some("boston"))
             .unwrap_err()
@@ -850,7 +850,7 @@ outbox = "sftp/chicago/reports"
         )
         .unwrap();
         assert_eq!(c.inbox_names(), ["boston", "chicago-2"]);
-        assert!(c.per_inbox_folders());
+        assert!(c.has_inbox_tables());
         let boston = c.inbox("boston").unwrap();
         assert_eq!(boston.path, dir.path().join("sftp/boston/upload"));
         assert_eq!(
