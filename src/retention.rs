@@ -4,6 +4,9 @@
 //! modification time), and per-item history `retention.history_days`
 //! (default: forever). A job whose history was pruned is marked so, and
 //! `revert` refuses it with a clear message.
+//!
+//! With `[[inbox]]` tables the date folders are under a folder per inbox
+//! (`archive/<inbox>/YYYY-MM-DD`), and every inbox's outbox is pruned.
 
 use std::fs;
 use std::io;
@@ -43,7 +46,14 @@ pub fn prune(
 ) -> Result<Pruned, PruneError> {
     let mut pruned = Pruned::default();
     let oldest_kept = today - chrono::Duration::days(config.archive_days as i64);
-    for root in [&config.paths.archive, &config.paths.failed] {
+    let mut roots = vec![config.paths.archive.clone(), config.paths.failed.clone()];
+    if config.has_inbox_tables() {
+        for inbox in &config.inboxes {
+            roots.push(config.paths.archive.join(&inbox.name));
+            roots.push(config.paths.failed.join(&inbox.name));
+        }
+    }
+    for root in &roots {
         for folder in dated_folders(root)? {
             if folder.0 < oldest_kept {
                 if !dry_run {
@@ -57,9 +67,12 @@ pub fn prune(
         }
     }
     let cutoff = SystemTime::now() - Duration::from_secs(config.outbox_days * 86_400);
-    if config.paths.outbox.is_dir() {
-        let entries = fs::read_dir(&config.paths.outbox).map_err(|source| PruneError::Io {
-            path: config.paths.outbox.clone(),
+    for outbox in config.inboxes.iter().map(|i| &i.outbox) {
+        if !outbox.is_dir() {
+            continue;
+        }
+        let entries = fs::read_dir(outbox).map_err(|source| PruneError::Io {
+            path: outbox.clone(),
             source,
         })?;
         for entry in entries.filter_map(Result::ok) {

@@ -520,3 +520,37 @@ fn sighup_changes_an_inboxs_rules_and_a_new_inbox_waits_for_the_next_start() {
         "not made until the next start"
     );
 }
+
+#[test]
+fn retention_prunes_every_inboxs_folders_and_outbox() {
+    let env = Env::new(&two_inboxes(""));
+    let old_folder = env.var().join("archive/chicago_2/2020-01-01");
+    let kept_folder = env.var().join("failed/boston").join(today());
+    let old_report = env.reports("boston").join("old.json");
+    let new_report = env.reports("chicago").join("new.json");
+    for dir in [&old_folder, &kept_folder] {
+        fs::create_dir_all(dir).expect("create dated folder");
+        fs::write(dir.join("1_x.csv"), "x").expect("write original");
+    }
+    for report in [&old_report, &new_report] {
+        fs::create_dir_all(report.parent().expect("outbox")).expect("create outbox");
+        fs::write(report, "{}").expect("write report");
+    }
+    let touched = Command::new("touch")
+        .args(["-d", "2020-01-01"])
+        .arg(&old_report)
+        .status()
+        .expect("run touch");
+    assert!(touched.success());
+    env.run(&["prune"]).code(0);
+    assert!(
+        !old_folder.exists() && !old_report.exists(),
+        "{}",
+        env.describe()
+    );
+    assert!(
+        kept_folder.exists() && new_report.exists(),
+        "{}",
+        env.describe()
+    );
+}
