@@ -798,6 +798,30 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_inbox_examples_load_once_uncommented() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for file in ["config/stockdrop.toml", "packaging/stockdrop.toml"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let start = text.find("# [[inbox]]").unwrap();
+            let (head, tail) = text.split_at(start);
+            let mut uncommented = head.to_string();
+            for line in tail.lines() {
+                uncommented.push_str(line.strip_prefix("# ").unwrap_or(line));
+                uncommented.push('\n');
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = write(dir.path(), &uncommented);
+            let c = Config::load(Some(&path), env(&[])).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(c.inbox_names(), ["boston", "chicago"], "{file}");
+            assert!(c
+                .inbox("boston")
+                .unwrap()
+                .outbox
+                .ends_with("sftp/boston/reports"));
+        }
+    }
+
+    #[test]
     fn locate_follows_the_documented_order() {
         assert_eq!(
             locate(Some(Path::new("a.toml")), Some("b.toml")),
