@@ -101,6 +101,14 @@ pub struct Fault {
     pub since: String,
     /// Once the plan is stored the file is retried until it is finished.
     pub plan_stored: bool,
+    /// The inbox the file came from (absent in a fault file written by an
+    /// older stockdrop: the one inbox there was).
+    #[serde(default = "default_inbox")]
+    pub inbox: String,
+}
+
+fn default_inbox() -> String {
+    crate::config::DEFAULT_INBOX.to_string()
 }
 
 /// The fault a running daemon published in `work`, if any.
@@ -639,6 +647,7 @@ impl Daemon {
                     attempts,
                     since: String::new(),
                     plan_stored,
+                    inbox: claim::inbox_of(claimed),
                 });
             }
         }

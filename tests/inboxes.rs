@@ -554,3 +554,28 @@ fn retention_prunes_every_inboxs_folders_and_outbox() {
         env.describe()
     );
 }
+
+#[test]
+fn an_inbox_on_another_filesystem_than_the_work_folder_is_refused_by_name() {
+    use std::os::unix::fs::MetadataExt as _;
+    let env = Env::new(FAST_WATCH);
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let device = |p: &Path| fs::metadata(p).expect("stat").dev();
+    if device(elsewhere.path()) == device(env.path()) {
+        eprintln!("note: no second filesystem here; skipping the cross-filesystem check");
+        return;
+    }
+    let upload = elsewhere.path().join("upload");
+    env.set_config(&format!(
+        "{FAST_WATCH}[[inbox]]\nname = \"far\"\npath = {:?}\noutbox = \"sftp/far/reports\"\n",
+        upload.to_str().expect("UTF-8 temp path")
+    ));
+    for args in [&["check-config"][..], &["run", "--once"]] {
+        let run = env.run(args);
+        run.code(2);
+        assert!(
+            run.stderr.contains("inbox.far.path") && run.stderr.contains("different filesystem"),
+            "{run}"
+        );
+    }
+}

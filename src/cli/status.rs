@@ -93,7 +93,8 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
     // While the daemon retries a fault, that is the last error.
     let retrying = running
         .then(|| crate::daemon::read_fault(&config.paths.work))
-        .flatten();
+        .flatten()
+        .filter(|f| only.is_none_or(|name| f.inbox == name));
     let last_error = match &retrying {
         Some(f) => Some(LastError {
             import_id: f.import_id.unwrap_or_default(),
