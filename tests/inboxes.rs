@@ -309,6 +309,9 @@ fn each_inbox_reports_only_to_its_own_outbox_and_archives_in_its_own_folder() {
         ["chicago-stock.csv"]
     );
     assert_eq!(listed(&["imports"]).len(), 2);
+    let keys = array(env.listing(&["imports", "--inbox", "boston"]));
+    assert_eq!(keys[0]["inbox"], "boston", "{keys:?}");
+    assert_eq!(keys[0]["job_type"], "refresh", "{keys:?}");
     let jobs = array(env.listing(&["jobs", "--inbox", "chicago_2"]));
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0]["location"], "C1");

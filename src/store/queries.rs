@@ -481,6 +481,8 @@ pub struct ImportRow {
     pub finished_at: Option<String>,
     /// The inbox the file came from (SPEC §2.1).
     pub inbox: String,
+    /// `refresh` or `adjust` (SPEC §1.1).
+    pub job_type: String,
 }
 
 pub fn imports(r: &impl Reader, limit: Option<u64>) -> Result<Vec<ImportRow>> {
@@ -497,7 +499,7 @@ pub fn imports_of(
         "SELECT id, file, sha256, format, status, duplicate_of, rows_total, rows_accepted, \
          rows_rejected, received_at, finished_at, \
          (SELECT group_concat(j.id) FROM (SELECT id FROM jobs WHERE import_id = imports.id ORDER BY id) j), \
-         inbox FROM imports WHERE (?2 IS NULL OR inbox = ?2) ORDER BY id DESC LIMIT ?1",
+         inbox, job_type FROM imports WHERE (?2 IS NULL OR inbox = ?2) ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
         .query_map(params![limit.map_or(-1, |l| l as i64), inbox], |row| {
@@ -520,6 +522,7 @@ pub fn imports_of(
                 received_at: row.get(9)?,
                 finished_at: row.get(10)?,
                 inbox: row.get(12)?,
+                job_type: row.get(13)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
