@@ -86,6 +86,11 @@ impl Env {
     }
 
     fn start(&self, crash_at: Option<&str>) -> Daemon {
+        self.start_notifying(crash_at, None)
+    }
+
+    /// As [`Env::start`], telling systemd's notify socket at `notify`.
+    fn start_notifying(&self, crash_at: Option<&str>, notify: Option<&Path>) -> Daemon {
         let n = self.next_run();
         let log = self.path().join(format!("run-{n}.log"));
         let mut command = Command::new(BIN);
@@ -100,6 +105,9 @@ impl Env {
             .stdin(Stdio::null());
         if let Some(point) = crash_at {
             command.env("STOCKDROP_CRASH_AT", point);
+        }
+        if let Some(socket) = notify {
+            command.env("NOTIFY_SOCKET", socket);
         }
         Daemon::spawn_logged(command, log)
     }
@@ -581,4 +589,33 @@ fn an_inbox_on_another_filesystem_than_the_work_folder_is_refused_by_name() {
             "{run}"
         );
     }
+}
+
+#[test]
+fn systemd_status_counts_per_inbox() {
+    let env = Env::new(&two_inboxes(""));
+    let path = env.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind the notify socket");
+    socket.set_nonblocking(true).expect("non-blocking socket");
+    let mut daemon = env.start_notifying(None, Some(&path));
+    daemon.wait_ready(&env);
+    env.drop_into("boston", "b.csv", &csv(&[("B1", "A", 1)]));
+    env.wait_finished("b.csv");
+    env.drop_into("chicago", "c.csv", &csv(&[("C1", "A", 1)]));
+    env.wait_finished("c.csv");
+    let mut statuses = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let wanted = "2 files today (boston 1, chicago_2 1), 0 waiting (boston 0, chicago_2 0)";
+    wait_until(&env, DEADLINE, "a STATUS= with each inbox's counts", || {
+        while let Ok(n) = socket.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            statuses.extend(
+                text.lines()
+                    .filter_map(|l| l.strip_prefix("STATUS="))
+                    .map(str::to_string),
+            );
+        }
+        statuses.iter().any(|s| s.starts_with(wanted))
+    });
+    daemon.terminate(&env);
 }
