@@ -32,6 +32,15 @@ pub enum DirError {
         path: PathBuf,
         other: String,
     },
+    #[error(
+        "{key} = {path} is, once links are followed, the same folder as, inside or around {other}; \
+         every inbox needs a folder of its own and an outbox no other inbox shares"
+    )]
+    Overlap {
+        key: String,
+        path: PathBuf,
+        other: String,
+    },
 }
 
 /// Creates and checks the directories. Work, archive and failed are made
@@ -102,6 +111,65 @@ pub fn prepare(paths: &Paths, inboxes: &[Inbox]) -> Result<(), DirError> {
                 path: dir.clone(),
                 other: format!("paths.work = {}", paths.work.display()),
             });
+        }
+    }
+    check_overlaps(paths, inboxes)
+}
+
+/// The config's checks on inbox folders compare paths as written; this
+/// repeats them on the real folders, links followed, so two spellings of
+/// one folder (a symlink, a bind mount's other name) cannot make two
+/// inboxes claim each other's files or share an outbox.
+///
+/// Only for `[[inbox]]` tables: the one implicit inbox keeps whatever
+/// layout worked before.
+fn check_overlaps(paths: &Paths, inboxes: &[Inbox]) -> Result<(), DirError> {
+    if !inboxes.iter().any(|i| i.declared) {
+        return Ok(());
+    }
+    let real = |dir: &Path| fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let fixed = [
+        ("paths.work", real(&paths.work)),
+        ("paths.archive", real(&paths.archive)),
+        ("paths.failed", real(&paths.failed)),
+    ];
+    let related = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+    for (n, inbox) in inboxes.iter().enumerate() {
+        let (path, outbox) = (real(&inbox.path), real(&inbox.outbox));
+        let overlap = |other: String| DirError::Overlap {
+            key: inbox.key("path"),
+            path: inbox.path.clone(),
+            other,
+        };
+        for (key, dir) in &fixed {
+            if related(&path, dir) {
+                return Err(overlap(format!("{key} = {}", dir.display())));
+            }
+        }
+        for other in &inboxes[n + 1..] {
+            if related(&path, &real(&other.path)) {
+                return Err(overlap(format!(
+                    "{} = {}",
+                    other.key("path"),
+                    other.path.display()
+                )));
+            }
+            if outbox == real(&other.outbox) {
+                return Err(DirError::Overlap {
+                    key: inbox.key("outbox"),
+                    path: inbox.outbox.clone(),
+                    other: format!("{} = {}", other.key("outbox"), other.outbox.display()),
+                });
+            }
+        }
+        for other in inboxes {
+            if outbox == real(&other.path) {
+                return Err(DirError::Overlap {
+                    key: inbox.key("outbox"),
+                    path: inbox.outbox.clone(),
+                    other: format!("{} = {}", other.key("path"), other.path.display()),
+                });
+            }
         }
     }
     Ok(())

@@ -619,3 +619,22 @@ fn systemd_status_counts_per_inbox() {
     });
     daemon.terminate(&env);
 }
+
+#[test]
+fn two_inboxes_that_are_one_folder_through_a_link_are_refused() {
+    let env = Env::new(FAST_WATCH);
+    std::os::unix::fs::symlink(env.upload("boston"), env.path().join("alias"))
+        .expect("make a link");
+    env.set_config(&format!(
+        "{FAST_WATCH}[[inbox]]\nname = \"a\"\npath = \"sftp/boston/upload\"\noutbox = \"out/a\"\n\
+         [[inbox]]\nname = \"b\"\npath = \"alias\"\noutbox = \"out/b\"\n"
+    ));
+    for args in [&["check-config"][..], &["run", "--once"]] {
+        let run = env.run(args);
+        run.code(2);
+        assert!(
+            run.stderr.contains("inbox.a.path") && run.stderr.contains("inbox.b.path"),
+            "{run}"
+        );
+    }
+}

@@ -118,10 +118,12 @@ impl Failure {
     fn exit(&self) -> Exit {
         match self {
             Failure::Config(_) | Failure::Usage(_) => Exit::Usage,
-            Failure::Dirs(crate::dirs::DirError::CrossDevice { .. }) => Exit::Usage,
+            Failure::Dirs(
+                crate::dirs::DirError::CrossDevice { .. } | crate::dirs::DirError::Overlap { .. },
+            ) => Exit::Usage,
             Failure::Dirs(_) => Exit::Operational,
             Failure::Daemon(crate::daemon::DaemonError::Dirs(
-                crate::dirs::DirError::CrossDevice { .. },
+                crate::dirs::DirError::CrossDevice { .. } | crate::dirs::DirError::Overlap { .. },
             )) => Exit::Usage,
             Failure::Daemon(_) => Exit::Operational,
             Failure::Store(_) | Failure::Pipeline(_) | Failure::Io(_) => Exit::Operational,
