@@ -7,8 +7,8 @@
 //! then [`Config::from_raw`] checks every value and turns it into typed paths,
 //! durations and enums. Every error names the key it is about.
 //!
-//! The file's shape is in [`raw`]; the rules one inbox's files are read by
-//! (`ImportRules`, with the column aliases) in [`rules`]. The header
+//! The file's shape is in `raw.rs`; the rules one inbox's files are read by
+//! (`ImportRules`, with the column aliases) in `rules.rs`. The header
 //! vocabulary those aliases are checked against lives with the header
 //! search, in `validate::header`.
 
