@@ -597,7 +597,7 @@ impl Daemon {
                 self.remove_stale_marker(claimed, &name);
                 self.count(claimed, &name, &status);
                 info!(import_id, status = %status, "done");
-                self.after_file(&outcomes);
+                self.after_file(claimed, &outcomes);
             }
             Ok(None) => {
                 self.retry = None;
@@ -618,7 +618,7 @@ impl Daemon {
                             self.retry = None;
                             self.clear_fault();
                             self.count(claimed, &name, "failed");
-                            self.after_file(&[outcome]);
+                            self.after_file(claimed, &[outcome]);
                             return;
                         }
                         Err(e) => {
@@ -935,10 +935,10 @@ impl Daemon {
 
     /// After a file: the operator's `notify.command` for each report, and
     /// the metrics file. Neither can hold up the queue.
-    fn after_file(&self, outcomes: &[Outcome]) {
+    fn after_file(&self, claimed: &Path, outcomes: &[Outcome]) {
         if let Some(command) = &self.config.notify_command {
             for outcome in outcomes {
-                hook::run(command, outcome);
+                hook::run(command, outcome, &claim::inbox_of(claimed));
             }
         }
         self.write_metrics();

@@ -59,9 +59,11 @@ struct Import {
 
 impl Env {
     fn new(config: &str) -> Env {
-        let env = Env {
-            root: DataRoot::new("stockdrop-inboxes-", config),
-        };
+        Env::with_root(DataRoot::new("stockdrop-inboxes-", config))
+    }
+
+    fn with_root(root: DataRoot) -> Env {
+        let env = Env { root };
         for account in ["boston", "chicago"] {
             fs::create_dir_all(env.upload(account)).expect("create upload folder");
         }
@@ -230,10 +232,15 @@ fn stock_of(env: &Env, location: &str) -> Vec<(String, i64)> {
 
 #[test]
 fn each_inbox_reports_only_to_its_own_outbox_and_archives_in_its_own_folder() {
-    let env = Env::new(&format!(
-        "[metrics]\ntextfile = \"metrics.prom\"\n{}",
+    let root = DataRoot::new("stockdrop-inboxes-", "");
+    let notified = root.path().join("notified");
+    root.set_config(&format!(
+        "[metrics]\ntextfile = \"metrics.prom\"\n\
+         [notify]\ncommand = 'echo \"$STOCKDROP_FILE $STOCKDROP_INBOX\" >> \"{}\"'\n{}",
+        notified.display(),
         two_inboxes("")
     ));
+    let env = Env::with_root(root);
     let mut daemon = env.start(None);
     daemon.wait_ready(&env);
     env.drop_into("boston", "boston-stock.csv", &csv(&[("B1", "A", 5)]));
@@ -288,6 +295,21 @@ fn each_inbox_reports_only_to_its_own_outbox_and_archives_in_its_own_folder() {
     );
     assert!(env.names(&env.upload("boston")).is_empty());
     assert!(env.names(&env.work()).is_empty(), "{}", env.describe());
+
+    // notify.command is told the inbox.
+    wait_until(&env, DEADLINE, "notify.command for both files", || {
+        fs::read_to_string(&notified).is_ok_and(|t| t.lines().count() == 2)
+    });
+    let mut lines: Vec<String> = fs::read_to_string(&notified)
+        .expect("notified")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["boston-stock.csv boston", "chicago-stock.csv chicago_2"]
+    );
 
     // The metrics count per inbox.
     let metrics = fs::read_to_string(env.path().join("metrics.prom")).expect("metrics file");
