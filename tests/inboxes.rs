@@ -247,6 +247,22 @@ fn each_inbox_reports_only_to_its_own_outbox_and_archives_in_its_own_folder() {
     env.drop_into("chicago", "chicago-stock.csv", &csv(&[("C1", "A", 7)]));
     let boston = env.wait_finished("boston-stock.csv");
     let chicago = env.wait_finished("chicago-stock.csv");
+    // notify.command runs in the background after the file: waited for
+    // before the daemon is stopped.
+    wait_until(&env, DEADLINE, "notify.command for both files", || {
+        fs::read_to_string(&notified).is_ok_and(|t| t.lines().count() == 2)
+    });
+    let mut lines: Vec<String> = fs::read_to_string(&notified)
+        .expect("notified")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["boston-stock.csv boston", "chicago-stock.csv chicago_2"]
+    );
+
     let status = daemon.terminate(&env);
     assert_eq!(status.code(), Some(0), "{status:?}\n{}", env.describe());
 
@@ -295,21 +311,6 @@ fn each_inbox_reports_only_to_its_own_outbox_and_archives_in_its_own_folder() {
     );
     assert!(env.names(&env.upload("boston")).is_empty());
     assert!(env.names(&env.work()).is_empty(), "{}", env.describe());
-
-    // notify.command is told the inbox.
-    wait_until(&env, DEADLINE, "notify.command for both files", || {
-        fs::read_to_string(&notified).is_ok_and(|t| t.lines().count() == 2)
-    });
-    let mut lines: Vec<String> = fs::read_to_string(&notified)
-        .expect("notified")
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    assert_eq!(
-        lines,
-        ["boston-stock.csv boston", "chicago-stock.csv chicago_2"]
-    );
 
     // The metrics count per inbox.
     let metrics = fs::read_to_string(env.path().join("metrics.prom")).expect("metrics file");
