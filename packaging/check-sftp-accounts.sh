@@ -120,13 +120,13 @@ UsePAM no
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
-AuthorizedKeysFile $base/ssh/authorized_keys/%u
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
 
 Match User boston
     ChrootDirectory $data/sftp/boston
     ForceCommand internal-sftp -u 0007 -d /upload
+    AuthorizedKeysFile $base/ssh/authorized_keys/%u
     AllowTcpForwarding no
     X11Forwarding no
     PermitTTY no
@@ -134,6 +134,7 @@ Match User boston
 Match User vendor-acme
     ChrootDirectory $data/sftp/vendor-acme
     ForceCommand internal-sftp -u 0007 -d /upload
+    AuthorizedKeysFile $base/ssh/authorized_keys/%u
     AllowTcpForwarding no
     X11Forwarding no
     PermitTTY no
@@ -232,13 +233,24 @@ rescan_interval_s = 1
 EOF
 chmod 0644 "$base/etc/stockdrop.toml"
 runuser -u stockdrop -- "$base/bin/stockdrop" --config "$base/etc/stockdrop.toml" check-config >/dev/null
-# UMask=0027, as the unit sets it.
-runuser -u stockdrop -- sh -c "umask 0027; exec '$base/bin/stockdrop' --config '$base/etc/stockdrop.toml' run" \
-  </dev/null >"$base/daemon.log" 2>&1 &
+# As the unit runs it: user stockdrop with its supplementary groups,
+# UMask=0027 and, where setpriv can give it, the ambient CAP_LEASE of
+# AmbientCapabilities= (the open-for-writing probe on the accounts' files).
+run_daemon="umask 0027; exec '$base/bin/stockdrop' --config '$base/etc/stockdrop.toml' run"
+if command -v setpriv >/dev/null && setpriv --reuid=stockdrop --regid=stockdrop --init-groups \
+     --inh-caps=+lease --ambient-caps=+lease true 2>/dev/null; then
+  caps="CAP_LEASE"
+  setpriv --reuid=stockdrop --regid=stockdrop --init-groups --inh-caps=+lease --ambient-caps=+lease \
+    sh -c "$run_daemon" </dev/null >"$base/daemon.log" 2>&1 &
+else
+  caps="no CAP_LEASE"
+  runuser -u stockdrop -- sh -c "$run_daemon" </dev/null >"$base/daemon.log" 2>&1 &
+fi
 daemon_pid=$!
 for _ in $(seq 100); do grep -q "watching" "$base/daemon.log" && break; sleep 0.1; done
 grep -q "watching" "$base/daemon.log" || fail "the daemon did not start"
-pass "stockdrop run as user stockdrop (pid $daemon_pid, umask 0027; inboxes: $mode)"
+pass "stockdrop run as user stockdrop (pid $daemon_pid, umask 0027, $caps; inboxes: $mode)"
+grep "upload checks in force" "$base/daemon.log" | sed 's/^/        /' || true
 
 # --- boston uploads; the daemon claims it and reports ----------------------
 printf 'sku,quantity\nB-1,5\nB-2,7\n' >"$base/client/boston-stock.csv"
