@@ -847,6 +847,7 @@ fn write_reports(
     let write = store.write()?;
     queries::finish_import(&write, import_id, status, &report.finished_at)?;
     write.commit()?;
+    report::index::rewrite_or_log(&store.read(), &record.report_dir);
     tracing::info!(import_id, file = %record.file, status, "import finished");
     Ok(Outcome { report, paths })
 }

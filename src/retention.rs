@@ -3,7 +3,9 @@
 //! folder they are in), reports in the outbox `retention.outbox_days` (by
 //! modification time), and per-item history `retention.history_days`
 //! (default: forever). A job whose history was pruned is marked so, and
-//! `revert` refuses it with a clear message.
+//! `revert` refuses it with a clear message. An outbox's `index.html` is
+//! never aged out; it is rewritten after reports are deleted, so it links
+//! none of them.
 //!
 //! With `[[inbox]]` tables the date folders are under a folder per inbox
 //! (`archive/<inbox>/YYYY-MM-DD`), and every inbox's outbox is pruned.
@@ -78,7 +80,11 @@ pub fn prune(
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
             let Ok(meta) = entry.metadata() else { continue };
-            let report = meta.is_file() && !entry.file_name().to_string_lossy().starts_with('.');
+            let name = entry.file_name();
+            // The index is rewritten, not aged: it is rebuilt below.
+            let report = meta.is_file()
+                && !name.to_string_lossy().starts_with('.')
+                && name != crate::report::index::FILE_NAME;
             if report && meta.modified().is_ok_and(|m| m < cutoff) {
                 if !dry_run {
                     fs::remove_file(&path).map_err(|source| PruneError::Io {
@@ -90,7 +96,8 @@ pub fn prune(
             }
         }
     }
-    if let (Some(days), Some(store)) = (config.history_days, store) {
+    let mut store = store;
+    if let (Some(days), Some(store)) = (config.history_days, store.as_deref_mut()) {
         let cutoff = (Utc::now() - chrono::Duration::days(days as i64))
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let write = store.write()?;
@@ -117,6 +124,13 @@ pub fn prune(
                 )
                 .map_err(StoreError::from)?;
             write.commit()?;
+        }
+    }
+    // The index must not link the reports just deleted.
+    if let (false, false, Some(store)) = (dry_run, pruned.reports.is_empty(), store) {
+        let read = store.read();
+        for outbox in config.inboxes.iter().map(|i| &i.outbox) {
+            crate::report::index::rewrite_or_log(&read, &outbox.display().to_string());
         }
     }
     Ok(pruned)

@@ -529,6 +529,43 @@ pub fn imports_of(
     Ok(rows)
 }
 
+/// An import as an outbox's `index.html` lists it (SPEC §5).
+#[derive(Debug, Clone)]
+pub struct IndexRow {
+    pub import_id: i64,
+    pub file: String,
+    pub status: String,
+    pub job_type: String,
+    pub rows_total: i64,
+    pub rows_accepted: i64,
+    pub rows_rejected: i64,
+    pub received_at: String,
+}
+
+/// The latest `limit` imports whose reports were written to `report_dir`,
+/// newest first.
+pub fn imports_reported_to(r: &impl Reader, report_dir: &str, limit: u64) -> Result<Vec<IndexRow>> {
+    let mut stmt = r.conn().prepare(
+        "SELECT id, file, status, job_type, rows_total, rows_accepted, rows_rejected, received_at \
+         FROM imports WHERE report_dir = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![report_dir, limit as i64], |row| {
+            Ok(IndexRow {
+                import_id: row.get(0)?,
+                file: row.get(1)?,
+                status: row.get(2)?,
+                job_type: row.get(3)?,
+                rows_total: row.get(4)?,
+                rows_accepted: row.get(5)?,
+                rows_rejected: row.get(6)?,
+                received_at: row.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 /// An inventory record as `stock` and `export` show it.
 #[derive(Debug, Clone, Serialize)]
 pub struct StockRow {

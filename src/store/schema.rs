@@ -115,4 +115,10 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE imports ADD COLUMN inbox TEXT NOT NULL DEFAULT 'default';
     CREATE INDEX imports_inbox ON imports(inbox, id);
     "#,
+    // 7: an outbox's index.html lists the latest imports whose reports went
+    // to it (SPEC §5), rewritten after every import: found by report_dir,
+    // newest first, without a scan of every import.
+    r#"
+    CREATE INDEX imports_report_dir ON imports(report_dir, id);
+    "#,
 ];
