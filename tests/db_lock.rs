@@ -16,9 +16,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::daemon::{
-    csv, tree, wait_until, write_tail, Daemon, DataRoot, Describe, BIN, FAST_WATCH,
-};
+use common::daemon::{csv, tree, wait_until, Daemon, DataRoot, Describe, FAST_WATCH};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 /// How long the lock is held: well past the 1 s after which a wait is
@@ -28,7 +26,6 @@ const LOCKED: &str = "the database is locked by another process (waiting since "
 
 struct Env {
     root: DataRoot,
-    logs: Vec<std::path::PathBuf>,
 }
 
 impl Deref for Env {
@@ -45,9 +42,7 @@ impl Describe for Env {
     fn describe(&self) -> String {
         let mut out = String::from("--- var/ ---\n");
         out.push_str(&tree(&self.var(), false));
-        for log in &self.logs {
-            write_tail(&mut out, &log.display().to_string(), log, 40);
-        }
+        self.write_logs(&mut out, 40);
         out
     }
 }
@@ -56,31 +51,15 @@ impl Env {
     fn new() -> Env {
         let root = DataRoot::new("stockdrop-lock-", FAST_WATCH);
         std::fs::create_dir_all(root.inbox()).expect("create inbox");
-        Env {
-            root,
-            logs: Vec::new(),
-        }
+        Env { root }
     }
 
     fn stockdrop(&self) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .arg("--config")
-            .arg(self.config_path())
-            .env_remove("STOCKDROP_CRASH_AT")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null());
-        command
+        self.stockdrop_command(&[])
     }
 
-    fn start(&mut self) -> Daemon {
-        let log = self.path().join(format!("run-{}.log", self.next_run()));
-        self.logs.push(log.clone());
-        let mut command = self.stockdrop();
-        command.arg("run");
-        Daemon::spawn_logged(command, log)
+    fn start(&self) -> Daemon {
+        self.spawn_run(self.stockdrop_command(&["run"]))
     }
 
     fn status(&self) -> String {
@@ -123,7 +102,7 @@ fn hold_lock(db: &std::path::Path) -> (mpsc::Sender<()>, JoinHandle<()>) {
 
 #[test]
 fn daemon_says_the_database_is_locked_and_applies_the_file_once_released() {
-    let mut env = Env::new();
+    let env = Env::new();
     let mut daemon = env.start();
     daemon.wait_ready(&env);
     let (release, holder) = hold_lock(&env.database());

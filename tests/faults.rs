@@ -31,7 +31,7 @@ fn a_burst_with_an_overflowing_event_queue_is_imported_once() {
 
 #[test]
 fn slow_dying_and_rewritten_uploads_are_each_applied_once() {
-    scenarios::uploads(&Scale::test()).print().assert_ok();
+    scenarios::uploads().print().assert_ok();
 }
 
 #[test]
@@ -87,7 +87,7 @@ fn suite() {
         all.push(scenarios::burst(&scale, true).print());
     }
     if wanted("uploads") {
-        all.push(scenarios::uploads(&scale).print());
+        all.push(scenarios::uploads().print());
     }
     if wanted("hostile") {
         all.push(scenarios::mutations(&scale).print());

@@ -431,7 +431,7 @@ fn dying_writer(dest: &Path, part: &Path) -> std::process::Child {
 /// that dies half way (in delta mode and in full mode, where the zeroing
 /// guard must hold), and an upload truncated and rewritten under the same
 /// name.
-pub fn uploads(_scale: &Scale) -> Figures {
+pub fn uploads() -> Figures {
     let mut fig = Figures::new("uploads");
     let settle = Duration::from_millis(1000);
     let root = Root::new("[watch]\nsettle_ms = 1000\nrescan_interval_s = 1\n");
