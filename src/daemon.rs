@@ -902,6 +902,12 @@ impl Daemon {
         name: &str,
         message: &str,
     ) -> Result<Option<Outcome>, PipelineError> {
+        // The failure is recorded in the store at `paths.database` or not at
+        // all: with the file removed, the connection still writes into the
+        // unlinked one, and the file would go to failed/ with its record
+        // lost once the database is put back (a removed store is never the
+        // file's fault; it is retried until the store is back).
+        self.check_store()?;
         if self.stored_import(claimed).is_some() {
             return Ok(None);
         }

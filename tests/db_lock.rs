@@ -204,3 +204,60 @@ fn import_says_once_on_stderr_that_it_waits_for_the_lock() {
         env.describe()
     );
 }
+
+/// The database file removed while the daemon runs, for longer than
+/// `import.max_attempts` retries: the file must not be given up into the
+/// unlinked database (its record would vanish when the file is put back);
+/// it is kept claimed and applied once into the database put back.
+#[test]
+fn a_removed_database_never_swallows_a_given_up_file() {
+    let env = Env::new();
+    env.set_config(&format!("{FAST_WATCH}[import]\nmax_attempts = 2\n"));
+    let mut daemon = env.start();
+    daemon.wait_ready(&env);
+    let db = env.database();
+    {
+        let conn = rusqlite::Connection::open(&db).expect("open the store");
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .expect("checkpoint");
+    }
+    let saved = std::fs::read(&db).expect("read the store");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    env.drop_file("gone.csv", &csv(&[("s1", "G-1", 3)]));
+    // Attempts 1 and 2 fail (2 s apart); the give-up after the second must
+    // not happen while the database is gone.
+    wait_until(&env, DEADLINE, "two failed attempts", || {
+        daemon
+            .log()
+            .matches("was removed while stockdrop runs")
+            .count()
+            >= 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        env.names(&env.var().join("failed")).is_empty(),
+        "nothing goes to failed/ while the store is gone\n{}",
+        env.describe()
+    );
+    std::fs::write(&db, saved).expect("put the store back");
+    wait_until(
+        &env,
+        Duration::from_secs(30),
+        "gone.csv to be applied",
+        || {
+            env.imports_of("gone.csv")
+                .first()
+                .is_some_and(|(s, _)| s == "applied")
+                && env.names(&env.work()).is_empty()
+        },
+    );
+    daemon.terminate(&env);
+    assert_eq!(
+        env.imports_of("gone.csv"),
+        vec![("applied".to_string(), 1)],
+        "{}",
+        env.describe()
+    );
+}

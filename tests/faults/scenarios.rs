@@ -1049,6 +1049,22 @@ fn env_case(
     }
     fig.integrity = Some(root.integrity_ok());
     if !fig.ok() {
+        // The whole data root (logs, store, folders) is kept to look into.
+        let keep = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("faults-failed")
+            .join(name.replace('/', "-"));
+        let _ = fs::remove_dir_all(&keep);
+        if let Some(parent) = keep.parent() {
+            let _ = fs::create_dir_all(parent);
+        }
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(root.path())
+            .arg(&keep)
+            .status();
+        if copied.is_ok_and(|s| s.success()) {
+            fig.note(format!("data root kept in {}", keep.display()));
+        }
         let log = root.logs();
         let lines: Vec<&str> = log.lines().collect();
         for l in &lines[lines.len().saturating_sub(4)..] {
