@@ -142,7 +142,9 @@ fn publish_lock_wait(watch: &LockWatch, wait: &crate::store::busy::Wait) {
             file: watch.file.clone(),
             import_id: watch.previous.as_ref().and_then(|f| f.import_id),
             error: message.clone(),
-            attempts: watch.previous.as_ref().map_or(0, |f| f.attempts),
+            // The attempt that waits, not one that failed: `status` says
+            // "attempt 1" for a first wait.
+            attempts: watch.previous.as_ref().map_or(0, |f| f.attempts) + 1,
             since: since.clone(),
             plan_stored: watch.previous.as_ref().is_some_and(|f| f.plan_stored),
         }),
