@@ -485,15 +485,12 @@ fn three_locations() -> String {
     ])
 }
 
-/// Aborts `run` at `point` with a three-location file in the inbox, checks
-/// the point was reached, changes the config so a new plan would differ,
-/// restarts without the crash point, and checks the file ended exactly
-/// once, as first planned.
-fn crash_and_recover(point: &str) {
-    let env = Env::new(FAST_WATCH);
-    env.drop_file("multi.csv", &three_locations());
+/// Runs the daemon with `STOCKDROP_CRASH_AT=point` and checks it aborted
+/// there (SIGABRT, and its log says the point was reached).
+#[track_caller]
+fn run_crashing_at(env: &Env, point: &str) {
     let mut daemon = env.start(Some(point));
-    let status = daemon.wait_exit(&env, DEADLINE);
+    let status = daemon.wait_exit(env, DEADLINE);
     assert_eq!(
         status.signal(),
         Some(6),
@@ -507,6 +504,16 @@ fn crash_and_recover(point: &str) {
         "the crash point {point} was not reached\n{}",
         env.describe()
     );
+}
+
+/// Aborts `run` at `point` with a three-location file in the inbox, checks
+/// the point was reached, changes the config so a new plan would differ,
+/// restarts without the crash point, and checks the file ended exactly
+/// once, as first planned.
+fn crash_and_recover(point: &str) {
+    let env = Env::new(FAST_WATCH);
+    env.drop_file("multi.csv", &three_locations());
+    run_crashing_at(&env, point);
     // What the crash left, as a check that the point is where it says.
     let imports = env.imports();
     match point {
@@ -908,21 +915,7 @@ fn crash_and_recover_adjust(point: &str) {
 
     let (moves, after) = three_location_moves();
     env.drop_file(UPDATE_FILE, &moves);
-    let mut daemon = env.start(Some(point));
-    let status = daemon.wait_exit(&env, DEADLINE);
-    assert_eq!(
-        status.signal(),
-        Some(6),
-        "expected an abort (SIGABRT) at {point}, got {status:?}\n{}",
-        env.describe()
-    );
-    assert!(
-        daemon
-            .log()
-            .contains(&format!("crash point {point} reached")),
-        "the crash point {point} was not reached\n{}",
-        env.describe()
-    );
+    run_crashing_at(&env, point);
     // Where the crash left the adjustments: none, one location, or all.
     let applied_before = quantities_of(&env)
         .iter()
