@@ -103,6 +103,15 @@ fn hold_lock(db: &std::path::Path) -> (mpsc::Sender<()>, JoinHandle<()>) {
 #[test]
 fn daemon_says_the_database_is_locked_and_applies_the_file_once_released() {
     let env = Env::new();
+    let metrics = env.path().join("stockdrop.prom");
+    env.set_config(&format!(
+        "{FAST_WATCH}[metrics]\ntextfile = \"{}\"\n",
+        metrics.display()
+    ));
+    let retrying = |n: u8| {
+        std::fs::read_to_string(&metrics)
+            .is_ok_and(|text| text.lines().any(|l| l == format!("stockdrop_retrying {n}")))
+    };
     let mut daemon = env.start();
     daemon.wait_ready(&env);
     let (release, holder) = hold_lock(&env.database());
@@ -121,6 +130,7 @@ fn daemon_says_the_database_is_locked_and_applies_the_file_once_released() {
         "status during the wait should name the lock:\n{status}\n{}",
         env.describe()
     );
+    assert!(retrying(1), "the metrics show the wait\n{}", env.describe());
     assert!(
         env.imports_of("locked.csv").is_empty(),
         "nothing can be stored while the lock is held\n{}",
@@ -155,9 +165,12 @@ fn daemon_says_the_database_is_locked_and_applies_the_file_once_released() {
         "a wait inside the bound is no failed attempt\n{}",
         env.describe()
     );
-    wait_until(&env, DEADLINE, "status to drop the lock fault", || {
-        env.status().contains("last error:    none")
-    });
+    wait_until(
+        &env,
+        DEADLINE,
+        "status and metrics to drop the lock fault",
+        || env.status().contains("last error:    none") && retrying(0),
+    );
     daemon.terminate(&env);
 }
 
