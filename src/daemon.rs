@@ -117,6 +117,80 @@ pub fn read_fault(work: &Path) -> Option<Fault> {
     serde_json::from_slice(&text).ok()
 }
 
+/// What a database lock wait is published with (see [`crate::store::busy`]):
+/// the wait happens deep inside a statement, on the thread processing a
+/// file, so the daemon leaves here which file that is and the fault it had
+/// published, and the listener publishes the wait in its place and puts the
+/// old one back when the wait is over.
+struct LockWatch {
+    work: PathBuf,
+    database: PathBuf,
+    metrics: Option<PathBuf>,
+    notify: Option<String>,
+    /// The metrics' inbox labels (see `Daemon::write_metrics`).
+    inboxes: Vec<String>,
+    file: String,
+    inbox: String,
+    previous: Option<Fault>,
+}
+
+/// A read-only connection without the busy handler, for the metrics
+/// written while the daemon's own connection waits (a WAL reader is not
+/// blocked by another process's write lock; if it is, only the retry
+/// gauges are written).
+struct RawReader(rusqlite::Connection);
+
+impl crate::store::Reader for RawReader {
+    fn conn(&self) -> &rusqlite::Connection {
+        &self.0
+    }
+}
+
+fn publish_lock_wait(watch: &LockWatch, wait: &crate::store::busy::Wait) {
+    use crate::store::busy::Wait;
+    let fault = match wait {
+        Wait::Began { message, since } => Some(Fault {
+            file: watch.file.clone(),
+            import_id: watch.previous.as_ref().and_then(|f| f.import_id),
+            error: message.clone(),
+            // The attempt that waits, not one that failed: `status` says
+            // "attempt 1" for a first wait.
+            attempts: watch.previous.as_ref().map_or(0, |f| f.attempts) + 1,
+            since: since.clone(),
+            plan_stored: watch.previous.as_ref().is_some_and(|f| f.plan_stored),
+            inbox: watch.inbox.clone(),
+        }),
+        Wait::Ended => watch.previous.clone(),
+    };
+    let path = watch.work.join(FAULT_FILE);
+    match &fault {
+        Some(fault) => {
+            if let Ok(json) = serde_json::to_vec_pretty(fault) {
+                let _ = crate::durable::write_atomic(&path, &json);
+            }
+        }
+        None => {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    if let (Wait::Began { .. }, Some(fault)) = (wait, &fault) {
+        if let Some(command) = &watch.notify {
+            hook::fault(command, fault);
+        }
+        systemd::status(&format!("waiting: {}", fault.error));
+    }
+    if let Some(metrics_path) = &watch.metrics {
+        let opened = rusqlite::Connection::open_with_flags(
+            &watch.database,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        );
+        if let Ok(conn) = opened {
+            let inboxes: Vec<&str> = watch.inboxes.iter().map(String::as_str).collect();
+            let _ = metrics::write(&RawReader(conn), metrics_path, fault.as_ref(), &inboxes);
+        }
+    }
+}
+
 /// Only one daemon may own a work folder: a second one would take the
 /// first one's claimed files for its own leftovers. An `flock` on a file
 /// in the work folder is released by the kernel when the process dies, so a
@@ -213,6 +287,8 @@ struct Daemon {
     probe_errors: HashSet<i32>,
     /// The operational failure being retried, published while it lasts.
     fault: Option<Fault>,
+    /// Shared with the database lock-wait listener.
+    lock_watch: Arc<std::sync::Mutex<LockWatch>>,
 }
 
 /// Runs the daemon until `shutdown` completes (or, with `once`, until the
@@ -227,6 +303,32 @@ pub async fn run(
     let store = Store::open(&config.paths.database)?;
     let filter = Filter::new(&config.ignore, config.done_marker.as_deref())?;
     let store_file = file_identity(&config.paths.database);
+    let lock_watch = Arc::new(std::sync::Mutex::new(LockWatch {
+        work: config.paths.work.clone(),
+        database: config.paths.database.clone(),
+        metrics: config.metrics_textfile.clone(),
+        notify: config.notify_command.clone(),
+        inboxes: if config.has_inbox_tables() {
+            config
+                .inbox_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        } else {
+            Vec::new()
+        },
+        file: String::new(),
+        inbox: String::new(),
+        previous: None,
+    }));
+    {
+        let lock_watch = lock_watch.clone();
+        crate::store::busy::set_listener(move |wait| {
+            if let Ok(watch) = lock_watch.lock() {
+                publish_lock_wait(&watch, wait);
+            }
+        });
+    }
     let inboxes = config
         .inboxes
         .iter()
@@ -252,6 +354,7 @@ pub async fn run(
         leases: LeaseSupport::Unavailable(String::new()),
         probe_errors: HashSet::new(),
         fault: None,
+        lock_watch,
     };
     let _ = std::fs::remove_file(daemon.config.paths.work.join(FAULT_FILE));
 
@@ -590,7 +693,16 @@ impl Daemon {
             Some(r) if r.path == claimed => (r.attempts, r.plan_stored),
             _ => (0, false),
         };
-        match self.try_process(claimed, identity, &name, &span) {
+        if let Ok(mut watch) = self.lock_watch.lock() {
+            watch.file = name.clone();
+            watch.inbox = claim::inbox_of(claimed);
+            watch.previous = self.fault.clone();
+        }
+        let result = self.try_process(claimed, identity, &name, &span);
+        // A wait announced by a statement that never reached a write
+        // transaction (a read, a failure) is over too.
+        crate::store::busy::settled();
+        match result {
             Ok(Some((import_id, status, outcomes))) => {
                 self.retry = None;
                 self.clear_fault();
@@ -921,6 +1033,12 @@ impl Daemon {
         name: &str,
         message: &str,
     ) -> Result<Option<Outcome>, PipelineError> {
+        // The failure is recorded in the store at `paths.database` or not at
+        // all: with the file removed, the connection still writes into the
+        // unlinked one, and the file would go to failed/ with its record
+        // lost once the database is put back (a removed store is never the
+        // file's fault; it is retried until the store is back).
+        self.check_store()?;
         if self.stored_import(claimed).is_some() {
             return Ok(None);
         }

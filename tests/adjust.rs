@@ -328,47 +328,65 @@ fn reverting_an_adjust_job_takes_its_change_off_the_current_count() {
 }
 
 /// An adjust file across two locations, killed at each crash point, then
-/// finished by the next import: every count moves exactly once.
+/// finished by the next import: every count moves exactly once — whether
+/// its name or the config made it an adjust file.
 #[test]
 fn a_crashed_adjust_import_moves_each_count_once() {
-    for point in [
-        "after-plan",
-        "after-commit-1",
-        "after-commit-2",
-        "after-reports",
-    ] {
-        let env = stocked("", "stock.csv");
-        let name = "KIBO_UPDATE_261201120000.csv";
-        env.write(name, &stock_csv(&[("A", "S1", "+5"), ("B", "S1", "-2")]));
-        let run = env.import_with(&[("STOCKDROP_CRASH_AT", point)], &[name]);
-        run.died();
-        // The next import finishes the stored plan first.
-        env.write("next.csv", &stock_csv(&[("Z", "N1", "1")]));
-        let run = env.import(&["next.csv"]);
-        run.code(0);
-        let reports = run.json_lines();
-        assert_eq!(reports.len(), 2, "{point}: {run}");
-        assert_eq!(reports[0]["file"], name, "{point}: {run}");
-        assert_eq!(reports[0]["job_type"], "adjust", "{point}: {run}");
-        assert_eq!(reports[0]["status"], "applied", "{point}: {run}");
-        // And again: nothing more to finish.
-        env.write("later.csv", &stock_csv(&[("Y", "L1", "1")]));
-        env.import(&["later.csv"]).code(0);
-        assert_eq!(
-            qty(&env),
-            expect_quantities(&[
-                ("A", "S1", 15),
-                ("A", "S2", 4),
-                ("B", "S1", 5),
-                ("Y", "L1", 1),
-                ("Z", "N1", 1)
-            ]),
-            "{point}"
-        );
-        // Sent again, it is a duplicate.
-        let again = env.import(&[name]);
-        again.code(0);
-        assert_eq!(again.report()["status"], "duplicate", "{point}: {again}");
-        assert_eq!(qty(&env)[&("A".into(), "S1".into())], 15, "{point}");
+    let by_name = (
+        "",
+        "stock.csv",
+        "KIBO_UPDATE_261201120000.csv",
+        "next.csv",
+        "later.csv",
+    );
+    let by_config = (
+        "[import]\njob_type = \"adjust\"\n",
+        "stock_REFRESH_.csv",
+        "moves.csv",
+        "next_REFRESH_.csv",
+        "later_REFRESH_.csv",
+    );
+    for (config, refresh, name, next, later) in [by_name, by_config] {
+        for point in [
+            "after-plan",
+            "after-commit-1",
+            "after-commit-2",
+            "after-reports",
+        ] {
+            let point = format!("{point} ({name})");
+            let crash_at = point.split(' ').next().unwrap_or_default();
+            let env = stocked(config, refresh);
+            env.write(name, &stock_csv(&[("A", "S1", "+5"), ("B", "S1", "-2")]));
+            let run = env.import_with(&[("STOCKDROP_CRASH_AT", crash_at)], &[name]);
+            run.died();
+            // The next import finishes the stored plan first.
+            env.write(next, &stock_csv(&[("Z", "N1", "1")]));
+            let run = env.import(&[next]);
+            run.code(0);
+            let reports = run.json_lines();
+            assert_eq!(reports.len(), 2, "{point}: {run}");
+            assert_eq!(reports[0]["file"], name, "{point}: {run}");
+            assert_eq!(reports[0]["job_type"], "adjust", "{point}: {run}");
+            assert_eq!(reports[0]["status"], "applied", "{point}: {run}");
+            // And again: nothing more to finish.
+            env.write(later, &stock_csv(&[("Y", "L1", "1")]));
+            env.import(&[later]).code(0);
+            assert_eq!(
+                qty(&env),
+                expect_quantities(&[
+                    ("A", "S1", 15),
+                    ("A", "S2", 4),
+                    ("B", "S1", 5),
+                    ("Y", "L1", 1),
+                    ("Z", "N1", 1)
+                ]),
+                "{point}"
+            );
+            // Sent again, it is a duplicate.
+            let again = env.import(&[name]);
+            again.code(0);
+            assert_eq!(again.report()["status"], "duplicate", "{point}: {again}");
+            assert_eq!(qty(&env)[&("A".into(), "S1".into())], 15, "{point}");
+        }
     }
 }

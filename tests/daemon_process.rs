@@ -485,15 +485,12 @@ fn three_locations() -> String {
     ])
 }
 
-/// Aborts `run` at `point` with a three-location file in the inbox, checks
-/// the point was reached, changes the config so a new plan would differ,
-/// restarts without the crash point, and checks the file ended exactly
-/// once, as first planned.
-fn crash_and_recover(point: &str) {
-    let env = Env::new(FAST_WATCH);
-    env.drop_file("multi.csv", &three_locations());
+/// Runs the daemon with `STOCKDROP_CRASH_AT=point` and checks it aborted
+/// there (SIGABRT, and its log says the point was reached).
+#[track_caller]
+fn run_crashing_at(env: &Env, point: &str) {
     let mut daemon = env.start(Some(point));
-    let status = daemon.wait_exit(&env, DEADLINE);
+    let status = daemon.wait_exit(env, DEADLINE);
     assert_eq!(
         status.signal(),
         Some(6),
@@ -507,6 +504,16 @@ fn crash_and_recover(point: &str) {
         "the crash point {point} was not reached\n{}",
         env.describe()
     );
+}
+
+/// Aborts `run` at `point` with a three-location file in the inbox, checks
+/// the point was reached, changes the config so a new plan would differ,
+/// restarts without the crash point, and checks the file ended exactly
+/// once, as first planned.
+fn crash_and_recover(point: &str) {
+    let env = Env::new(FAST_WATCH);
+    env.drop_file("multi.csv", &three_locations());
+    run_crashing_at(&env, point);
     // What the crash left, as a check that the point is where it says.
     let imports = env.imports();
     match point {
@@ -847,4 +854,301 @@ fn kill_9_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     let expected: BTreeMap<(String, String), i64> =
         expected.into_iter().map(|(k, (_, q))| (k, q)).collect();
     assert_eq!(actual, expected, "{}", env.describe());
+}
+
+// ---------------------------------------------------------------------------
+// Adjust files (issue 11): crash recovery must hold for them exactly as for
+// refresh jobs, since an adjustment applied twice shows in the stock.
+
+const UPDATE_FILE: &str = "KIBO_UPDATE_261201120000.csv";
+
+/// The signed changes of [`UPDATE_FILE`], one per item of
+/// [`three_locations`], and the counts after applying them once.
+fn three_location_moves() -> (String, Vec<(String, String, i64)>) {
+    let moves = [
+        ("11", "A", "+10"),
+        ("11", "B", "-1"),
+        ("12", "A", "+20"),
+        ("12", "B", "-2"),
+        ("13", "A", "+30"),
+        ("13", "B", "-3"),
+    ];
+    let after = [
+        ("11", "A", 11),
+        ("11", "B", 1),
+        ("12", "A", 23),
+        ("12", "B", 2),
+        ("13", "A", 35),
+        ("13", "B", 3),
+    ]
+    .iter()
+    .map(|(l, s, q)| (l.to_string(), s.to_string(), *q))
+    .collect();
+    (csv(&moves), after)
+}
+
+/// Starts a daemon, waits for `files` to be finished, stops it with SIGTERM.
+fn run_until_done(env: &Env, files: &[&str]) {
+    let files: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+    let mut daemon = env.start(None);
+    env.wait_for(DEADLINE, &format!("{files:?} to be finished"), || {
+        env.all_done(&files)
+    });
+    let status = daemon.terminate(env);
+    assert_eq!(status.code(), Some(0), "{status:?}\n{}", env.describe());
+}
+
+fn quantities_of(env: &Env) -> Vec<(String, String, i64)> {
+    env.inventory()
+        .into_iter()
+        .map(|((l, s), (_, q))| (l, s, q))
+        .collect()
+}
+
+/// The stock is counted by a refresh, then an adjust file is aborted at
+/// `point` and the daemon restarted on a config that would plan it
+/// differently: the stored plan is finished, and every count moves once.
+fn crash_and_recover_adjust(point: &str) {
+    let env = Env::new(FAST_WATCH);
+    env.drop_file("stock.csv", &three_locations());
+    run_until_done(&env, &["stock.csv"]);
+
+    let (moves, after) = three_location_moves();
+    env.drop_file(UPDATE_FILE, &moves);
+    run_crashing_at(&env, point);
+    // Where the crash left the adjustments: none, one location, or all.
+    let applied_before = quantities_of(&env)
+        .iter()
+        .zip(&after)
+        .filter(|(now, once)| now == once)
+        .count();
+    let expected_before = match point {
+        "after-claim" | "after-plan" => 0,
+        "after-commit-1" => 2,
+        "after-commit-2" => 4,
+        _ => 6,
+    };
+    assert_eq!(
+        applied_before,
+        expected_before,
+        "counts moved before the restart\n{}",
+        env.describe()
+    );
+
+    env.set_config(&format!(
+        "{FAST_WATCH}[import]\nitems_per_job = 1\non_error = \"reject-file\"\n"
+    ));
+    run_until_done(&env, &["stock.csv", UPDATE_FILE]);
+
+    let imports: Vec<Import> = env
+        .imports()
+        .into_iter()
+        .filter(|i| i.file == UPDATE_FILE)
+        .collect();
+    assert_eq!(
+        imports.len(),
+        1,
+        "one import of the update\n{}",
+        env.describe()
+    );
+    let import = &imports[0];
+    assert_eq!(import.status, "applied", "{}", env.describe());
+    let kind: Vec<String> = env.rows("SELECT job_type FROM imports ORDER BY id", |r| r.get(0));
+    assert_eq!(kind, ["refresh", "adjust"], "{}", env.describe());
+    assert_eq!(quantities_of(&env), after, "{point}\n{}", env.describe());
+
+    let jobs: Vec<Job> = env
+        .jobs()
+        .into_iter()
+        .filter(|j| j.import_id == import.id)
+        .collect();
+    let expected_jobs = if point == "after-claim" { 6 } else { 3 };
+    assert_eq!(jobs.len(), expected_jobs, "{}", env.describe());
+    assert!(
+        jobs.iter().all(|j| j.status == "success"),
+        "{}",
+        env.describe()
+    );
+    // One history row per item of each job, and per record one from the
+    // refresh and one from the update.
+    let history = env.history();
+    for job in &jobs {
+        let rows = history.iter().filter(|(j, _)| *j == job.id).count();
+        assert_eq!(rows as i64, job.item_count, "job {job:?}: {history:?}");
+    }
+    for ((location, sku), (record, _)) in env.inventory() {
+        let rows = history.iter().filter(|(_, r)| *r == record).count();
+        assert_eq!(rows, 2, "record {location}/{sku}: {history:?}");
+    }
+    let stem = UPDATE_FILE.trim_end_matches(".csv");
+    assert_eq!(
+        env.json_reports_of(stem),
+        [format!("{stem}.{}.json", import.id)],
+        "{}",
+        env.describe()
+    );
+    assert!(
+        env.archive_today()
+            .join(format!("{}_{UPDATE_FILE}", import.id))
+            .is_file(),
+        "{}",
+        env.describe()
+    );
+}
+
+#[test]
+fn adjust_crash_after_claim_moves_each_count_once() {
+    crash_and_recover_adjust("after-claim");
+}
+
+#[test]
+fn adjust_crash_after_plan_moves_each_count_once() {
+    crash_and_recover_adjust("after-plan");
+}
+
+#[test]
+fn adjust_crash_after_the_first_commit_moves_each_count_once() {
+    crash_and_recover_adjust("after-commit-1");
+}
+
+#[test]
+fn adjust_crash_after_the_second_commit_moves_each_count_once() {
+    crash_and_recover_adjust("after-commit-2");
+}
+
+#[test]
+fn adjust_crash_after_reports_moves_each_count_once() {
+    crash_and_recover_adjust("after-reports");
+}
+
+#[test]
+fn adjust_crash_after_archive_moves_each_count_once() {
+    crash_and_recover_adjust("after-archive");
+}
+
+/// An `_UPDATE_` file dropped into the inbox is applied as adjustments;
+/// its errors CSV, fixed and dropped back, is an adjust file again and
+/// applies only its own rows, once.
+#[test]
+fn an_update_file_and_its_errors_csv_dropped_back_are_each_applied_once() {
+    let env = Env::new(FAST_WATCH);
+    env.drop_file("stock.csv", &three_locations());
+    run_until_done(&env, &["stock.csv"]);
+
+    env.drop_file(
+        UPDATE_FILE,
+        &csv(&[
+            ("11", "A", "+1"),
+            ("11", "B", "x"),
+            ("12", "A", "1.5"),
+            ("13", "B", "-6"),
+        ]),
+    );
+    run_until_done(&env, &["stock.csv", UPDATE_FILE]);
+    let first = env
+        .imports()
+        .into_iter()
+        .find(|i| i.file == UPDATE_FILE)
+        .expect("the update's import");
+    assert_eq!(first.status, "partial", "{}", env.describe());
+    let expected = |rows: &[(&str, &str, i64)]| -> Vec<(String, String, i64)> {
+        rows.iter()
+            .map(|(l, s, q)| (l.to_string(), s.to_string(), *q))
+            .collect()
+    };
+    let once = expected(&[
+        ("11", "A", 2),
+        ("11", "B", 2),
+        ("12", "A", 3),
+        ("12", "B", 4),
+        ("13", "A", 5),
+        ("13", "B", 0),
+    ]);
+    assert_eq!(quantities_of(&env), once, "{}", env.describe());
+
+    let errors: Vec<String> = env
+        .names(&env.outbox())
+        .into_iter()
+        .filter(|n| n.ends_with(".errors.csv"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one errors CSV\n{}", env.describe());
+    let errors_name = errors[0].clone();
+    let text = fs::read_to_string(env.outbox().join(&errors_name)).expect("read the errors CSV");
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes());
+    let mut rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| {
+            r.expect("errors CSV row")
+                .iter()
+                .map(str::to_string)
+                .collect()
+        })
+        .collect();
+    assert_eq!(rows.len(), 3, "the header and the two bad rows: {rows:?}");
+    let quantity = rows[0]
+        .iter()
+        .position(|h| h == "quantity")
+        .expect("a quantity column");
+    rows[1][quantity] = "+2".into();
+    rows[2][quantity] = "+3".into();
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    for row in &rows {
+        writer.write_record(row).expect("write a row");
+    }
+    let fixed = String::from_utf8(writer.into_inner().expect("flush")).expect("UTF-8");
+
+    // Dropped back into the inbox under the name stockdrop gave it.
+    env.drop_file(&errors_name, &fixed);
+    run_until_done(&env, &[errors_name.as_str()]);
+    let back: Vec<Import> = env
+        .imports()
+        .into_iter()
+        .filter(|i| i.file == errors_name)
+        .collect();
+    assert_eq!(back.len(), 1, "{}", env.describe());
+    assert_eq!(back[0].status, "applied", "{}", env.describe());
+    let kinds: Vec<(String, String, i64)> = env.rows(
+        "SELECT file, job_type, rows_total FROM imports ORDER BY id",
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    );
+    assert_eq!(
+        kinds.last(),
+        Some(&(errors_name.clone(), "adjust".to_string(), 2)),
+        "only the two fixed rows, as adjustments\n{}",
+        env.describe()
+    );
+    let fixed_once = expected(&[
+        ("11", "A", 2),
+        ("11", "B", 4),
+        ("12", "A", 6),
+        ("12", "B", 4),
+        ("13", "A", 5),
+        ("13", "B", 0),
+    ]);
+    assert_eq!(quantities_of(&env), fixed_once, "{}", env.describe());
+
+    // The same fixed file sent again is a duplicate: nothing moves.
+    env.drop_file(&errors_name, &fixed);
+    let mut daemon = env.start(None);
+    env.wait_for(DEADLINE, "the resent errors CSV to be finished", || {
+        env.imports()
+            .iter()
+            .filter(|i| i.file == errors_name)
+            .count()
+            == 2
+            && env.names(&env.work()).is_empty()
+            && env.names(&env.inbox()).is_empty()
+    });
+    let status = daemon.terminate(&env);
+    assert_eq!(status.code(), Some(0), "{status:?}\n{}", env.describe());
+    let statuses: Vec<String> = env
+        .imports()
+        .into_iter()
+        .filter(|i| i.file == errors_name)
+        .map(|i| i.status)
+        .collect();
+    assert_eq!(statuses, ["applied", "duplicate"], "{}", env.describe());
+    assert_eq!(quantities_of(&env), fixed_once, "{}", env.describe());
 }

@@ -16,9 +16,8 @@ mod scenarios;
 
 use harness::{Figures, Scale};
 
-// A few quick rounds of each scenario, against the binary cargo built
-// (the database held locked for a while is left to the script: the daemon
-// waits it out without a word today). Each prints its figures line first.
+// A few quick rounds of each scenario, against the binary cargo built.
+// Each prints its figures line first.
 
 #[test]
 fn crash_loop_loses_nothing_and_applies_nothing_twice() {
@@ -32,7 +31,7 @@ fn a_burst_with_an_overflowing_event_queue_is_imported_once() {
 
 #[test]
 fn slow_dying_and_rewritten_uploads_are_each_applied_once() {
-    scenarios::uploads(&Scale::test()).print().assert_ok();
+    scenarios::uploads().print().assert_ok();
 }
 
 #[test]
@@ -47,7 +46,8 @@ fn bombs_huge_lines_and_special_files_neither_crash_nor_block_the_daemon() {
 
 /// Every file kept and applied once after each environment fault is
 /// repaired; whether the log and `status` named the cause meanwhile is
-/// measured by the script (today `status` says "none").
+/// measured and printed (and asserted for the database lock in
+/// `tests/db_lock.rs`).
 #[test]
 fn environment_faults_lose_nothing_and_recover() {
     let all: Vec<Figures> = scenarios::environment(&Scale::test())
@@ -87,7 +87,7 @@ fn suite() {
         all.push(scenarios::burst(&scale, true).print());
     }
     if wanted("uploads") {
-        all.push(scenarios::uploads(&scale).print());
+        all.push(scenarios::uploads().print());
     }
     if wanted("hostile") {
         all.push(scenarios::mutations(&scale).print());

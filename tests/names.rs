@@ -13,10 +13,10 @@ use std::io::{Cursor, Write as _};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::daemon::{tree, wait_until, write_tail, Daemon, DataRoot, Describe, BIN, FAST_WATCH};
+use common::daemon::{tree, wait_until, Daemon, DataRoot, Describe, BIN, FAST_WATCH};
 use common::Listings;
 use serde_json::Value;
 
@@ -59,26 +59,14 @@ impl Root {
     }
 
     fn command(&self, vars: &[(&str, &str)]) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .arg("--config")
-            .arg(self.config_path())
-            .arg("run")
-            .env_remove("STOCKDROP_CONFIG")
-            .env_remove("STOCKDROP_CRASH_AT")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("JOURNAL_STREAM")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null());
+        let mut command = self.stockdrop_command(&["run"]);
         command.envs(vars.iter().copied());
         command
     }
 
     /// Starts `stockdrop run`; its stdout and stderr go to `run-<n>.log`.
     fn start(&self, vars: &[(&str, &str)]) -> Daemon {
-        let n = self.next_run();
-        Daemon::spawn_logged(self.command(vars), self.path().join(format!("run-{n}.log")))
+        self.spawn_run(self.command(vars))
     }
 
     /// Drops a file under a raw name: written under a hidden name, then
@@ -145,7 +133,7 @@ impl Root {
     }
 
     fn log(&self, n: usize) -> String {
-        fs::read_to_string(self.path().join(format!("run-{n}.log"))).unwrap_or_default()
+        fs::read_to_string(self.run_log(n)).unwrap_or_default()
     }
 }
 
@@ -159,10 +147,7 @@ impl Describe for Root {
         for i in self.imports() {
             let _ = writeln!(out, "{i:?}");
         }
-        for n in 1..=self.runs() {
-            let log = self.path().join(format!("run-{n}.log"));
-            write_tail(&mut out, &format!("run {n} log"), &log, 25);
-        }
+        self.write_logs(&mut out, 25);
         out
     }
 }

@@ -19,9 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::daemon::{
-    csv, signal, tree, wait_until, write_tail, Daemon, DataRoot, Describe, BIN, FAST_WATCH,
-};
+use common::daemon::{csv, signal, tree, wait_until, Daemon, DataRoot, Describe, BIN, FAST_WATCH};
 use serde_json::Value;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -60,10 +58,7 @@ impl Describe for Env {
         for i in self.imports() {
             let _ = writeln!(out, "{i:?}");
         }
-        for n in 1..=self.runs() {
-            let log = self.path().join(format!("run-{n}.log"));
-            write_tail(&mut out, &format!("run {n} log"), &log, 30);
-        }
+        self.write_logs(&mut out, 30);
         out
     }
 }
@@ -86,31 +81,18 @@ impl Env {
 
     /// [`Env::start`], with systemd notifications going to `socket`.
     fn start_notifying(&self, socket: Option<&Path>) -> Daemon {
-        let n = self.next_run();
-        let mut command = Command::new(BIN);
-        command
-            .arg("--config")
-            .arg(self.config_path())
-            .arg("run")
-            .env("RUST_LOG", "info,stockdrop=debug")
-            .env_remove("STOCKDROP_CRASH_AT")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .stdin(Stdio::null());
+        let mut command = self.stockdrop_command(&["run"]);
+        command.env("RUST_LOG", "info,stockdrop=debug");
         if let Some(socket) = socket {
             command.env("NOTIFY_SOCKET", socket);
         }
-        let daemon = Daemon::spawn_logged(command, self.path().join(format!("run-{n}.log")));
+        let daemon = self.spawn_run(command);
         daemon.wait_ready(self);
         daemon
     }
 
     fn stockdrop(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(self.config_path())
-            .args(args)
-            .env_remove("STOCKDROP_CRASH_AT")
+        self.stockdrop_command(args)
             .output()
             .expect("run stockdrop")
     }

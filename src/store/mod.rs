@@ -5,13 +5,13 @@
 //! read-only command cannot write. rusqlite's errors stop at this module's
 //! boundary as [`StoreError`].
 
+pub mod busy;
 pub mod queries;
 pub mod records;
 mod schema;
 pub mod stage;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
@@ -115,7 +115,7 @@ impl Store {
             path: path.to_path_buf(),
             source,
         })?;
-        conn.busy_timeout(Duration::from_secs(30))?;
+        busy::install(&conn)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > schema::MIGRATIONS.len() as i64 {
             return Err(StoreError::TooNew {
@@ -137,7 +137,7 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
-        conn.busy_timeout(Duration::from_secs(30)).map_err(fail)?;
+        busy::install(&conn).map_err(fail)?;
         // WAL with synchronous=FULL: a committed job survives a power cut.
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(fail)?;
@@ -182,7 +182,9 @@ impl Store {
     pub fn write(&mut self) -> Result<Write<'_>> {
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        Ok(Write { tx })
+            .transaction_with_behavior(TransactionBehavior::Immediate);
+        // The lock is ours (or the wait gave up): a wait announced is over.
+        busy::settled();
+        Ok(Write { tx: tx? })
     }
 }

@@ -117,6 +117,43 @@ impl DataRoot {
         self.runs.get()
     }
 
+    /// The log file of run `n`.
+    pub fn run_log(&self, n: usize) -> PathBuf {
+        self.path().join(format!("run-{n}.log"))
+    }
+
+    /// `stockdrop --config <this root's> ARGS`, with nothing of the test's
+    /// own environment that would change what the binary does (config,
+    /// crash point, systemd, journald, log filter) and no stdin.
+    pub fn stockdrop_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .env_remove("STOCKDROP_CONFIG")
+            .env_remove("STOCKDROP_CRASH_AT")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null());
+        command
+    }
+
+    /// Spawns `command` (usually a [`DataRoot::stockdrop_command`] with
+    /// `run`) as the next run, its output going to [`DataRoot::run_log`].
+    pub fn spawn_run(&self, command: Command) -> Daemon {
+        Daemon::spawn_logged(command, self.run_log(self.next_run()))
+    }
+
+    /// The last `lines` lines of every run's log, for failure messages.
+    pub fn write_logs(&self, out: &mut String, lines: usize) {
+        for n in 1..=self.runs() {
+            write_tail(out, &format!("run {n} log"), &self.run_log(n), lines);
+        }
+    }
+
     /// A read-only connection to the store, `None` before it exists. It
     /// never takes the write lock, so polling does not hold up the daemon.
     pub fn read_store(&self) -> Option<rusqlite::Connection> {

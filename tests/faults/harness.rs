@@ -106,41 +106,28 @@ impl Scale {
 // ---------------------------------------------------------------------------
 // The data root.
 
-/// A data root in RAM (`/dev/shm` when usable) with its inbox.
+/// A data root in RAM (`/dev/shm` when usable) with its inbox: a
+/// [`DataRoot`] (paths, store reads, run numbering) and what only the suite
+/// needs.
 pub struct Root {
     pub data: DataRoot,
-    logs: std::cell::RefCell<Vec<PathBuf>>,
+}
+
+impl std::ops::Deref for Root {
+    type Target = DataRoot;
+
+    fn deref(&self) -> &DataRoot {
+        &self.data
+    }
 }
 
 impl Root {
     pub fn new(config: &str) -> Root {
         let root = Root {
             data: DataRoot::new("stockdrop-faults-", config),
-            logs: Default::default(),
         };
         fs::create_dir_all(root.inbox()).expect("create the inbox");
         root
-    }
-
-    /// A data root whose `var/` is the folder `var` (e.g. a mount point
-    /// made by the caller) — the config points every path there.
-    pub fn path(&self) -> &Path {
-        self.data.path()
-    }
-    pub fn var(&self) -> PathBuf {
-        self.data.var()
-    }
-    pub fn inbox(&self) -> PathBuf {
-        self.data.inbox()
-    }
-    pub fn work(&self) -> PathBuf {
-        self.data.work()
-    }
-    pub fn outbox(&self) -> PathBuf {
-        self.data.outbox()
-    }
-    pub fn database(&self) -> PathBuf {
-        self.data.database()
     }
 
     /// Writes `bytes` under a hidden name and renames it into the inbox, as
@@ -153,18 +140,14 @@ impl Root {
 
     /// Starts `stockdrop run` here.
     pub fn start(&self) -> Proc {
-        let n = self.logs.borrow().len() + 1;
-        let log = self.path().join(format!("run-{n}.log"));
-        self.logs.borrow_mut().push(log.clone());
-        Proc::start(&self.data.config_path(), log)
+        let log = self.run_log(self.next_run());
+        Proc::start(&self.config_path(), log)
     }
 
     /// Every daemon log of this root, concatenated.
     pub fn logs(&self) -> String {
-        self.logs
-            .borrow()
-            .iter()
-            .map(|p| fs::read_to_string(p).unwrap_or_default())
+        (1..=self.runs())
+            .map(|n| fs::read_to_string(self.run_log(n)).unwrap_or_default())
             .collect()
     }
 
@@ -173,7 +156,7 @@ impl Root {
     pub fn cli(&self, args: &[&str], limit: Duration) -> Option<(Option<i32>, String)> {
         let mut child = Command::new(bin())
             .arg("--config")
-            .arg(self.data.config_path())
+            .arg(self.config_path())
             .args(args)
             .env_remove("STOCKDROP_CRASH_AT")
             .env("NO_COLOR", "1")
@@ -197,38 +180,6 @@ impl Root {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    /// A read-only connection to the store, `None` before it exists.
-    pub fn store(&self) -> Option<rusqlite::Connection> {
-        let path = self.database();
-        if !path.exists() {
-            return None;
-        }
-        let conn = rusqlite::Connection::open_with_flags(
-            &path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .ok()?;
-        conn.busy_timeout(Duration::from_secs(5)).ok()?;
-        Some(conn)
-    }
-
-    /// Rows of a query; empty when the store or the table is not there.
-    pub fn rows<T>(
-        &self,
-        sql: &str,
-        map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-    ) -> Vec<T> {
-        let Some(conn) = self.store() else {
-            return Vec::new();
-        };
-        let Ok(mut stmt) = conn.prepare(sql) else {
-            return Vec::new();
-        };
-        stmt.query_map([], map)
-            .and_then(|rows| rows.collect())
-            .unwrap_or_default()
     }
 
     /// `PRAGMA integrity_check` said `ok`.

@@ -431,7 +431,7 @@ fn dying_writer(dest: &Path, part: &Path) -> std::process::Child {
 /// that dies half way (in delta mode and in full mode, where the zeroing
 /// guard must hold), and an upload truncated and rewritten under the same
 /// name.
-pub fn uploads(_scale: &Scale) -> Figures {
+pub fn uploads() -> Figures {
     let mut fig = Figures::new("uploads");
     let settle = Duration::from_millis(1000);
     let root = Root::new("[watch]\nsettle_ms = 1000\nrescan_interval_s = 1\n");
@@ -1049,6 +1049,22 @@ fn env_case(
     }
     fig.integrity = Some(root.integrity_ok());
     if !fig.ok() {
+        // The whole data root (logs, store, folders) is kept to look into.
+        let keep = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("faults-failed")
+            .join(name.replace('/', "-"));
+        let _ = fs::remove_dir_all(&keep);
+        if let Some(parent) = keep.parent() {
+            let _ = fs::create_dir_all(parent);
+        }
+        let copied = Command::new("cp")
+            .arg("-a")
+            .arg(root.path())
+            .arg(&keep)
+            .status();
+        if copied.is_ok_and(|s| s.success()) {
+            fig.note(format!("data root kept in {}", keep.display()));
+        }
         let log = root.logs();
         let lines: Vec<&str> = log.lines().collect();
         for l in &lines[lines.len().saturating_sub(4)..] {
