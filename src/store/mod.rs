@@ -5,6 +5,7 @@
 //! read-only command cannot write. rusqlite's errors stop at this module's
 //! boundary as [`StoreError`].
 
+pub mod history;
 pub mod queries;
 pub mod records;
 mod schema;
