@@ -75,6 +75,7 @@ pub fn plan(
     rules: &ImportRules,
     file_name: &str,
 ) -> Result<Plan> {
+    let _snapshot = crate::store::snapshot(store)?;
     // An adjust file never zeroes anything (SPEC §1.1): refresh mode does
     // not apply to it.
     let job_type = rules.job_type;
