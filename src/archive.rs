@@ -10,14 +10,21 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::config::Paths;
+use crate::config::Config;
 use crate::durable::sync_dir;
 
-/// Where a file of this status ends up.
-pub fn destination_root<'a>(paths: &'a Paths, status: &str) -> &'a Path {
-    match status {
-        "rejected" | "failed" => &paths.failed,
-        _ => &paths.archive,
+/// Where a file of this status from `inbox` ends up: with `[[inbox]]`
+/// tables, under a folder of the inbox's name (SPEC §2 step 6); with the
+/// one implicit `default` inbox, as before, directly in archive/failed.
+pub fn destination_root(config: &Config, inbox: &str, status: &str) -> PathBuf {
+    let root = match status {
+        "rejected" | "failed" => &config.paths.failed,
+        _ => &config.paths.archive,
+    };
+    if config.has_inbox_tables() {
+        root.join(inbox)
+    } else {
+        root.clone()
     }
 }
 

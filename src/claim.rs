@@ -38,10 +38,20 @@ const SIDECAR: &str = ".name";
 /// Moves `inbox/name` into `work`; `None` when the file vanished first (it
 /// is then simply forgotten). Both directories are fsynced, so a crash
 /// after the claim finds the file in `work`.
-pub fn claim(inbox: &Path, work: &Path, name: &OsStr) -> io::Result<Option<PathBuf>> {
+/// `tag`: the inbox's name, for a file of a declared `[[inbox]]`; `None` for
+/// the implicit default inbox.
+pub fn claim(
+    inbox: &Path,
+    work: &Path,
+    name: &OsStr,
+    tag: Option<&str>,
+) -> io::Result<Option<PathBuf>> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6f");
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
-    let key = format!("{stamp}-{sequence:04}");
+    let key = match tag {
+        Some(inbox) => format!("{stamp}-{sequence:04}@{}", inbox.replace('_', ".")),
+        None => format!("{stamp}-{sequence:04}"),
+    };
     let shown = names::display_os(name);
     let prefix = format!("{key}_");
     let fitted = names::shorten(&shown, names::NAME_MAX - prefix.len());
@@ -86,6 +96,18 @@ fn split_claimed(claimed: &Path) -> Option<(String, String)> {
         _ => names::display(rest),
     };
     (!shown.is_empty()).then(|| (key.to_string(), shown))
+}
+
+/// The inbox a claimed file came from: the name in its claim key, or
+/// `default` when it has none (see the module's notes).
+pub fn inbox_of(claimed: &Path) -> String {
+    match split_claimed(claimed) {
+        Some((key, _)) => match key.split_once('@') {
+            Some((_, inbox)) => inbox.replace('.', "_"),
+            None => crate::config::DEFAULT_INBOX.to_string(),
+        },
+        None => crate::config::DEFAULT_INBOX.to_string(),
+    }
 }
 
 fn sidecar_of(claimed: &Path) -> Option<PathBuf> {
@@ -192,7 +214,7 @@ mod tests {
         let inbox = tempfile::tempdir().unwrap();
         let work = tempfile::tempdir().unwrap();
         fs::write(inbox.path().join("store_11.csv"), b"x").unwrap();
-        let claimed = claim(inbox.path(), work.path(), OsStr::new("store_11.csv"))
+        let claimed = claim(inbox.path(), work.path(), OsStr::new("store_11.csv"), None)
             .unwrap()
             .unwrap();
         assert!(!inbox.path().join("store_11.csv").exists());
@@ -207,7 +229,7 @@ mod tests {
         let inbox = tempfile::tempdir().unwrap();
         let work = tempfile::tempdir().unwrap();
         assert_eq!(
-            claim(inbox.path(), work.path(), OsStr::new("gone.csv")).unwrap(),
+            claim(inbox.path(), work.path(), OsStr::new("gone.csv"), None).unwrap(),
             None
         );
         assert_eq!(fs::read_dir(work.path()).unwrap().count(), 0);
@@ -227,7 +249,10 @@ mod tests {
             OsString::from(long.clone()),
         ] {
             fs::write(inbox.path().join(&raw), b"x").unwrap();
-            let claimed = claim(inbox.path(), work.path(), &raw).unwrap().unwrap();
+            let claimed = claim(inbox.path(), work.path(), &raw, Some("east_1"))
+                .unwrap()
+                .unwrap();
+            assert_eq!(inbox_of(&claimed), "east_1");
             let claimed_name = claimed.file_name().unwrap().to_str().unwrap();
             assert!(claimed_name.len() <= names::NAME_MAX, "{claimed_name}");
             assert!(!claimed_name.contains('\n'));
@@ -273,6 +298,31 @@ mod tests {
         assert_eq!(
             original_name(&work.path().join("20261201T000000.000000-0002_y~0.csv")),
             "y"
+        );
+    }
+
+    #[test]
+    fn the_inbox_travels_in_the_claim_key_and_no_name_can_forge_it() {
+        let inbox = tempfile::tempdir().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        for (tag, dropped) in [
+            (Some("boston"), "x@chicago_y.csv"),
+            (Some("a-b_c"), "@chicago_.csv"),
+            (None, "@chicago_evil.csv"),
+            (None, "1@chicago_evil.csv"),
+        ] {
+            fs::write(inbox.path().join(dropped), b"x").unwrap();
+            let claimed = claim(inbox.path(), work.path(), OsStr::new(dropped), tag)
+                .unwrap()
+                .unwrap();
+            assert_eq!(inbox_of(&claimed), tag.unwrap_or("default"), "{claimed:?}");
+            assert_eq!(original_name(&claimed), dropped);
+            fs::remove_file(&claimed).unwrap();
+        }
+        // A file claimed by an older stockdrop came from the one inbox.
+        assert_eq!(
+            inbox_of(Path::new("w/20261201T000000.000000-0001_a@b_c.csv")),
+            "default"
         );
     }
 }

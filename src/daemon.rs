@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tracing::{info, info_span, warn};
 
-use crate::config::{Config, RefreshMode};
+use crate::config::{Config, Inbox, RefreshMode};
 use crate::dirs::DirError;
 use crate::issue::{Code, Issue};
 use crate::open::{Identity, LeaseSupport, Refusal, Trust, Writers};
@@ -101,6 +101,14 @@ pub struct Fault {
     pub since: String,
     /// Once the plan is stored the file is retried until it is finished.
     pub plan_stored: bool,
+    /// The inbox the file came from (absent in a fault file written by an
+    /// older stockdrop: the one inbox there was).
+    #[serde(default = "default_inbox")]
+    pub inbox: String,
+}
+
+fn default_inbox() -> String {
+    crate::config::DEFAULT_INBOX.to_string()
 }
 
 /// The fault a running daemon published in `work`, if any.
@@ -152,6 +160,8 @@ pub struct RunOptions {
 struct Stats {
     day: Option<chrono::NaiveDate>,
     done_today: u64,
+    /// `done_today` by inbox name (shown with several inboxes).
+    by_inbox: std::collections::BTreeMap<String, u64>,
     last: Option<String>,
 }
 
@@ -166,23 +176,37 @@ struct Retry {
     plan_stored: bool,
 }
 
+/// One inbox the daemon watches (SPEC §2.1). Its folder is fixed for the
+/// run (a moved or new inbox path takes effect at the next start); its
+/// rules are looked up in the current config for each file, so SIGHUP
+/// changes them.
+struct Watched {
+    name: String,
+    path: PathBuf,
+    /// Whether claimed files carry the inbox's name (declared `[[inbox]]`).
+    tagged: bool,
+    settler: Settler,
+    /// File names whose claim failed, so the failure is logged once, not
+    /// at every scan.
+    unclaimable: HashSet<OsString>,
+    /// Names written since the last scan: their settle clocks restart.
+    written: HashSet<OsString>,
+}
+
 struct Daemon {
     config: Config,
     store: Store,
     /// Device and inode of the database file the store has open.
     store_file: Option<(u64, u64)>,
     filter: Filter,
-    settler: Settler,
+    inboxes: Vec<Watched>,
     /// Files found in the work folder at start-up, finished before any new one.
     backlog: VecDeque<PathBuf>,
-    queue: VecDeque<Entry>,
+    /// Ready files of every inbox (by index into `inboxes`), in the order
+    /// they became ready: one queue, one file at a time.
+    queue: VecDeque<(usize, Entry)>,
     retry: Option<Retry>,
     stats: Stats,
-    /// Inbox names whose claim failed, so the failure is logged once, not
-    /// at every scan.
-    unclaimable: std::collections::HashSet<std::ffi::OsString>,
-    /// Names written since the last scan: their settle clocks restart.
-    written: HashSet<OsString>,
     /// Whether the kernel can tell that a writer holds a file open.
     leases: LeaseSupport,
     /// Probe errors already logged (once each, not once per scan).
@@ -198,23 +222,33 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DaemonError> {
-    crate::dirs::prepare(&config.paths)?;
+    crate::dirs::prepare(&config.paths, &config.inboxes)?;
     let _lock = lock_work_folder(&config.paths.work)?;
     let store = Store::open(&config.paths.database)?;
     let filter = Filter::new(&config.ignore, config.done_marker.as_deref())?;
     let store_file = file_identity(&config.paths.database);
+    let inboxes = config
+        .inboxes
+        .iter()
+        .map(|inbox| Watched {
+            name: inbox.name.clone(),
+            path: inbox.path.clone(),
+            tagged: inbox.declared,
+            settler: Settler::default(),
+            unclaimable: HashSet::new(),
+            written: HashSet::new(),
+        })
+        .collect();
     let mut daemon = Daemon {
         config,
         store,
         store_file,
         filter,
-        settler: Settler::default(),
+        inboxes,
         backlog: VecDeque::new(),
         queue: VecDeque::new(),
         retry: None,
         stats: Stats::default(),
-        unclaimable: Default::default(),
-        written: HashSet::new(),
         leases: LeaseSupport::Unavailable(String::new()),
         probe_errors: HashSet::new(),
         fault: None,
@@ -272,40 +306,63 @@ pub async fn run(
         }
     });
 
-    let inbox = daemon.config.paths.inbox.clone();
     let poll_interval = daemon
         .config
         .settle
         .clamp(Duration::from_millis(500), Duration::from_secs(5));
-    let mut watch = watch::start(&inbox, daemon.config.poll, poll_interval).map_err(|source| {
-        DaemonError::Watch {
-            path: inbox.clone(),
-            source,
-        }
-    })?;
+    // One watch per inbox, their wakeups merged into one channel tagged
+    // with the inbox's index.
+    let (wake_tx, mut wakeups) = tokio::sync::mpsc::unbounded_channel();
+    let mut watches = Vec::new();
+    let mut polling = false;
+    for (index, inbox) in daemon.inboxes.iter().enumerate() {
+        let mut watch =
+            watch::start(&inbox.path, daemon.config.poll, poll_interval).map_err(|source| {
+                DaemonError::Watch {
+                    path: inbox.path.clone(),
+                    source,
+                }
+            })?;
+        polling |= watch.polling;
+        let (_, closed) = tokio::sync::mpsc::unbounded_channel();
+        let mut rx = std::mem::replace(&mut watch.wakeups, closed);
+        let tx = wake_tx.clone();
+        tokio::spawn(async move {
+            while let Some(wakeup) = rx.recv().await {
+                if tx.send((index, wakeup)).is_err() {
+                    break;
+                }
+            }
+        });
+        watches.push(watch);
+    }
+    drop(wake_tx);
     daemon.leases = LeaseSupport::probe(&daemon.config.paths.work);
     info!(
         settle_ms = daemon.config.settle.as_millis() as u64,
-        close_after_write = if watch.polling {
+        close_after_write = if polling {
             "off (polling): no events tell when a writer closes"
         } else {
             "on (inotify)"
         },
         open_for_writing = %daemon.leases.describe(),
         "upload checks in force: a file is ready once unchanged for settle_ms{}",
-        match (&daemon.leases, watch.polling) {
+        match (&daemon.leases, polling) {
             (LeaseSupport::Unavailable(_), true) => {
                 "; settling is all there is here, so senders should upload under a temporary name and rename, or send a done marker"
             }
             _ => " and no process holds it open for writing",
         }
     );
-    info!(
-        inbox = %inbox.display(),
-        polling = watch.polling,
-        settle_ms = daemon.config.settle.as_millis() as u64,
-        "watching the inbox"
-    );
+    for inbox in &daemon.inboxes {
+        info!(
+            inbox = %inbox.name,
+            path = %inbox.path.display(),
+            polling,
+            settle_ms = daemon.config.settle.as_millis() as u64,
+            "watching the inbox"
+        );
+    }
     daemon.scan()?;
     systemd::ready(&daemon.status_line());
     let mut next_rescan = Instant::now() + daemon.config.rescan_interval;
@@ -324,18 +381,20 @@ pub async fn run(
             break;
         }
         let mut deadline = next_rescan;
-        if let Some(at) = daemon.settler.next_deadline(daemon.config.settle) {
-            deadline = deadline.min(at);
+        for inbox in &daemon.inboxes {
+            if let Some(at) = inbox.settler.next_deadline(daemon.config.settle) {
+                deadline = deadline.min(at);
+            }
         }
         if let Some(retry) = &daemon.retry {
             deadline = deadline.min(retry.at);
         }
         tokio::select! {
             _ = woken.notified() => {}
-            Some(wakeup) = watch.wakeups.recv() => {
-                daemon.written.extend(wakeup.written);
-                while let Ok(wakeup) = watch.wakeups.try_recv() {
-                    daemon.written.extend(wakeup.written);
+            Some((index, wakeup)) = wakeups.recv() => {
+                daemon.inboxes[index].written.extend(wakeup.written);
+                while let Ok((index, wakeup)) = wakeups.try_recv() {
+                    daemon.inboxes[index].written.extend(wakeup.written);
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => {}
@@ -359,48 +418,66 @@ pub async fn run(
             warn!(error = %e, "cannot list the inbox; trying again at the next rescan");
         }
     }
+    drop(watches);
     systemd::stopping();
     info!("stopped");
     Ok(())
 }
 
 impl Daemon {
-    /// Lists the inbox and queues what has settled.
+    /// Lists every inbox and queues what has settled. An inbox that cannot
+    /// be listed does not hold up the others; its error is returned after
+    /// they are scanned.
     fn scan(&mut self) -> Result<(), DaemonError> {
-        let inbox = &self.config.paths.inbox;
+        let mut failed = None;
+        for index in 0..self.inboxes.len() {
+            if let Err(e) = self.scan_inbox(index) {
+                failed = Some(e);
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    fn scan_inbox(&mut self, index: usize) -> Result<(), DaemonError> {
+        let inbox = self.inboxes[index].path.clone();
         let entries = self
             .filter
-            .scan(inbox)
+            .scan(&inbox)
             .map_err(|source| DaemonError::List {
                 path: inbox.clone(),
                 source,
             })?;
         let now = Instant::now();
-        if !self.written.is_empty() {
+        let watched = &mut self.inboxes[index];
+        if !watched.written.is_empty() {
             for entry in &entries {
                 if entry
                     .path
                     .file_name()
-                    .is_some_and(|n| self.written.contains(n))
+                    .is_some_and(|n| watched.written.contains(n))
                 {
-                    self.settler.restart(entry, now);
+                    watched.settler.restart(entry, now);
                 }
             }
-            self.written.clear();
+            watched.written.clear();
         }
-        let ready = self.settler.observe(entries, now, self.config.settle);
+        let ready = watched.settler.observe(entries, now, self.config.settle);
         for entry in ready {
-            if self.queue.iter().any(|q| q.name == entry.name) {
+            if self
+                .queue
+                .iter()
+                .any(|(i, q)| *i == index && q.name == entry.name)
+            {
                 continue;
             }
             if self.held_open(&entry) {
                 // Not ready however long it stalls: wait a whole settle
                 // period after the writer is gone.
-                self.settler.restart(&entry, now);
+                self.inboxes[index].settler.restart(&entry, now);
                 continue;
             }
-            tracing::debug!(file = %names::display_os(&entry.name), "ready; queued");
-            self.queue.push_back(entry);
+            tracing::debug!(inbox = %self.inboxes[index].name, file = %names::display_os(&entry.name), "ready; queued");
+            self.queue.push_back((index, entry));
         }
         Ok(())
     }
@@ -438,7 +515,7 @@ impl Daemon {
         self.queue.is_empty()
             && self.backlog.is_empty()
             && self.retry.is_none()
-            && self.settler.waiting() == 0
+            && self.inboxes.iter().all(|i| i.settler.waiting() == 0)
     }
 
     /// Does one piece of work — a due retry, a file claimed before the
@@ -454,32 +531,42 @@ impl Daemon {
             return true;
         }
         if let Some(path) = self.backlog.pop_front() {
-            info!(file = %claim::original_name(&path), "finishing a file claimed before the last stop");
+            let inbox = claim::inbox_of(&path);
+            if self.inbox_of(&path).is_none() {
+                // Its rules and outbox are unknown: reporting it anywhere
+                // else could show one account's file to another.
+                warn!(file = %claim::original_name(&path), inbox = %inbox, path = %path.display(),
+                    "a file claimed before the last stop came from an inbox the config no longer has; it stays in the work folder until that [[inbox]] is back");
+                return true;
+            }
+            info!(file = %claim::original_name(&path), inbox = %inbox, "finishing a file claimed before the last stop");
             // What the scan saw is gone with the last run; the work
             // folder is stockdrop's own, and the other checks still hold.
             tokio::task::block_in_place(|| self.process(&path, None));
             return true;
         }
-        let Some(entry) = self.queue.pop_front() else {
+        let Some((index, entry)) = self.queue.pop_front() else {
             return false;
         };
         tokio::task::block_in_place(|| {
-            let paths = &self.config.paths;
+            let work = self.config.paths.work.clone();
+            let inbox = &mut self.inboxes[index];
             let shown = names::display_os(&entry.name);
-            match claim::claim(&paths.inbox, &paths.work, &entry.name) {
+            let tag = inbox.tagged.then_some(inbox.name.as_str());
+            match claim::claim(&inbox.path, &work, &entry.name, tag) {
                 Ok(Some(claimed)) => {
-                    self.unclaimable.remove(&entry.name);
-                    if let Some(marker) = self.filter.marker_for(&paths.inbox, &entry.name) {
+                    inbox.unclaimable.remove(&entry.name);
+                    if let Some(marker) = self.filter.marker_for(&inbox.path, &entry.name) {
                         let _ = std::fs::remove_file(marker);
                     }
                     self.process(&claimed, Some(entry.identity));
                 }
                 Ok(None) => {
-                    self.unclaimable.remove(&entry.name);
+                    inbox.unclaimable.remove(&entry.name);
                     info!(file = %shown, "the file vanished before it was claimed")
                 }
                 Err(e) => {
-                    if self.unclaimable.insert(entry.name.clone()) {
+                    if inbox.unclaimable.insert(entry.name.clone()) {
                         warn!(file = %shown, error = %e, "cannot claim the file; it stays in the inbox and is tried again as it settles (said once)")
                     } else {
                         tracing::debug!(file = %shown, error = %e, "still cannot claim the file")
@@ -507,10 +594,10 @@ impl Daemon {
             Ok(Some((import_id, status, outcomes))) => {
                 self.retry = None;
                 self.clear_fault();
-                self.remove_stale_marker(&name);
-                self.count(&name, &status);
+                self.remove_stale_marker(claimed, &name);
+                self.count(claimed, &name, &status);
                 info!(import_id, status = %status, "done");
-                self.after_file(&outcomes);
+                self.after_file(claimed, &outcomes);
             }
             Ok(None) => {
                 self.retry = None;
@@ -520,15 +607,18 @@ impl Daemon {
                 let attempts = attempts + 1;
                 let import_id = self.stored_import(claimed);
                 let mut plan_stored = was_stored || import_id.is_some();
-                if !plan_stored && attempts >= self.config.rules.max_attempts {
+                let max_attempts = self
+                    .inbox_of(claimed)
+                    .map_or(self.config.rules.max_attempts, |i| i.rules.max_attempts);
+                if !plan_stored && attempts >= max_attempts {
                     warn!(error = %e, attempts, path = %claimed.display(), "giving up on the file; it goes to failed/");
                     match self.give_up(claimed, &name, &e.to_string()) {
                         Ok(None) => plan_stored = true,
                         Ok(Some(outcome)) => {
                             self.retry = None;
                             self.clear_fault();
-                            self.count(&name, "failed");
-                            self.after_file(&[outcome]);
+                            self.count(claimed, &name, "failed");
+                            self.after_file(claimed, &[outcome]);
                             return;
                         }
                         Err(e) => {
@@ -557,9 +647,16 @@ impl Daemon {
                     attempts,
                     since: String::new(),
                     plan_stored,
+                    inbox: claim::inbox_of(claimed),
                 });
             }
         }
+    }
+
+    /// The inbox a claimed file came from, with its current rules; `None`
+    /// when the config no longer has it.
+    fn inbox_of(&self, claimed: &Path) -> Option<Inbox> {
+        self.config.inbox(&claim::inbox_of(claimed)).cloned()
     }
 
     /// The import of a claimed file (or of the first member of a claimed
@@ -616,7 +713,14 @@ impl Daemon {
 
     fn write_metrics(&self) {
         if let Some(path) = &self.config.metrics_textfile {
-            if let Err(e) = metrics::write(&self.store.read(), path, self.fault.as_ref()) {
+            // Labelled per inbox only with [[inbox]] tables (see `metrics`).
+            let inboxes: Vec<&str> = if self.config.has_inbox_tables() {
+                self.config.inbox_names()
+            } else {
+                Vec::new()
+            };
+            if let Err(e) = metrics::write(&self.store.read(), path, self.fault.as_ref(), &inboxes)
+            {
                 warn!(error = %e, "cannot write the metrics file");
             }
         }
@@ -652,12 +756,18 @@ impl Daemon {
         span: &tracing::Span,
     ) -> Result<Option<(i64, String, Vec<Outcome>)>, PipelineError> {
         self.check_store()?;
+        let Some(inbox) = self.inbox_of(claimed) else {
+            warn!(inbox = %claim::inbox_of(claimed), "the file came from an inbox the config no longer has; it stays in the work folder");
+            return Ok(None);
+        };
         let trust = Trust::Claimed(identity);
         let stamp = match Stamp::of(claimed, trust) {
             Ok(stamp) => stamp,
             Err(source) => {
                 if let Some(refusal) = crate::open::refusal(&source) {
-                    return self.refuse(claimed, name, refusal.clone(), span).map(Some);
+                    return self
+                        .refuse(&inbox, claimed, name, refusal.clone(), span)
+                        .map(Some);
                 }
                 return Err(PipelineError::Read {
                     path: claimed.to_path_buf(),
@@ -673,21 +783,21 @@ impl Daemon {
             progress: Some(pipeline::operator_progress(&self.config.paths.work, name)),
             ..ImportOptions::default()
         };
-        let result = pipeline::import_path(&mut self.store, &self.config, claimed, &options);
+        let result = pipeline::import_path(&mut self.store, &inbox, claimed, &options);
         let _ = std::fs::remove_file(pipeline::progress_file(&self.config.paths.work));
         let outcomes = match result {
             Ok(outcomes) => outcomes,
             Err(PipelineError::Changed) => {
                 warn!("the file changed after it was claimed; it goes back to settling");
                 let released =
-                    claim::release(claimed, &self.config.paths.inbox).map_err(|source| {
-                        PipelineError::Move {
-                            path: claimed.to_path_buf(),
-                            source,
-                        }
+                    claim::release(claimed, &inbox.path).map_err(|source| PipelineError::Move {
+                        path: claimed.to_path_buf(),
+                        source,
                     })?;
                 if released {
-                    self.settler.forget(&names::raw_os(name));
+                    if let Some(watched) = self.inboxes.iter_mut().find(|w| w.name == inbox.name) {
+                        watched.settler.forget(&names::raw_os(name));
+                    }
                     return Ok(None);
                 }
                 return Err(PipelineError::Changed);
@@ -714,22 +824,23 @@ impl Daemon {
             "rejected".to_string()
         };
         span.record("import_id", import_id);
-        self.archive(claimed, name, import_id, &status)?;
+        self.archive(&inbox.name, claimed, name, import_id, &status)?;
         Ok(Some((import_id, status, outcomes)))
     }
 
     fn archive(
         &mut self,
+        inbox: &str,
         claimed: &Path,
         name: &str,
         import_id: i64,
         status: &str,
     ) -> Result<(), PipelineError> {
-        let root = archive::destination_root(&self.config.paths, status);
+        let root = archive::destination_root(&self.config, inbox, status);
         let today = chrono::Utc::now().date_naive();
         // Recorded first: after a crash before the move the claimed file is
         // still in `work`, is found again, and this runs once more.
-        let target = archive::target(root, import_id, name, today);
+        let target = archive::target(&root, import_id, name, today);
         let write = self.store.write()?;
         queries::set_archived(&write, import_id, &target.display().to_string())?;
         write.commit()?;
@@ -749,6 +860,7 @@ impl Daemon {
     /// Done again after a crash, the recorded import is finished instead.
     fn refuse(
         &mut self,
+        inbox: &Inbox,
         claimed: &Path,
         name: &str,
         refusal: Refusal,
@@ -762,7 +874,7 @@ impl Daemon {
                 let mut draft = crate::plan::Draft::default();
                 draft.push_error(
                     Issue::new(Code::UnreadableFile, refusal.to_string()),
-                    self.config.rules.max_errors,
+                    inbox.rules.max_errors,
                 );
                 let write = self.store.write()?;
                 let id = queries::insert_import(
@@ -774,17 +886,18 @@ impl Daemon {
                         format: "unknown",
                         status: "planned",
                         duplicate_of: None,
-                        refresh_mode: match self.config.rules.refresh_mode {
+                        refresh_mode: match inbox.rules.refresh_mode {
                             RefreshMode::Delta => "delta",
                             RefreshMode::Full => "full",
                         },
-                        job_type: self.config.rules.job_type.as_str(),
+                        job_type: inbox.rules.job_type.as_str(),
                         received_at: &crate::apply::now(),
                         rows_total: 0,
                         rows_accepted: 0,
                         rows_rejected: 0,
-                        report_dir: &self.config.paths.outbox.display().to_string(),
+                        report_dir: &inbox.outbox.display().to_string(),
                         draft: &draft,
+                        inbox: &inbox.name,
                     },
                 )?;
                 write.commit()?;
@@ -794,7 +907,7 @@ impl Daemon {
         span.record("import_id", import_id);
         let outcome = pipeline::finish(&mut self.store, import_id, None)?;
         let status = outcome.report.status.clone();
-        self.archive(claimed, name, import_id, &status)?;
+        self.archive(&inbox.name, claimed, name, import_id, &status)?;
         Ok((import_id, status, vec![outcome]))
     }
 
@@ -811,18 +924,21 @@ impl Daemon {
         if self.stored_import(claimed).is_some() {
             return Ok(None);
         }
-        let outcome = pipeline::fail(&mut self.store, &self.config, claimed, name, None, message)?;
+        let Some(inbox) = self.inbox_of(claimed) else {
+            return Ok(None);
+        };
+        let outcome = pipeline::fail(&mut self.store, &inbox, claimed, name, None, message)?;
         let import_id = outcome.report.import_id.unwrap_or_default();
-        self.archive(claimed, name, import_id, "failed")?;
+        self.archive(&inbox.name, claimed, name, import_id, "failed")?;
         Ok(Some(outcome))
     }
 
     /// After a file: the operator's `notify.command` for each report, and
     /// the metrics file. Neither can hold up the queue.
-    fn after_file(&self, outcomes: &[Outcome]) {
+    fn after_file(&self, claimed: &Path, outcomes: &[Outcome]) {
         if let Some(command) = &self.config.notify_command {
             for outcome in outcomes {
-                hook::run(command, outcome);
+                hook::run(command, outcome, &claim::inbox_of(claimed));
             }
         }
         self.write_metrics();
@@ -846,8 +962,12 @@ impl Daemon {
     /// A file claimed before a crash may have left its done marker in the
     /// inbox; it goes once the file is finished, unless a new upload of
     /// the same name is waiting (then the marker may be the new one's).
-    fn remove_stale_marker(&self, name: &str) {
-        let inbox = &self.config.paths.inbox;
+    fn remove_stale_marker(&self, claimed: &Path, name: &str) {
+        let from = claim::inbox_of(claimed);
+        let Some(watched) = self.inboxes.iter().find(|w| w.name == from) else {
+            return;
+        };
+        let inbox = &watched.path;
         let raw = names::raw_os(name);
         if let Some(marker) = self.filter.marker_for(inbox, &raw) {
             if !inbox.join(&raw).exists() && marker.exists() {
@@ -856,23 +976,60 @@ impl Daemon {
         }
     }
 
-    fn count(&mut self, name: &str, status: &str) {
+    fn count(&mut self, claimed: &Path, name: &str, status: &str) {
         let today = chrono::Utc::now().date_naive();
         if self.stats.day != Some(today) {
             self.stats.day = Some(today);
             self.stats.done_today = 0;
+            self.stats.by_inbox.clear();
         }
         self.stats.done_today += 1;
+        *self
+            .stats
+            .by_inbox
+            .entry(claim::inbox_of(claimed))
+            .or_default() += 1;
         self.stats.last = Some(format!("{status} {name}"));
     }
 
     fn status_line(&self) -> String {
         let waiting = self.queue.len()
             + self.backlog.len()
-            + self.settler.waiting()
+            + self
+                .inboxes
+                .iter()
+                .map(|i| i.settler.waiting())
+                .sum::<usize>()
             + usize::from(self.retry.is_some());
+        // With several inboxes, each one's share: `3 files today (boston 2,
+        // chicago 1), 1 waiting (boston 1)`.
+        let (done_each, waiting_each) = if self.inboxes.len() > 1 {
+            let done: Vec<String> = self
+                .inboxes
+                .iter()
+                .map(|i| {
+                    let n = self.stats.by_inbox.get(&i.name).copied().unwrap_or(0);
+                    format!("{} {n}", i.name)
+                })
+                .collect();
+            let waiting: Vec<String> = self
+                .inboxes
+                .iter()
+                .enumerate()
+                .map(|(index, i)| {
+                    let queued = self.queue.iter().filter(|(q, _)| *q == index).count();
+                    format!("{} {}", i.name, queued + i.settler.waiting())
+                })
+                .collect();
+            (
+                format!(" ({})", done.join(", ")),
+                format!(" ({})", waiting.join(", ")),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         format!(
-            "{} today, {} waiting{}{}",
+            "{} today{done_each}, {} waiting{waiting_each}{}{}",
             crate::issue::count(self.stats.done_today, "file", "files"),
             waiting,
             self.stats
@@ -904,12 +1061,55 @@ impl Daemon {
                     warn!("paths changed in the config; they take effect at the next start");
                 }
                 let paths = self.config.paths.clone();
-                self.config = Config { paths, ..new };
-                info!("configuration reloaded");
+                let inboxes = self.reloaded_inboxes(&new);
+                self.config = Config {
+                    paths,
+                    inboxes,
+                    ..new
+                };
+                info!(inboxes = %self.config.inbox_names().join(", "), "configuration reloaded");
             }
             Err(e) => warn!(error = %e, "the new configuration is invalid; keeping the old one"),
         }
         systemd::ready(&self.status_line());
+    }
+}
+
+impl Daemon {
+    /// The inboxes after a reload: each watched inbox keeps its folder and
+    /// outbox for this run and takes its new rules (or keeps its old ones
+    /// if the new config dropped it: its claimed files still need them);
+    /// an inbox the new config adds, or whose folder or outbox moved, is
+    /// logged as waiting for the next start (SPEC §2.1).
+    fn reloaded_inboxes(&self, new: &Config) -> Vec<Inbox> {
+        let mut inboxes = Vec::new();
+        for watched in &self.inboxes {
+            let old = self.config.inbox(&watched.name);
+            match (new.inbox(&watched.name), old) {
+                (Some(fresh), Some(old)) => {
+                    if fresh.path != old.path || fresh.outbox != old.outbox {
+                        warn!(inbox = %watched.name, "the inbox's path or outbox changed in the config; that takes effect at the next start (its new rules apply now)");
+                    }
+                    inboxes.push(Inbox {
+                        path: old.path.clone(),
+                        outbox: old.outbox.clone(),
+                        declared: old.declared,
+                        ..fresh.clone()
+                    });
+                }
+                (None, Some(old)) => {
+                    warn!(inbox = %watched.name, "the new config has no such inbox; it is watched, with its old rules, until the next start");
+                    inboxes.push(old.clone());
+                }
+                (_, None) => {}
+            }
+        }
+        for fresh in &new.inboxes {
+            if !self.inboxes.iter().any(|w| w.name == fresh.name) {
+                warn!(inbox = %fresh.name, path = %fresh.path.display(), "a new inbox in the config; it is watched from the next start");
+            }
+        }
+        inboxes
     }
 }
 

@@ -40,8 +40,11 @@ static SLOTS: Mutex<Slots> = Mutex::new(Slots {
 
 /// Queues `command` (run through `sh -c`) for one file's outcome; it starts
 /// at once when fewer than [`MAX_RUNNING`] are running.
-pub fn run(command: &str, outcome: &Outcome) {
-    enqueue(prepare(command, outcome));
+/// `STOCKDROP_INBOX` is the inbox the file came from (SPEC §2.1).
+pub fn run(command: &str, outcome: &Outcome, inbox: &str) {
+    let mut job = prepare(command, outcome);
+    job.command.env("STOCKDROP_INBOX", inbox);
+    enqueue(job);
 }
 
 /// Starts `job` when a slot is free, else queues it (never blocking).
@@ -147,7 +150,8 @@ pub fn fault(command: &str, fault: &crate::daemon::Fault) {
         .env("STOCKDROP_FILE", &fault.file)
         .env("STOCKDROP_STATUS", "retrying")
         .env("STOCKDROP_ERROR", &fault.error)
-        .env("STOCKDROP_ATTEMPTS", fault.attempts.to_string());
+        .env("STOCKDROP_ATTEMPTS", fault.attempts.to_string())
+        .env("STOCKDROP_INBOX", &fault.inbox);
     enqueue(Job {
         command: child,
         file: fault.file.clone(),

@@ -4,6 +4,11 @@
 //! file took. Counted from the store, so they survive restarts. While the
 //! daemon retries an operational failure, `stockdrop_retrying` is 1 with
 //! the attempts so far — written even when the store itself is the fault.
+//!
+//! With `[[inbox]]` tables (SPEC §2.1) the files, rows and jobs counters
+//! carry an `inbox="NAME"` label, one series per inbox (`sum without
+//! (inbox)` gives the totals); with the one implicit inbox they have no
+//! such label, as before, so existing dashboards keep working.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -25,10 +30,11 @@ fn by_status(
     sql: &str,
     metric: &str,
     statuses: &[&str],
+    inbox: Option<&str>,
 ) -> Result<(), StoreError> {
     let mut stmt = r.conn().prepare(sql)?;
     let counts = stmt
-        .query_map([], |row| {
+        .query_map([inbox], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -37,49 +43,72 @@ fn by_status(
             .iter()
             .find(|(s, _)| s == status)
             .map_or(0, |(_, n)| *n);
-        let _ = writeln!(out, "{metric}{{status=\"{status}\"}} {n}");
+        let _ = writeln!(out, "{metric}{{{}status=\"{status}\"}} {n}", label(inbox));
     }
     Ok(())
 }
 
-/// The metrics in Prometheus' text format.
-pub fn render(r: &impl Reader) -> Result<String, StoreError> {
+/// `inbox="NAME",` for a per-inbox series; nothing for the one inbox.
+/// Inbox names are letters, digits, `-` and `_`: nothing to escape.
+fn label(inbox: Option<&str>) -> String {
+    inbox.map_or(String::new(), |name| format!("inbox=\"{name}\","))
+}
+
+/// The metrics in Prometheus' text format; `inboxes`: the declared inbox
+/// names, one series each (empty: the one implicit inbox, unlabelled).
+pub fn render(r: &impl Reader, inboxes: &[&str]) -> Result<String, StoreError> {
     let conn = r.conn();
     let mut out = String::new();
+    let each: Vec<Option<&str>> = if inboxes.is_empty() {
+        vec![None]
+    } else {
+        inboxes.iter().copied().map(Some).collect()
+    };
     out.push_str("# HELP stockdrop_files_total Files processed, by final status.\n");
     out.push_str("# TYPE stockdrop_files_total counter\n");
-    by_status(
-        r,
-        &mut out,
-        "SELECT status, count(*) FROM imports WHERE status NOT IN ('planned', 'failing') GROUP BY status",
-        "stockdrop_files_total",
-        &["applied", "partial", "rejected", "duplicate", "failed"],
-    )?;
-    let (accepted, rejected): (i64, i64) = conn.query_row(
-        "SELECT coalesce(sum(rows_accepted), 0), coalesce(sum(rows_rejected), 0) FROM imports \
-         WHERE status NOT IN ('planned', 'failing', 'duplicate')",
-        [],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )?;
+    for &inbox in &each {
+        by_status(
+            r,
+            &mut out,
+            "SELECT status, count(*) FROM imports WHERE status NOT IN ('planned', 'failing') \
+             AND (?1 IS NULL OR inbox = ?1) GROUP BY status",
+            "stockdrop_files_total",
+            &["applied", "partial", "rejected", "duplicate", "failed"],
+            inbox,
+        )?;
+    }
     out.push_str("# HELP stockdrop_rows_total Data rows read, by result.\n");
     out.push_str("# TYPE stockdrop_rows_total counter\n");
-    let _ = writeln!(
-        out,
-        "stockdrop_rows_total{{result=\"accepted\"}} {accepted}"
-    );
-    let _ = writeln!(
-        out,
-        "stockdrop_rows_total{{result=\"rejected\"}} {rejected}"
-    );
+    for &inbox in &each {
+        let (accepted, rejected): (i64, i64) = conn.query_row(
+            "SELECT coalesce(sum(rows_accepted), 0), coalesce(sum(rows_rejected), 0) FROM imports \
+             WHERE status NOT IN ('planned', 'failing', 'duplicate') AND (?1 IS NULL OR inbox = ?1)",
+            [inbox],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        let l = label(inbox);
+        let _ = writeln!(
+            out,
+            "stockdrop_rows_total{{{l}result=\"accepted\"}} {accepted}"
+        );
+        let _ = writeln!(
+            out,
+            "stockdrop_rows_total{{{l}result=\"rejected\"}} {rejected}"
+        );
+    }
     out.push_str("# HELP stockdrop_jobs_total Refresh jobs, by status.\n");
     out.push_str("# TYPE stockdrop_jobs_total counter\n");
-    by_status(
-        r,
-        &mut out,
-        "SELECT status, count(*) FROM jobs WHERE type = 'refresh' GROUP BY status",
-        "stockdrop_jobs_total",
-        &["pending", "success", "failed", "rejected", "reverted"],
-    )?;
+    for &inbox in &each {
+        by_status(
+            r,
+            &mut out,
+            "SELECT status, count(*) FROM jobs WHERE type = 'refresh' AND (?1 IS NULL \
+             OR import_id IN (SELECT id FROM imports WHERE inbox = ?1)) GROUP BY status",
+            "stockdrop_jobs_total",
+            &["pending", "success", "failed", "rejected", "reverted"],
+            inbox,
+        )?;
+    }
     let last_success: Option<String> = conn.query_row(
         "SELECT max(finished_at) FROM imports WHERE status IN ('applied', 'partial', 'duplicate')",
         [],
@@ -136,8 +165,13 @@ pub fn render_fault(fault: Option<&Fault>) -> String {
 
 /// Writes the metrics file atomically (the collector never reads half).
 /// When the store cannot be read, the retry gauges are still written.
-pub fn write(r: &impl Reader, path: &Path, fault: Option<&Fault>) -> Result<(), String> {
-    let (mut text, store_error) = match render(r) {
+pub fn write(
+    r: &impl Reader,
+    path: &Path,
+    fault: Option<&Fault>,
+    inboxes: &[&str],
+) -> Result<(), String> {
+    let (mut text, store_error) = match render(r, inboxes) {
         Ok(text) => (text, None),
         Err(e) => (String::new(), Some(e.to_string())),
     };

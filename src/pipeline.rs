@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::adjust;
 use crate::apply::{self, now};
-use crate::config::{Config, ImportRules, JobType, RefreshMode};
+use crate::config::{ImportRules, Inbox, JobType, RefreshMode};
 use crate::issue::{Code, Issue};
 use crate::parse::{self, Cell};
 use crate::plan::{LeftOutRow, Plan};
@@ -536,14 +536,20 @@ fn file_rules(rules: &ImportRules, name: &str, inherited: JobType) -> ImportRule
 /// applied there has the same SHA-256. An adjust file (SPEC §1.1), always:
 /// any earlier adjust import with the same SHA-256 — counting an update
 /// twice is never right.
+///
+/// Per inbox (docs/inboxes.md): only an earlier import from the same inbox
+/// makes a file a duplicate, so one account can never get another's file
+/// skipped by sending a copy of it first (nor learn of the other's import
+/// from its report).
 fn duplicate_of(
     store: &impl Reader,
+    inbox: &str,
     rules: &ImportRules,
     plan: &Plan,
     sha256: &str,
 ) -> Result<Option<i64>, StoreError> {
     if plan.job_type == JobType::Adjust {
-        return queries::applied_adjust_with(store, sha256);
+        return queries::applied_adjust_with(store, inbox, sha256);
     }
     if !rules.skip_duplicate_files || plan.locations.is_empty() {
         return Ok(None);
@@ -551,7 +557,9 @@ fn duplicate_of(
     let mut latest = None;
     for location in &plan.locations {
         match queries::last_applied_to(store, location)? {
-            Some((id, sha)) if sha == sha256 => latest = latest.max(Some(id)),
+            Some((id, sha, from)) if sha == sha256 && from == inbox => {
+                latest = latest.max(Some(id))
+            }
             _ => return Ok(None),
         }
     }
@@ -568,18 +576,18 @@ fn mode_name(mode: RefreshMode) -> &'static str {
 /// Plans, applies and reports one file. The original is left where it is.
 pub fn import_file(
     store: &mut Store,
-    config: &Config,
+    inbox: &Inbox,
     path: &Path,
     options: &ImportOptions,
 ) -> Result<Outcome, PipelineError> {
-    let content = read_content(path, options.name.as_deref(), &config.rules, options.trust)?;
+    let content = read_content(path, options.name.as_deref(), &inbox.rules, options.trust)?;
     import_content(
         store,
-        config,
+        inbox,
         path,
         &path.display().to_string(),
         content,
-        config.rules.job_type,
+        inbox.rules.job_type,
         options,
     )
 }
@@ -591,11 +599,11 @@ pub fn import_file(
 /// a claimed file after a crash.
 pub fn import_path(
     store: &mut Store,
-    config: &Config,
+    inbox: &Inbox,
     path: &Path,
     options: &ImportOptions,
 ) -> Result<Vec<Outcome>, PipelineError> {
-    let rules = &config.rules;
+    let rules = &inbox.rules;
     let source = path.display().to_string();
     if options.resume {
         if let Some((id, _)) = queries::import_by_source(&store.read(), &source)? {
@@ -609,7 +617,7 @@ pub fn import_path(
         _ => {
             return Ok(vec![import_content(
                 store,
-                config,
+                inbox,
                 path,
                 &source,
                 content,
@@ -641,7 +649,7 @@ pub fn import_path(
         let member_content = member_content(&content, member, name, rules);
         outcomes.push(import_content(
             store,
-            config,
+            inbox,
             path,
             &member_source,
             member_content,
@@ -668,7 +676,7 @@ pub fn import_path(
         ));
         outcomes.push(import_content(
             store,
-            config,
+            inbox,
             path,
             &source,
             content,
@@ -732,14 +740,14 @@ fn member_content(
 /// what the import records as its origin.
 fn import_content(
     store: &mut Store,
-    config: &Config,
+    inbox: &Inbox,
     path: &Path,
     source: &str,
     content: Content,
     inherited: JobType,
     options: &ImportOptions,
 ) -> Result<Outcome, PipelineError> {
-    let rules = &file_rules(&config.rules, &content.name, inherited);
+    let rules = &file_rules(&inbox.rules, &content.name, inherited);
     let received_at = now();
     let progress = |what: &str, done: u64, of: u64| {
         if let Some(report) = &options.progress {
@@ -754,7 +762,7 @@ fn import_content(
     let report_dir = options
         .report_dir
         .clone()
-        .unwrap_or_else(|| config.paths.outbox.clone());
+        .unwrap_or_else(|| inbox.outbox.clone());
     // The errors CSV, written now (it needs the original cells) under a
     // temporary name and renamed to the import's once its id is known.
     let errors_csv = if plan.left_out == 0 {
@@ -777,7 +785,7 @@ fn import_content(
     let duplicate = if options.force || checked.file_error.is_some() {
         None
     } else {
-        duplicate_of(&store.read(), rules, &plan, &content.sha256)?
+        duplicate_of(&store.read(), &inbox.name, rules, &plan, &content.sha256)?
     };
     let source_path = source.to_string();
 
@@ -807,6 +815,7 @@ fn import_content(
             rows_rejected: plan.draft.rows_rejected,
             report_dir: &report_dir.display().to_string(),
             draft: &plan.draft,
+            inbox: &inbox.name,
         },
     )?;
     if duplicate.is_none() {
@@ -955,6 +964,7 @@ fn write_reports(
     let write = store.write()?;
     queries::finish_import(&write, import_id, status, &report.finished_at)?;
     write.commit()?;
+    report::index::rewrite_or_log(&store.read(), &record.report_dir);
     tracing::info!(import_id, file = %record.file, status, "import finished");
     Ok(Outcome { report, paths })
 }
@@ -965,7 +975,7 @@ fn write_reports(
 /// import, if its plan was stored; otherwise an import is recorded now.
 pub fn fail(
     store: &mut Store,
-    config: &Config,
+    inbox: &Inbox,
     path: &Path,
     name: &str,
     existing: Option<i64>,
@@ -979,7 +989,7 @@ pub fn fail(
     let import_id = match existing {
         Some(id) => id,
         None => {
-            let sha256 = crate::open::sha256_of(path, config.rules.max_file_bytes);
+            let sha256 = crate::open::sha256_of(path, inbox.rules.max_file_bytes);
             let draft = crate::plan::Draft::default();
             queries::insert_import(
                 &write,
@@ -990,19 +1000,20 @@ pub fn fail(
                     format: "unknown",
                     status: "planned",
                     duplicate_of: None,
-                    refresh_mode: mode_name(config.rules.refresh_mode),
-                    job_type: adjust::kind_of(name, config.rules.job_type).as_str(),
+                    refresh_mode: mode_name(inbox.rules.refresh_mode),
+                    job_type: adjust::kind_of(name, inbox.rules.job_type).as_str(),
                     received_at: &now(),
                     rows_total: 0,
                     rows_accepted: 0,
                     rows_rejected: 0,
-                    report_dir: &config.paths.outbox.display().to_string(),
+                    report_dir: &inbox.outbox.display().to_string(),
                     draft: &draft,
+                    inbox: &inbox.name,
                 },
             )?
         }
     };
-    queries::mark_failing(&write, import_id, &issue, config.rules.max_errors)?;
+    queries::mark_failing(&write, import_id, &issue, inbox.rules.max_errors)?;
     write.commit()?;
     finish(store, import_id, None)
 }
@@ -1025,26 +1036,26 @@ pub fn recover(store: &mut Store) -> Result<Vec<Recovered>, PipelineError> {
 
 /// Parses, validates and resolves a file against the store without writing
 /// anything: the report an import would produce, with no ids.
-pub fn validate_file(store: &Store, config: &Config, path: &Path) -> Result<Report, PipelineError> {
-    let content = read_content(path, None, &config.rules, Default::default())?;
-    validate_content(store, config, content, config.rules.job_type)
+pub fn validate_file(store: &Store, inbox: &Inbox, path: &Path) -> Result<Report, PipelineError> {
+    let content = read_content(path, None, &inbox.rules, Default::default())?;
+    validate_content(store, inbox, content, inbox.rules.job_type)
 }
 
 /// [`validate_file`] for every file an import of `path` would make: one
 /// report, or one per member of a ZIP archive.
 pub fn validate_path(
     store: &Store,
-    config: &Config,
+    inbox: &Inbox,
     path: &Path,
 ) -> Result<Vec<Report>, PipelineError> {
-    let rules = &config.rules;
+    let rules = &inbox.rules;
     let content = read_content(path, None, rules, Default::default())?;
     let members = match parse::archive_members(&content.name, content.bytes(), rules) {
         Some(Ok(members)) => members,
         _ => {
             return Ok(vec![validate_content(
                 store,
-                config,
+                inbox,
                 content,
                 rules.job_type,
             )?])
@@ -1061,7 +1072,7 @@ pub fn validate_path(
         if parse::detect::is_stock_file_name(&name) {
             reports.push(validate_content(
                 store,
-                config,
+                inbox,
                 member_content(&content, member, name, rules),
                 archive_kind,
             )?);
@@ -1084,24 +1095,24 @@ pub fn validate_path(
                 }
             ),
         ));
-        reports.push(validate_content(store, config, content, archive_kind)?);
+        reports.push(validate_content(store, inbox, content, archive_kind)?);
     }
     Ok(reports)
 }
 
 fn validate_content(
     store: &Store,
-    config: &Config,
+    inbox: &Inbox,
     content: Content,
     inherited: JobType,
 ) -> Result<Report, PipelineError> {
-    let rules = &file_rules(&config.rules, &content.name, inherited);
+    let rules = &file_rules(&inbox.rules, &content.name, inherited);
     let received_at = now();
     let mut stage = Stage::new()?;
     let checked = check(&content, rules, &mut stage, &|_, _, _| {})?;
     let plan = resolve::plan(&checked, &mut stage, &store.read(), rules, &content.name)?;
     let duplicate = if checked.file_error.is_none() {
-        duplicate_of(&store.read(), rules, &plan, &content.sha256)?
+        duplicate_of(&store.read(), &inbox.name, rules, &plan, &content.sha256)?
     } else {
         None
     };

@@ -3,7 +3,12 @@
 //! folder they are in), reports in the outbox `retention.outbox_days` (by
 //! modification time), and per-item history `retention.history_days`
 //! (default: forever). A job whose history was pruned is marked so, and
-//! `revert` refuses it with a clear message.
+//! `revert` refuses it with a clear message. An outbox's `index.html` is
+//! never aged out; it is rewritten after reports are deleted, so it links
+//! none of them.
+//!
+//! With `[[inbox]]` tables the date folders are under a folder per inbox
+//! (`archive/<inbox>/YYYY-MM-DD`), and every inbox's outbox is pruned.
 
 use std::fs;
 use std::io;
@@ -43,7 +48,14 @@ pub fn prune(
 ) -> Result<Pruned, PruneError> {
     let mut pruned = Pruned::default();
     let oldest_kept = today - chrono::Duration::days(config.archive_days as i64);
-    for root in [&config.paths.archive, &config.paths.failed] {
+    let mut roots = vec![config.paths.archive.clone(), config.paths.failed.clone()];
+    if config.has_inbox_tables() {
+        for inbox in &config.inboxes {
+            roots.push(config.paths.archive.join(&inbox.name));
+            roots.push(config.paths.failed.join(&inbox.name));
+        }
+    }
+    for root in &roots {
         for folder in dated_folders(root)? {
             if folder.0 < oldest_kept {
                 if !dry_run {
@@ -57,15 +69,22 @@ pub fn prune(
         }
     }
     let cutoff = SystemTime::now() - Duration::from_secs(config.outbox_days * 86_400);
-    if config.paths.outbox.is_dir() {
-        let entries = fs::read_dir(&config.paths.outbox).map_err(|source| PruneError::Io {
-            path: config.paths.outbox.clone(),
+    for outbox in config.inboxes.iter().map(|i| &i.outbox) {
+        if !outbox.is_dir() {
+            continue;
+        }
+        let entries = fs::read_dir(outbox).map_err(|source| PruneError::Io {
+            path: outbox.clone(),
             source,
         })?;
         for entry in entries.filter_map(Result::ok) {
             let path = entry.path();
             let Ok(meta) = entry.metadata() else { continue };
-            let report = meta.is_file() && !entry.file_name().to_string_lossy().starts_with('.');
+            let name = entry.file_name();
+            // The index is rewritten, not aged: it is rebuilt below.
+            let report = meta.is_file()
+                && !name.to_string_lossy().starts_with('.')
+                && name != crate::report::index::FILE_NAME;
             if report && meta.modified().is_ok_and(|m| m < cutoff) {
                 if !dry_run {
                     fs::remove_file(&path).map_err(|source| PruneError::Io {
@@ -77,7 +96,8 @@ pub fn prune(
             }
         }
     }
-    if let (Some(days), Some(store)) = (config.history_days, store) {
+    let mut store = store;
+    if let (Some(days), Some(store)) = (config.history_days, store.as_deref_mut()) {
         let cutoff = (Utc::now() - chrono::Duration::days(days as i64))
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let write = store.write()?;
@@ -104,6 +124,13 @@ pub fn prune(
                 )
                 .map_err(StoreError::from)?;
             write.commit()?;
+        }
+    }
+    // The index must not link the reports just deleted.
+    if let (false, false, Some(store)) = (dry_run, pruned.reports.is_empty(), store) {
+        let read = store.read();
+        for outbox in config.inboxes.iter().map(|i| &i.outbox) {
+            crate::report::index::rewrite_or_log(&read, &outbox.display().to_string());
         }
     }
     Ok(pruned)

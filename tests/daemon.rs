@@ -307,6 +307,7 @@ async fn a_renamed_upload_is_applied_archived_and_reported() {
     assert_eq!(
         env.names(&env.outbox()),
         [
+            "index.html".to_string(),
             format!("x.{}.html", import.id),
             format!("x.{}.json", import.id)
         ]

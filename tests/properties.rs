@@ -190,7 +190,11 @@ fn check_outbox(site: &Site, file_name: &str, bytes: &[u8]) -> Written {
         1,
         "exactly one JSON report expected: {names:?}"
     );
-    let htmls = names.iter().filter(|n| n.ends_with(".html")).count();
+    // The outbox's index.html lists the reports; it is not one.
+    let htmls = names
+        .iter()
+        .filter(|n| n.ends_with(".html") && *n != "index.html")
+        .count();
     assert_eq!(htmls, 1, "exactly one HTML report expected: {names:?}");
     let csvs: Vec<&PathBuf> = files
         .iter()
@@ -323,8 +327,8 @@ fn check_outbox(site: &Site, file_name: &str, bytes: &[u8]) -> Written {
 fn import_fresh(name: &str, bytes: &[u8], import_toml: &str) -> (Site, Written) {
     let mut site = Site::new(import_toml);
     let path = site.drop_file(name, bytes);
-    let config = site.config.clone();
-    let outcome = import_file(&mut site.store, &config, &path, &ImportOptions::default());
+    let inbox = site.config.inboxes[0].clone();
+    let outcome = import_file(&mut site.store, &inbox, &path, &ImportOptions::default());
     let outcome = outcome.unwrap_or_else(|e| panic!("import_file failed: {e}"));
     assert!(path.exists(), "the original stays where it was");
     let written = check_outbox(&site, name, bytes);
@@ -852,7 +856,7 @@ proptest! {
         // `validate` against a fresh in-memory store predicts the counts.
         let path = site.config.paths.inbox.join("x.csv");
         let memory = Store::in_memory().expect("in-memory store");
-        let predicted = validate_file(&memory, &site.config, &path).expect("validate_file");
+        let predicted = validate_file(&memory, &site.config.inboxes[0], &path).expect("validate_file");
         prop_assert_eq!(predicted.rows.total, u64_at(json, "/rows/total"));
         prop_assert_eq!(predicted.rows.accepted, u64_at(json, "/rows/accepted"));
         prop_assert_eq!(predicted.rows.rejected, u64_at(json, "/rows/rejected"));

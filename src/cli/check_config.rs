@@ -8,7 +8,7 @@ use crate::config::Config;
 pub struct Args {}
 
 pub fn run(_args: Args, config: &Config) -> CmdResult {
-    crate::dirs::prepare(&config.paths)?;
+    crate::dirs::prepare(&config.paths, &config.inboxes)?;
     open_write(config)?;
     let source = config
         .source

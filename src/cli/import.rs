@@ -22,6 +22,11 @@ pub struct Args {
     /// Apply a file even when it repeats the last import of its locations.
     #[arg(long)]
     force: bool,
+    /// The inbox whose rules apply and whose outbox gets the reports (and
+    /// which the store records); default: the inbox named `default`, or the
+    /// only one.
+    #[arg(long, value_name = "NAME")]
+    inbox: Option<String>,
     /// Write reports here instead of the outbox.
     #[arg(long, value_name = "DIR")]
     report_dir: Option<PathBuf>,
@@ -31,6 +36,10 @@ pub struct Args {
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {
+    // Named before anything is opened: an unknown inbox is a usage error.
+    let inbox = config
+        .select_inbox(args.inbox.as_deref())
+        .map_err(Failure::Usage)?;
     let mut store = open_write(config)?;
     let mut exit = Exit::Success;
     // An import killed half way is finished first, from its stored plan.
@@ -56,7 +65,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
             progress: progress_for(file),
             ..ImportOptions::default()
         };
-        match pipeline::import_path(&mut store, config, file, &options) {
+        match pipeline::import_path(&mut store, inbox, file, &options) {
             Ok(outcomes) => {
                 for outcome in &outcomes {
                     exit = exit.worst(print_outcome(outcome, args.json)?);

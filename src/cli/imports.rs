@@ -9,13 +9,17 @@ pub struct Args {
     /// At most this many, newest first.
     #[arg(long, default_value_t = 50)]
     limit: u64,
+    /// Only files from this inbox.
+    #[arg(long, value_name = "NAME")]
+    inbox: Option<String>,
     #[arg(long)]
     pub(super) json: bool,
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {
+    let inbox = super::inbox_filter(config, args.inbox.as_deref())?;
     let rows = match open_read(config)? {
-        Some(store) => queries::imports(&store.read(), Some(args.limit))?,
+        Some(store) => queries::imports_of(&store.read(), Some(args.limit), inbox)?,
         None => Vec::new(),
     };
     if args.json {
@@ -42,12 +46,13 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
                     .join(","),
                 i.file.clone(),
                 i.received_at.clone(),
+                i.inbox.clone(),
             ]
         })
         .collect();
     output::println_or_fail(&output::table(
         &[
-            "IMPORT", "STATUS", "ROWS", "ACCEPTED", "REJECTED", "JOBS", "FILE", "RECEIVED",
+            "IMPORT", "STATUS", "ROWS", "ACCEPTED", "REJECTED", "JOBS", "FILE", "RECEIVED", "INBOX",
         ],
         &table,
     ))?;

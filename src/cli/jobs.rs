@@ -60,6 +60,9 @@ pub struct ListArgs {
     /// Only jobs of this location.
     #[arg(long)]
     location: Option<String>,
+    /// Only jobs of files from this inbox.
+    #[arg(long, value_name = "NAME")]
+    inbox: Option<String>,
     /// At most this many, newest first.
     #[arg(long, default_value_t = 50)]
     limit: u64,
@@ -76,7 +79,9 @@ pub struct ShowArgs {
 }
 
 pub fn list(args: ListArgs, config: &Config) -> CmdResult {
+    let inbox = super::inbox_filter(config, args.inbox.as_deref())?.map(str::to_string);
     let filter = JobFilter {
+        inbox,
         status: args.status.map(|s| s.as_str().to_string()),
         location: args.location,
         job_type: args.job_type.map(|t| t.as_str().to_string()),

@@ -118,10 +118,12 @@ impl Failure {
     fn exit(&self) -> Exit {
         match self {
             Failure::Config(_) | Failure::Usage(_) => Exit::Usage,
-            Failure::Dirs(crate::dirs::DirError::CrossDevice { .. }) => Exit::Usage,
+            Failure::Dirs(
+                crate::dirs::DirError::CrossDevice { .. } | crate::dirs::DirError::Overlap { .. },
+            ) => Exit::Usage,
             Failure::Dirs(_) => Exit::Operational,
             Failure::Daemon(crate::daemon::DaemonError::Dirs(
-                crate::dirs::DirError::CrossDevice { .. },
+                crate::dirs::DirError::CrossDevice { .. } | crate::dirs::DirError::Overlap { .. },
             )) => Exit::Usage,
             Failure::Daemon(_) => Exit::Operational,
             Failure::Store(_) | Failure::Pipeline(_) | Failure::Io(_) => Exit::Operational,
@@ -258,4 +260,18 @@ fn create_parent(path: &Path) -> Result<(), Failure> {
             .map_err(|e| Failure::Io(format!("cannot create {}: {e}", parent.display())))?;
     }
     Ok(())
+}
+
+/// `--inbox NAME` of the read commands: `None` for all inboxes; a name the
+/// config does not have is a usage error listing those it has (an inbox
+/// removed from the config still shows its history by its name only if it
+/// is declared again).
+fn inbox_filter<'a>(config: &Config, name: Option<&'a str>) -> Result<Option<&'a str>, Failure> {
+    match name {
+        None => Ok(None),
+        Some(name) => config
+            .select_inbox(Some(name))
+            .map(|_| Some(name))
+            .map_err(Failure::Usage),
+    }
 }

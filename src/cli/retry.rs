@@ -41,7 +41,17 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         trust: crate::open::Trust::Claimed(None),
         ..ImportOptions::default()
     };
-    let outcomes = pipeline::import_path(&mut store, config, &original, &options)?;
+    // Read again by the rules of the inbox it came from, reported to its
+    // outbox only.
+    let inbox = config.inbox(&record.inbox).ok_or_else(|| {
+        Failure::Usage(format!(
+            "import {} came from inbox {:?}, which the config no longer has (inboxes: {})",
+            args.import_id,
+            record.inbox,
+            config.inbox_names().join(", ")
+        ))
+    })?;
+    let outcomes = pipeline::import_path(&mut store, inbox, &original, &options)?;
     let mut exit = Exit::Success;
     for outcome in &outcomes {
         exit = exit.worst(print_outcome(outcome, args.json)?);
@@ -55,9 +65,9 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
             )
         });
         let status = if applied { "applied" } else { "rejected" };
-        let root = archive::destination_root(&config.paths, status);
+        let root = archive::destination_root(config, &inbox.name, status);
         let target = archive::target(
-            root,
+            &root,
             import_id,
             &record.file,
             chrono::Utc::now().date_naive(),

@@ -13,6 +13,10 @@ use crate::watch::scan::Filter;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Only this inbox: its waiting files, its imports and jobs, its last
+    /// error.
+    #[arg(long, value_name = "NAME")]
+    inbox: Option<String>,
     #[arg(long)]
     pub(super) json: bool,
 }
@@ -21,6 +25,8 @@ pub struct Args {
 struct Status {
     daemon_running: bool,
     inbox_waiting: usize,
+    /// Files waiting in each inbox (SPEC §2.1), by inbox name.
+    inboxes: BTreeMap<String, usize>,
     work_claimed: usize,
     /// The file the daemon is on, its stage and how far.
     in_progress: Option<String>,
@@ -52,18 +58,34 @@ fn daemon_running(config: &Config) -> bool {
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {
-    let inbox_waiting = Filter::new(&config.ignore, config.done_marker.as_deref())
-        .ok()
-        .and_then(|mut f| f.scan(&config.paths.inbox).ok())
-        .map_or(0, |e| e.len());
-    let work_claimed = crate::claim::claimed_files(&config.paths.work).map_or(0, |f| f.len());
+    let only = super::inbox_filter(config, args.inbox.as_deref())?;
+    let mut filter = Filter::new(&config.ignore, config.done_marker.as_deref()).ok();
+    let inboxes: BTreeMap<String, usize> = config
+        .inboxes
+        .iter()
+        .filter(|i| only.is_none_or(|name| name == i.name))
+        .map(|i| {
+            let waiting = filter
+                .as_mut()
+                .and_then(|f| f.scan(&i.path).ok())
+                .map_or(0, |e| e.len());
+            (i.name.clone(), waiting)
+        })
+        .collect();
+    let inbox_waiting = inboxes.values().sum();
+    let work_claimed = crate::claim::claimed_files(&config.paths.work).map_or(0, |files| {
+        files
+            .iter()
+            .filter(|f| only.is_none_or(|name| crate::claim::inbox_of(f) == name))
+            .count()
+    });
     let since = (chrono::Utc::now() - chrono::Duration::hours(24))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let (imports_24h, jobs_24h, last_error) = match open_read(config)? {
         Some(store) => {
             let read = store.read();
-            let (imports, jobs) = queries::counts_since(&read, &since)?;
-            (imports, jobs, queries::last_error(&read)?)
+            let (imports, jobs) = queries::counts_since_in(&read, &since, only)?;
+            (imports, jobs, queries::last_error_in(&read, only)?)
         }
         None => Default::default(),
     };
@@ -71,7 +93,8 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
     // While the daemon retries a fault, that is the last error.
     let retrying = running
         .then(|| crate::daemon::read_fault(&config.paths.work))
-        .flatten();
+        .flatten()
+        .filter(|f| only.is_none_or(|name| f.inbox == name));
     let last_error = match &retrying {
         Some(f) => Some(LastError {
             import_id: f.import_id.unwrap_or_default(),
@@ -93,6 +116,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
     let status = Status {
         daemon_running: running,
         inbox_waiting,
+        inboxes,
         work_claimed,
         in_progress,
         imports_24h,
@@ -122,6 +146,14 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         counts(&status.imports_24h),
         counts(&status.jobs_24h),
     );
+    if status.inboxes.len() > 1 || only.is_some() {
+        let each: Vec<String> = status
+            .inboxes
+            .iter()
+            .map(|(name, waiting)| format!("{name} {waiting}"))
+            .collect();
+        text.push_str(&format!("\ninboxes:       {} waiting", each.join(", ")));
+    }
     if let Some(line) = &status.in_progress {
         text.push_str(&format!("\nnow:           {line}"));
     }

@@ -12,12 +12,19 @@ use crate::store::Store;
 pub struct Args {
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// Validate by this inbox's rules (default: the inbox named `default`,
+    /// or the only one).
+    #[arg(long, value_name = "NAME")]
+    inbox: Option<String>,
     /// Print each file's JSON report, one per line.
     #[arg(long)]
     pub(super) json: bool,
 }
 
 pub fn run(args: Args, config: &Config) -> CmdResult {
+    let inbox = config
+        .select_inbox(args.inbox.as_deref())
+        .map_err(Failure::Usage)?;
     // Resolve against the real store when there is one, else an empty one in
     // memory: nothing is created on disk.
     let store = match open_read(config)? {
@@ -26,7 +33,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
     };
     let mut exit = Exit::Success;
     for file in &args.files {
-        match pipeline::validate_path(&store, config, file) {
+        match pipeline::validate_path(&store, inbox, file) {
             Ok(reports) => {
                 for report in reports {
                     if args.json {

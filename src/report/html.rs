@@ -224,7 +224,7 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-const CSS: &str = "\
+pub(super) const CSS: &str = "\
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;color:#1d2430;background:#f5f6f8}
 header{padding:1.2rem 2rem;color:#fff}header h1{margin:0;font-size:1.8rem;letter-spacing:.05em}
 header p{margin:.4rem 0 0;font-size:1.1rem}

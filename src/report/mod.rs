@@ -4,6 +4,7 @@
 
 pub mod errors_csv;
 pub mod html;
+pub mod index;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

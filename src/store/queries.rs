@@ -27,6 +27,8 @@ pub struct NewImport<'a> {
     pub rows_rejected: u64,
     pub report_dir: &'a str,
     pub draft: &'a Draft,
+    /// The inbox the file came from (SPEC §2.1).
+    pub inbox: &'a str,
 }
 
 pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
@@ -36,8 +38,8 @@ pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
     })?;
     w.tx.execute(
         "INSERT INTO imports (file, source_path, sha256, format, status, duplicate_of, refresh_mode, \
-         received_at, rows_total, rows_accepted, rows_rejected, report_dir, draft, file_raw, job_type) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         received_at, rows_total, rows_accepted, rows_rejected, report_dir, draft, file_raw, job_type, inbox) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             i.file,
             i.source_path,
@@ -54,7 +56,8 @@ pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
             draft,
             // `file` is a displayable form, which gives the raw bytes back.
             crate::names::raw(i.file),
-            i.job_type
+            i.job_type,
+            i.inbox
         ],
     )?;
     Ok(w.tx.last_insert_rowid())
@@ -236,6 +239,7 @@ pub struct ImportRecord {
     pub finished_at: Option<String>,
     pub report_dir: String,
     pub draft: Draft,
+    pub inbox: String,
 }
 
 pub fn import(r: &impl Reader, id: i64) -> Result<Option<ImportRecord>> {
@@ -243,7 +247,7 @@ pub fn import(r: &impl Reader, id: i64) -> Result<Option<ImportRecord>> {
         .conn()
         .query_row(
             "SELECT id, file, source_path, sha256, format, status, duplicate_of, received_at, \
-             finished_at, report_dir, draft, refresh_mode, job_type FROM imports WHERE id = ?1",
+             finished_at, report_dir, draft, refresh_mode, job_type, inbox FROM imports WHERE id = ?1",
             [id],
             |row| {
                 Ok((
@@ -260,6 +264,7 @@ pub fn import(r: &impl Reader, id: i64) -> Result<Option<ImportRecord>> {
                         report_dir: row.get(9)?,
                         refresh_mode: row.get(11)?,
                         job_type: row.get(12)?,
+                        inbox: row.get(13)?,
                         draft: Draft::default(),
                     },
                     row.get::<_, Vec<u8>>(10)?,
@@ -287,12 +292,17 @@ pub fn finish_import(w: &Write<'_>, id: i64, status: &str, finished_at: &str) ->
 
 /// The latest adjust import with this SHA-256 that was applied (or is being
 /// applied: a stored plan is always finished), SPEC §1.1 "never twice".
-pub fn applied_adjust_with(r: &impl Reader, sha256: &str) -> Result<Option<i64>> {
+///
+/// Only `inbox`'s imports count: a file one account sends must never make
+/// another account's file a duplicate (docs/inboxes.md).
+pub fn applied_adjust_with(r: &impl Reader, inbox: &str, sha256: &str) -> Result<Option<i64>> {
     let mut stmt = r.conn().prepare_cached(
-        "SELECT id FROM imports WHERE sha256 = ?1 AND job_type = 'adjust' \
+        "SELECT id FROM imports WHERE sha256 = ?1 AND job_type = 'adjust' AND inbox = ?2 \
          AND status IN ('planned', 'applied', 'partial') ORDER BY id DESC LIMIT 1",
     )?;
-    Ok(stmt.query_row([sha256], |row| row.get(0)).optional()?)
+    Ok(stmt
+        .query_row(params![sha256, inbox], |row| row.get(0))
+        .optional()?)
 }
 
 /// The file name of the import whose refresh job last changed `location`
@@ -307,15 +317,17 @@ pub fn last_refresh_file(r: &impl Reader, location: &str) -> Result<Option<Strin
 }
 
 /// The import whose job last changed `location` (SPEC §2, duplicate files):
-/// its id and SHA-256.
-pub fn last_applied_to(r: &impl Reader, location: &str) -> Result<Option<(i64, String)>> {
+/// its id, SHA-256 and inbox.
+pub fn last_applied_to(r: &impl Reader, location: &str) -> Result<Option<(i64, String, String)>> {
     let mut stmt = r.conn().prepare_cached(
-        "SELECT i.id, i.sha256 FROM jobs j JOIN imports i ON i.id = j.import_id \
+        "SELECT i.id, i.sha256, i.inbox FROM jobs j JOIN imports i ON i.id = j.import_id \
          WHERE j.location = ?1 AND j.status = 'success' AND j.type = 'refresh' \
          ORDER BY j.id DESC LIMIT 1",
     )?;
     Ok(stmt
-        .query_row([location], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row([location], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
         .optional()?)
 }
 
@@ -370,6 +382,8 @@ pub struct JobFilter {
     pub job_type: Option<String>,
     pub import_id: Option<i64>,
     pub limit: Option<u64>,
+    /// Only jobs of imports from this inbox (SPEC §2.1).
+    pub inbox: Option<String>,
 }
 
 /// Jobs, newest first (an import's jobs in plan order).
@@ -382,7 +396,9 @@ pub fn jobs(r: &impl Reader, filter: &JobFilter) -> Result<Vec<JobRow>> {
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE (?1 IS NULL OR status = ?1) \
          AND (?2 IS NULL OR location = ?2) AND (?3 IS NULL OR import_id = ?3) \
-         AND (?5 IS NULL OR type = ?5) ORDER BY id {order} LIMIT ?4"
+         AND (?5 IS NULL OR type = ?5) \
+         AND (?6 IS NULL OR import_id IN (SELECT id FROM imports WHERE inbox = ?6)) \
+         ORDER BY id {order} LIMIT ?4"
     );
     let limit = filter.limit.map_or(-1, |l| l as i64);
     let mut stmt = r.conn().prepare(&sql)?;
@@ -393,7 +409,8 @@ pub fn jobs(r: &impl Reader, filter: &JobFilter) -> Result<Vec<JobRow>> {
                 filter.location,
                 filter.import_id,
                 limit,
-                filter.job_type
+                filter.job_type,
+                filter.inbox
             ],
             job_row,
         )?
@@ -463,17 +480,30 @@ pub struct ImportRow {
     pub jobs: Vec<i64>,
     pub received_at: String,
     pub finished_at: Option<String>,
+    /// The inbox the file came from (SPEC §2.1).
+    pub inbox: String,
+    /// `refresh` or `adjust` (SPEC §1.1).
+    pub job_type: String,
 }
 
 pub fn imports(r: &impl Reader, limit: Option<u64>) -> Result<Vec<ImportRow>> {
+    imports_of(r, limit, None)
+}
+
+/// The newest imports, of one inbox when `inbox` is given.
+pub fn imports_of(
+    r: &impl Reader,
+    limit: Option<u64>,
+    inbox: Option<&str>,
+) -> Result<Vec<ImportRow>> {
     let mut stmt = r.conn().prepare(
         "SELECT id, file, sha256, format, status, duplicate_of, rows_total, rows_accepted, \
          rows_rejected, received_at, finished_at, \
-         (SELECT group_concat(j.id) FROM (SELECT id FROM jobs WHERE import_id = imports.id ORDER BY id) j) \
-         FROM imports ORDER BY id DESC LIMIT ?1",
+         (SELECT group_concat(j.id) FROM (SELECT id FROM jobs WHERE import_id = imports.id ORDER BY id) j), \
+         inbox, job_type FROM imports WHERE (?2 IS NULL OR inbox = ?2) ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
-        .query_map([limit.map_or(-1, |l| l as i64)], |row| {
+        .query_map(params![limit.map_or(-1, |l| l as i64), inbox], |row| {
             let jobs: Option<String> = row.get(11)?;
             Ok(ImportRow {
                 import_id: row.get(0)?,
@@ -492,6 +522,45 @@ pub fn imports(r: &impl Reader, limit: Option<u64>) -> Result<Vec<ImportRow>> {
                     .collect(),
                 received_at: row.get(9)?,
                 finished_at: row.get(10)?,
+                inbox: row.get(12)?,
+                job_type: row.get(13)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// An import as an outbox's `index.html` lists it (SPEC §5).
+#[derive(Debug, Clone)]
+pub struct IndexRow {
+    pub import_id: i64,
+    pub file: String,
+    pub status: String,
+    pub job_type: String,
+    pub rows_total: i64,
+    pub rows_accepted: i64,
+    pub rows_rejected: i64,
+    pub received_at: String,
+}
+
+/// The latest `limit` imports whose reports were written to `report_dir`,
+/// newest first.
+pub fn imports_reported_to(r: &impl Reader, report_dir: &str, limit: u64) -> Result<Vec<IndexRow>> {
+    let mut stmt = r.conn().prepare(
+        "SELECT id, file, status, job_type, rows_total, rows_accepted, rows_rejected, received_at \
+         FROM imports WHERE report_dir = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![report_dir, limit as i64], |row| {
+            Ok(IndexRow {
+                import_id: row.get(0)?,
+                file: row.get(1)?,
+                status: row.get(2)?,
+                job_type: row.get(3)?,
+                rows_total: row.get(4)?,
+                rows_accepted: row.get(5)?,
+                rows_rejected: row.get(6)?,
+                received_at: row.get(7)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -585,18 +654,36 @@ pub fn counts_since(
     std::collections::BTreeMap<String, i64>,
     std::collections::BTreeMap<String, i64>,
 )> {
+    counts_since_in(r, since, None)
+}
+
+/// [`counts_since`] for one inbox's imports and their jobs, when given.
+pub fn counts_since_in(
+    r: &impl Reader,
+    since: &str,
+    inbox: Option<&str>,
+) -> Result<(
+    std::collections::BTreeMap<String, i64>,
+    std::collections::BTreeMap<String, i64>,
+)> {
     let count = |sql: &str| -> Result<std::collections::BTreeMap<String, i64>> {
         let mut stmt = r.conn().prepare(sql)?;
         let rows = stmt
-            .query_map([since], |row| {
+            .query_map(params![since, inbox], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     };
     Ok((
-        count("SELECT status, count(*) FROM imports WHERE received_at >= ?1 GROUP BY status")?,
-        count("SELECT status, count(*) FROM jobs WHERE added >= ?1 GROUP BY status")?,
+        count(
+            "SELECT status, count(*) FROM imports WHERE received_at >= ?1 \
+             AND (?2 IS NULL OR inbox = ?2) GROUP BY status",
+        )?,
+        count(
+            "SELECT status, count(*) FROM jobs WHERE added >= ?1 AND (?2 IS NULL \
+             OR import_id IN (SELECT id FROM imports WHERE inbox = ?2)) GROUP BY status",
+        )?,
     ))
 }
 
@@ -612,11 +699,17 @@ pub struct LastError {
 }
 
 pub fn last_error(r: &impl Reader) -> Result<Option<LastError>> {
+    last_error_in(r, None)
+}
+
+/// [`last_error`] among one inbox's imports, when given.
+pub fn last_error_in(r: &impl Reader, inbox: Option<&str>) -> Result<Option<LastError>> {
     let id: Option<i64> = r
         .conn()
         .query_row(
-            "SELECT id FROM imports WHERE status IN ('partial', 'rejected', 'failed') ORDER BY id DESC LIMIT 1",
-            [],
+            "SELECT id FROM imports WHERE status IN ('partial', 'rejected', 'failed') \
+             AND (?1 IS NULL OR inbox = ?1) ORDER BY id DESC LIMIT 1",
+            [inbox],
             |row| row.get(0),
         )
         .optional()?;

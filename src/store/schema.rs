@@ -109,4 +109,16 @@ pub const MIGRATIONS: &[&str] = &[
     ALTER TABLE imports ADD COLUMN job_type TEXT NOT NULL DEFAULT 'refresh';
     CREATE INDEX imports_sha256 ON imports(sha256, job_type);
     "#,
+    // 6: the inbox (SPEC §2.1) an import's file came from; imports recorded
+    // before came from the one inbox there was, `default`.
+    r#"
+    ALTER TABLE imports ADD COLUMN inbox TEXT NOT NULL DEFAULT 'default';
+    CREATE INDEX imports_inbox ON imports(inbox, id);
+    "#,
+    // 7: an outbox's index.html lists the latest imports whose reports went
+    // to it (SPEC §5), rewritten after every import: found by report_dir,
+    // newest first, without a scan of every import.
+    r#"
+    CREATE INDEX imports_report_dir ON imports(report_dir, id);
+    "#,
 ];

@@ -2,9 +2,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::ColumnTarget;
 use crate::issue::{column_letters, Code, Issue, Place};
 use crate::model::Field;
+
+/// What a configured column alias (`[columns]`) maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnTarget {
+    Field(Field),
+    Ignore,
+}
 
 /// How many non-empty rows the header may be preceded by, plus one.
 pub const HEADER_SEARCH_ROWS: usize = 10;

@@ -6,16 +6,21 @@
 //! overrides into a [`RawConfig`] (plain serde types with built-in defaults),
 //! then [`Config::from_raw`] checks every value and turns it into typed paths,
 //! durations and enums. Every error names the key it is about.
+//!
+//! The file's shape is in `raw.rs`; the rules one inbox's files are read by
+//! (`ImportRules`, with the column aliases) in `rules.rs`. The header
+//! vocabulary those aliases are checked against lives with the header
+//! search, in `validate::header`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use regex::Regex;
-use serde::{Deserialize, Serialize};
+mod raw;
+mod rules;
 
-use crate::model::Field;
-use crate::validate::header::normalise_header;
+pub use raw::*;
+pub use rules::*;
 
 /// The most items one refresh job may carry (the OMS API's limit).
 pub const MAX_ITEMS_PER_JOB: usize = 1000;
@@ -44,264 +49,12 @@ fn bad(key: &str, message: impl Into<String>) -> ConfigError {
 }
 
 // ---------------------------------------------------------------------------
-// Raw shape: exactly what the TOML file may contain.
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawConfig {
-    pub paths: RawPaths,
-    pub watch: RawWatch,
-    pub import: RawImport,
-    pub csv: RawCsv,
-    pub sheet: RawSheet,
-    pub columns: BTreeMap<String, String>,
-    pub report: RawReport,
-    pub log: RawLog,
-    pub retention: RawRetention,
-    pub metrics: RawMetrics,
-    pub notify: RawNotify,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawPaths {
-    pub inbox: String,
-    pub work: String,
-    pub archive: String,
-    pub failed: String,
-    pub outbox: String,
-    pub database: String,
-}
-
-impl Default for RawPaths {
-    fn default() -> Self {
-        RawPaths {
-            inbox: "var/inbox".into(),
-            work: "var/work".into(),
-            archive: "var/archive".into(),
-            failed: "var/failed".into(),
-            outbox: "var/outbox".into(),
-            database: "var/stockdrop.db".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawWatch {
-    pub poll: bool,
-    pub rescan_interval_s: u64,
-    pub settle_ms: u64,
-    pub ignore: Vec<String>,
-    pub done_marker: String,
-}
-
-impl Default for RawWatch {
-    fn default() -> Self {
-        RawWatch {
-            poll: false,
-            rescan_interval_s: 30,
-            settle_ms: 2000,
-            ignore: Vec::new(),
-            done_marker: String::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawImport {
-    pub on_error: String,
-    pub duplicates: String,
-    pub upc_check: String,
-    pub refresh_mode: String,
-    pub job_type: String,
-    pub adjust_below_zero: String,
-    pub full_max_zero_pct: f64,
-    pub items_per_job: u64,
-    pub manufacturer_id: Option<i64>,
-    pub default_location: String,
-    pub location_from_filename: String,
-    pub location_from_sheet: bool,
-    pub locations: Vec<String>,
-    pub skip_duplicate_files: bool,
-    pub max_attempts: u32,
-    pub max_file_bytes: u64,
-    pub max_rows: u64,
-    pub max_unzipped_bytes: u64,
-}
-
-impl Default for RawImport {
-    fn default() -> Self {
-        RawImport {
-            on_error: "reject-rows".into(),
-            duplicates: "reject".into(),
-            upc_check: "warn".into(),
-            refresh_mode: "delta".into(),
-            job_type: "refresh".into(),
-            adjust_below_zero: "reject".into(),
-            full_max_zero_pct: 50.0,
-            items_per_job: MAX_ITEMS_PER_JOB as u64,
-            manufacturer_id: None,
-            default_location: String::new(),
-            location_from_filename: String::new(),
-            location_from_sheet: false,
-            locations: Vec::new(),
-            skip_duplicate_files: true,
-            max_attempts: 5,
-            max_file_bytes: 256 * 1024 * 1024,
-            max_rows: 5_000_000,
-            max_unzipped_bytes: 1024 * 1024 * 1024,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawCsv {
-    /// Empty: detect among `,` `;` tab `|`.
-    pub delimiter: String,
-    /// The decimal separator the sender writes in text files: `","` or
-    /// `"."`; empty: both in `;`/tab files (and `1,000` refused), `.` else.
-    pub decimal: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawSheet {
-    pub names: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawReport {
-    pub max_errors: u64,
-}
-
-impl Default for RawReport {
-    fn default() -> Self {
-        RawReport { max_errors: 10_000 }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawRetention {
-    pub archive_days: u64,
-    pub outbox_days: u64,
-    /// 0: keep history forever.
-    pub history_days: u64,
-}
-
-impl Default for RawRetention {
-    fn default() -> Self {
-        RawRetention {
-            archive_days: 90,
-            outbox_days: 90,
-            history_days: 0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawMetrics {
-    /// Empty: no metrics file.
-    pub textfile: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawNotify {
-    /// Empty: no command.
-    pub command: String,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RawLog {
-    pub format: String,
-    pub level: String,
-}
-
-impl Default for RawLog {
-    fn default() -> Self {
-        RawLog {
-            format: "text".into(),
-            level: "info".into(),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
 // Validated shape.
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnError {
-    RejectRows,
-    RejectLocation,
-    RejectFile,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Duplicates {
-    Reject,
-    LastWins,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum UpcCheck {
-    Warn,
-    Error,
-    Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RefreshMode {
-    Delta,
-    Full,
-}
-
-/// What a file's jobs do (SPEC §1.1): set counts, or add to them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum JobType {
-    Refresh,
-    Adjust,
-}
-
-impl JobType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobType::Refresh => "refresh",
-            JobType::Adjust => "adjust",
-        }
-    }
-}
-
-/// `import.adjust_below_zero`: what an adjustment below 0 does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BelowZero {
-    Reject,
-    Clamp,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
-}
-
-/// What a configured column alias maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnTarget {
-    Field(Field),
-    Ignore,
 }
 
 #[derive(Debug, Clone)]
@@ -312,38 +65,6 @@ pub struct Paths {
     pub failed: PathBuf,
     pub outbox: PathBuf,
     pub database: PathBuf,
-}
-
-/// The rules that decide how rows become jobs. Kept apart from the rest of
-/// the config because validation and planning need nothing else.
-#[derive(Debug, Clone)]
-pub struct ImportRules {
-    pub on_error: OnError,
-    pub duplicates: Duplicates,
-    pub upc_check: UpcCheck,
-    pub refresh_mode: RefreshMode,
-    /// The configured kind; a file's own kind is `job_type::of_file`.
-    pub job_type: JobType,
-    pub adjust_below_zero: BelowZero,
-    pub full_max_zero_pct: f64,
-    pub items_per_job: usize,
-    pub manufacturer_id: Option<u32>,
-    pub default_location: Option<String>,
-    pub location_from_filename: Option<Regex>,
-    pub location_from_sheet: bool,
-    pub locations: Option<Vec<String>>,
-    pub skip_duplicate_files: bool,
-    pub max_attempts: u32,
-    pub max_file_bytes: u64,
-    pub max_rows: u64,
-    pub max_unzipped_bytes: u64,
-    pub csv_delimiter: Option<u8>,
-    /// `csv.decimal`: `Some(',')` or `Some('.')`; `None` when not set.
-    pub csv_decimal: Option<char>,
-    pub sheet_names: Vec<String>,
-    /// Normalised header name → what it maps to.
-    pub columns: BTreeMap<String, ColumnTarget>,
-    pub max_errors: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -369,6 +90,9 @@ pub struct Config {
     pub metrics_textfile: Option<PathBuf>,
     /// Run after each file with the outcome in its environment.
     pub notify_command: Option<String>,
+    /// Every inbox (SPEC §2.1): the `[[inbox]]` tables in file order, or
+    /// the one `default` inbox of `paths.inbox`/`paths.outbox`. Never empty.
+    pub inboxes: Vec<Inbox>,
     /// The merged raw values, printed by `check-config`.
     pub raw: RawConfig,
 }
@@ -481,189 +205,8 @@ impl Config {
             database: resolve("paths.database", &raw.paths.database)?,
         };
 
-        let i = &raw.import;
-        let on_error = match i.on_error.as_str() {
-            "reject-rows" => OnError::RejectRows,
-            "reject-location" => OnError::RejectLocation,
-            "reject-file" => OnError::RejectFile,
-            other => {
-                return Err(bad(
-                    "import.on_error",
-                    format!("expected reject-rows, reject-location or reject-file; got {other:?}"),
-                ))
-            }
-        };
-        let duplicates = match i.duplicates.as_str() {
-            "reject" => Duplicates::Reject,
-            "last-wins" => Duplicates::LastWins,
-            other => {
-                return Err(bad(
-                    "import.duplicates",
-                    format!("expected reject or last-wins; got {other:?}"),
-                ))
-            }
-        };
-        let upc_check = match i.upc_check.as_str() {
-            "warn" => UpcCheck::Warn,
-            "error" => UpcCheck::Error,
-            "off" => UpcCheck::Off,
-            other => {
-                return Err(bad(
-                    "import.upc_check",
-                    format!("expected warn, error or off; got {other:?}"),
-                ))
-            }
-        };
-        let refresh_mode = match i.refresh_mode.as_str() {
-            "delta" => RefreshMode::Delta,
-            "full" => RefreshMode::Full,
-            other => {
-                return Err(bad(
-                    "import.refresh_mode",
-                    format!("expected delta or full; got {other:?}"),
-                ))
-            }
-        };
-        let job_type = match i.job_type.as_str() {
-            "refresh" => JobType::Refresh,
-            "adjust" => JobType::Adjust,
-            other => {
-                return Err(bad(
-                    "import.job_type",
-                    format!("expected refresh or adjust; got {other:?}"),
-                ))
-            }
-        };
-        let adjust_below_zero = match i.adjust_below_zero.as_str() {
-            "reject" => BelowZero::Reject,
-            "clamp" => BelowZero::Clamp,
-            other => {
-                return Err(bad(
-                    "import.adjust_below_zero",
-                    format!("expected reject or clamp; got {other:?}"),
-                ))
-            }
-        };
-        if !(0.0..=100.0).contains(&i.full_max_zero_pct) {
-            return Err(bad(
-                "import.full_max_zero_pct",
-                format!(
-                    "must be a percentage from 0 to 100; got {}",
-                    i.full_max_zero_pct
-                ),
-            ));
-        }
-        if i.items_per_job == 0 || i.items_per_job > MAX_ITEMS_PER_JOB as u64 {
-            return Err(bad(
-                "import.items_per_job",
-                format!(
-                    "must be from 1 to {MAX_ITEMS_PER_JOB}; got {}",
-                    i.items_per_job
-                ),
-            ));
-        }
-        let manufacturer_id = match i.manufacturer_id {
-            None => None,
-            Some(v) if (0..=i64::from(i32::MAX)).contains(&v) => Some(v as u32),
-            Some(v) => {
-                return Err(bad(
-                    "import.manufacturer_id",
-                    format!("must be from 0 to 2147483647; got {v}"),
-                ))
-            }
-        };
-        let default_location =
-            Some(i.default_location.trim().to_string()).filter(|s| !s.is_empty());
-        let location_from_filename = if i.location_from_filename.is_empty() {
-            None
-        } else {
-            let re = Regex::new(&i.location_from_filename)
-                .map_err(|e| bad("import.location_from_filename", e.to_string()))?;
-            if !re.capture_names().any(|n| n == Some("location")) {
-                return Err(bad(
-                    "import.location_from_filename",
-                    "the regex needs a named group `location`, e.g. \"^store(?P<location>\\d+)\"",
-                ));
-            }
-            Some(re)
-        };
-        let locations = if i.locations.is_empty() {
-            None
-        } else {
-            let list: Vec<String> = i.locations.iter().map(|l| l.trim().to_string()).collect();
-            if list.iter().any(String::is_empty) {
-                return Err(bad("import.locations", "location names must not be empty"));
-            }
-            Some(list)
-        };
-        if i.max_attempts == 0 {
-            return Err(bad("import.max_attempts", "must be at least 1"));
-        }
-        for (key, value) in [
-            ("import.max_file_bytes", i.max_file_bytes),
-            ("import.max_rows", i.max_rows),
-            ("import.max_unzipped_bytes", i.max_unzipped_bytes),
-        ] {
-            if value == 0 {
-                return Err(bad(key, "must be at least 1"));
-            }
-        }
-        let csv_delimiter = match raw.csv.delimiter.as_str() {
-            "" => None,
-            "," => Some(b','),
-            ";" => Some(b';'),
-            "\t" | "tab" => Some(b'\t'),
-            "|" => Some(b'|'),
-            other => {
-                return Err(bad(
-                    "csv.delimiter",
-                    format!("expected \",\", \";\", \"\\t\" (or \"tab\") or \"|\"; got {other:?}"),
-                ))
-            }
-        };
-        let csv_decimal = match raw.csv.decimal.as_str() {
-            "" => None,
-            "," => Some(','),
-            "." => Some('.'),
-            other => {
-                return Err(bad(
-                    "csv.decimal",
-                    format!("expected \",\" or \".\" (or \"\" to accept both); got {other:?}"),
-                ))
-            }
-        };
-        let mut columns = BTreeMap::new();
-        for (header, target) in &raw.columns {
-            let key = format!("columns.{header}");
-            let normalised = normalise_header(header);
-            if normalised.is_empty() {
-                return Err(bad(&key, "the header name must contain a letter or digit"));
-            }
-            let target = if target.eq_ignore_ascii_case("ignore") {
-                ColumnTarget::Ignore
-            } else {
-                match Field::from_alias(&normalise_header(target)) {
-                    Some(field) => ColumnTarget::Field(field),
-                    None => {
-                        return Err(bad(
-                            &key,
-                            format!(
-                                "expected a field name ({}) or \"ignore\"; got {target:?}",
-                                Field::ALL
-                                    .iter()
-                                    .map(|f| f.api_name())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        ))
-                    }
-                }
-            };
-            columns.insert(normalised, target);
-        }
-        if raw.report.max_errors == 0 {
-            return Err(bad("report.max_errors", "must be at least 1"));
-        }
+        let rules =
+            ImportRules::from_raw(&raw.import, &raw.csv, &raw.sheet, &raw.columns, &raw.report)?;
         let log_format = match raw.log.format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -699,33 +242,10 @@ impl Config {
         if raw.watch.rescan_interval_s == 0 {
             return Err(bad("watch.rescan_interval_s", "must be at least 1"));
         }
-        let rules = ImportRules {
-            on_error,
-            duplicates,
-            upc_check,
-            refresh_mode,
-            job_type,
-            adjust_below_zero,
-            full_max_zero_pct: i.full_max_zero_pct,
-            items_per_job: i.items_per_job as usize,
-            manufacturer_id,
-            default_location,
-            location_from_filename,
-            location_from_sheet: i.location_from_sheet,
-            locations,
-            skip_duplicate_files: i.skip_duplicate_files,
-            max_attempts: i.max_attempts,
-            max_file_bytes: i.max_file_bytes,
-            max_rows: i.max_rows,
-            max_unzipped_bytes: i.max_unzipped_bytes,
-            csv_delimiter,
-            csv_decimal,
-            sheet_names: raw.sheet.names.clone(),
-            columns,
-            max_errors: usize::try_from(raw.report.max_errors).unwrap_or(usize::MAX),
-        };
+        let inboxes = build_inboxes(&raw, &rules, &paths, &resolve)?;
         Ok(Config {
             source,
+            inboxes,
             paths,
             poll: raw.watch.poll,
             rescan_interval: Duration::from_secs(raw.watch.rescan_interval_s),
@@ -747,6 +267,47 @@ impl Config {
         })
     }
 
+    /// The inbox of this name.
+    pub fn inbox(&self, name: &str) -> Option<&Inbox> {
+        self.inboxes.iter().find(|i| i.name == name)
+    }
+
+    /// The inbox a command without `--inbox` means: the one named
+    /// `default`, else the only one; `None` when several are declared and
+    /// none is `default` (the command must be told which).
+    pub fn default_inbox(&self) -> Option<&Inbox> {
+        self.inbox(DEFAULT_INBOX).or(match self.inboxes.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        })
+    }
+
+    /// The inbox `--inbox NAME` names (or [`Config::default_inbox`] when
+    /// `None`); the error lists the names there are.
+    pub fn select_inbox(&self, name: Option<&str>) -> Result<&Inbox, String> {
+        let found = match name {
+            Some(name) => self.inbox(name),
+            None => self.default_inbox(),
+        };
+        found.ok_or_else(|| {
+            let known = self.inbox_names().join(", ");
+            match name {
+                Some(name) => format!("no inbox named {name:?}; the inboxes are: {known}"),
+                None => format!("several inboxes are configured; name one with --inbox ({known})"),
+            }
+        })
+    }
+
+    pub fn inbox_names(&self) -> Vec<&str> {
+        self.inboxes.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    /// Whether `[[inbox]]` tables are declared: then archive and failed
+    /// keep a folder per inbox name (SPEC §2 step 6).
+    pub fn has_inbox_tables(&self) -> bool {
+        self.inboxes.iter().any(|i| i.declared)
+    }
+
     /// The effective configuration as TOML, paths resolved.
     pub fn to_toml(&self) -> String {
         let mut raw = self.raw.clone();
@@ -759,9 +320,158 @@ impl Config {
             outbox: show(&self.paths.outbox),
             database: show(&self.paths.database),
         };
+        for (shown, inbox) in raw.inbox.iter_mut().zip(self.inboxes.iter()) {
+            shown.path = show(&inbox.path);
+            shown.outbox = show(&inbox.outbox);
+        }
         toml::to_string_pretty(&raw).unwrap_or_else(|e| format!("# cannot show config: {e}\n"))
     }
 }
+
+/// The inboxes of the config, checked: names valid and unique; no inbox
+/// folder equal to or inside another, or to the work, archive or failed
+/// folder (the daemon would claim its own files, or another account's);
+/// no outbox shared, or inside an inbox (reports taken for uploads, or
+/// shown to another account). Whether each is on the filesystem of
+/// `paths.work` is checked once the folders exist (`dirs::prepare`).
+fn build_inboxes(
+    raw: &RawConfig,
+    rules: &ImportRules,
+    paths: &Paths,
+    resolve: &dyn Fn(&str, &str) -> Result<PathBuf, ConfigError>,
+) -> Result<Vec<Inbox>, ConfigError> {
+    if raw.inbox.is_empty() {
+        return Ok(vec![Inbox {
+            name: DEFAULT_INBOX.to_string(),
+            path: paths.inbox.clone(),
+            outbox: paths.outbox.clone(),
+            rules: rules.clone(),
+            declared: false,
+        }]);
+    }
+    let mut inboxes: Vec<Inbox> = Vec::new();
+    for (index, table) in raw.inbox.iter().enumerate() {
+        let name = table.name.trim();
+        if !valid_inbox_name(name) {
+            return Err(bad(
+                &format!("inbox[{}].name", index + 1),
+                format!(
+                    "must be 1 to {MAX_INBOX_NAME} letters, digits, - or _; got {:?}",
+                    table.name
+                ),
+            ));
+        }
+        let prefix = format!("inbox.{name}.");
+        if inboxes.iter().any(|i| i.name == name) {
+            return Err(bad(
+                &format!("{prefix}name"),
+                "another [[inbox]] has this name; names must be unique",
+            ));
+        }
+        let within = |e: ConfigError| match e {
+            ConfigError::BadValue { key, message } => ConfigError::BadValue {
+                key: format!("{prefix}{key}"),
+                message,
+            },
+            other => other,
+        };
+        let import = overlay_import(&raw.import, &table.import).map_err(within)?;
+        let mut columns = raw.columns.clone();
+        columns.extend(table.columns.clone());
+        let inbox_rules =
+            ImportRules::from_raw(&import, &raw.csv, &raw.sheet, &columns, &raw.report)
+                .map_err(within)?;
+        inboxes.push(Inbox {
+            name: name.to_string(),
+            path: resolve(&format!("{prefix}path"), &table.path)?,
+            outbox: resolve(&format!("{prefix}outbox"), &table.outbox)?,
+            rules: inbox_rules,
+            declared: true,
+        });
+    }
+    let related = |a: &Path, b: &Path| {
+        let (a, b) = (lexical(a), lexical(b));
+        a.starts_with(&b) || b.starts_with(&a)
+    };
+    for (n, inbox) in inboxes.iter().enumerate() {
+        for (key, dir) in [
+            ("paths.work", &paths.work),
+            ("paths.archive", &paths.archive),
+            ("paths.failed", &paths.failed),
+        ] {
+            if related(&inbox.path, dir) {
+                return Err(bad(
+                    &inbox.key("path"),
+                    format!(
+                        "{} is, contains or is inside {key} = {}; an inbox must be a folder of its own",
+                        inbox.path.display(),
+                        dir.display()
+                    ),
+                ));
+            }
+        }
+        for other in &inboxes {
+            if lexical(&inbox.outbox) == lexical(&other.path)
+                || (other.name != inbox.name
+                    && lexical(&inbox.outbox).starts_with(lexical(&other.path)))
+            {
+                return Err(bad(
+                    &inbox.key("outbox"),
+                    format!(
+                        "{} is or is inside the folder of inbox {:?}; reports would be taken for uploads, or shown to another account",
+                        inbox.outbox.display(),
+                        other.name
+                    ),
+                ));
+            }
+        }
+        for other in &inboxes[n + 1..] {
+            if related(&inbox.path, &other.path) {
+                return Err(bad(
+                    &other.key("path"),
+                    format!(
+                        "{} is, contains or is inside the folder of inbox {:?} ({}); every inbox needs a folder of its own",
+                        other.path.display(),
+                        inbox.name,
+                        inbox.path.display()
+                    ),
+                ));
+            }
+            if lexical(&inbox.outbox) == lexical(&other.outbox) {
+                return Err(bad(
+                    &other.key("outbox"),
+                    format!(
+                        "{} is also the outbox of inbox {:?}; an account must see only its own reports",
+                        other.outbox.display(),
+                        inbox.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(inboxes)
+}
+
+/// `path` with `.` dropped and `..` taken back, without touching the
+/// filesystem (the folders may not exist yet): enough to compare two
+/// configured paths.
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The keys an `[[inbox]]` table accepts.
+const INBOX_KEYS: &[&str] = &["name", "path", "outbox", "import", "columns"];
 
 /// The keys each section accepts; `columns` takes any key.
 const KNOWN_KEYS: &[(&str, &[&str])] = &[
@@ -825,6 +535,10 @@ fn check_known_keys(merged: &config::Config) -> Result<(), ConfigError> {
         if section == "columns" {
             continue;
         }
+        if section == "inbox" {
+            check_inbox_keys(value)?;
+            continue;
+        }
         let Some((_, keys)) = KNOWN_KEYS.iter().find(|(name, _)| *name == section) else {
             return Err(ConfigError::UnknownKey(section));
         };
@@ -834,6 +548,46 @@ fn check_known_keys(merged: &config::Config) -> Result<(), ConfigError> {
         for key in table.keys() {
             if !keys.contains(&key.as_str()) {
                 return Err(ConfigError::UnknownKey(format!("{section}.{key}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `[[inbox]]` tables: each a table of [`INBOX_KEYS`], its `import` of the
+/// `[import]` keys; a misspelt key is named `inbox.<name>.import.<key>`.
+fn check_inbox_keys(value: config::Value) -> Result<(), ConfigError> {
+    let tables = value
+        .into_array()
+        .map_err(|_| bad("inbox", "must be an array of tables ([[inbox]])"))?;
+    let import_keys = KNOWN_KEYS
+        .iter()
+        .find(|(name, _)| *name == "import")
+        .map_or(&[][..], |(_, keys)| *keys);
+    for (index, table) in tables.into_iter().enumerate() {
+        let table = table
+            .into_table()
+            .map_err(|_| bad("inbox", "each [[inbox]] must be a table"))?;
+        let label = match table.get("name").and_then(|n| n.clone().into_string().ok()) {
+            Some(name) if valid_inbox_name(&name) => format!("inbox.{name}"),
+            _ => format!("inbox[{}]", index + 1),
+        };
+        for (key, value) in table {
+            if !INBOX_KEYS.contains(&key.as_str()) {
+                return Err(ConfigError::UnknownKey(format!("{label}.{key}")));
+            }
+            if key == "import" {
+                let import = value.into_table().map_err(|_| {
+                    bad(
+                        &format!("{label}.import"),
+                        "must be a table ([inbox.import])",
+                    )
+                })?;
+                for key in import.keys() {
+                    if !import_keys.contains(&key.as_str()) {
+                        return Err(ConfigError::UnknownKey(format!("{label}.import.{key}")));
+                    }
+                }
             }
         }
     }
@@ -883,6 +637,8 @@ fn describe_deserialize_error(e: config::ConfigError) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Field;
+    use crate::validate::header::ColumnTarget;
 
     fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
         Some(
@@ -1042,11 +798,196 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_inbox_examples_load_once_uncommented() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        for file in ["config/stockdrop.toml", "packaging/stockdrop.toml"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let start = text.find("# [[inbox]]").unwrap();
+            let (head, tail) = text.split_at(start);
+            let mut uncommented = head.to_string();
+            for line in tail.lines() {
+                uncommented.push_str(line.strip_prefix("# ").unwrap_or(line));
+                uncommented.push('\n');
+            }
+            let dir = tempfile::tempdir().unwrap();
+            let path = write(dir.path(), &uncommented);
+            let c = Config::load(Some(&path), env(&[])).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(c.inbox_names(), ["boston", "chicago"], "{file}");
+            assert!(c
+                .inbox("boston")
+                .unwrap()
+                .outbox
+                .ends_with("sftp/boston/reports"));
+        }
+    }
+
+    #[test]
     fn locate_follows_the_documented_order() {
         assert_eq!(
             locate(Some(Path::new("a.toml")), Some("b.toml")),
             Some(PathBuf::from("a.toml"))
         );
         assert_eq!(locate(None, Some("b.toml")), Some(PathBuf::from("b.toml")));
+    }
+
+    const TWO_INBOXES: &str = r#"
+[import]
+on_error = "reject-file"
+[columns]
+"Stock On Hand" = "quantity"
+[[inbox]]
+name = "boston"
+path = "sftp/boston/upload"
+outbox = "sftp/boston/reports"
+[inbox.import]
+locations = ["Store Boston 001"]
+job_type = "adjust"
+[inbox.columns]
+"Menge" = "quantity"
+[[inbox]]
+name = "chicago-2"
+path = "sftp/chicago/upload"
+outbox = "sftp/chicago/reports"
+"#;
+
+    #[test]
+    fn no_inbox_tables_mean_the_one_default_inbox() {
+        let c = Config::defaults();
+        assert_eq!(c.inbox_names(), ["default"]);
+        let inbox = c.default_inbox().unwrap();
+        assert_eq!(inbox.path, c.paths.inbox);
+        assert_eq!(inbox.outbox, c.paths.outbox);
+        assert!(!c.has_inbox_tables());
+        assert!(c
+            .select_inbox(Some("boston"))
+            .unwrap_err()
+            .contains("default"));
+    }
+
+    #[test]
+    fn inbox_tables_override_the_global_rules_for_their_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), TWO_INBOXES);
+        let c = Config::load(
+            Some(&file),
+            env(&[("STOCKDROP__IMPORT__ITEMS_PER_JOB", "7")]),
+        )
+        .unwrap();
+        assert_eq!(c.inbox_names(), ["boston", "chicago-2"]);
+        assert!(c.has_inbox_tables());
+        let boston = c.inbox("boston").unwrap();
+        assert_eq!(boston.path, dir.path().join("sftp/boston/upload"));
+        assert_eq!(
+            boston.rules.locations.as_deref(),
+            Some(&["Store Boston 001".to_string()][..])
+        );
+        assert_eq!(boston.rules.job_type, JobType::Adjust);
+        // Not overridden: the global value, environment included.
+        assert_eq!(boston.rules.on_error, OnError::RejectFile);
+        assert_eq!(boston.rules.items_per_job, 7);
+        assert!(boston.rules.columns.contains_key("menge"));
+        assert!(boston.rules.columns.contains_key("stockonhand"));
+        let chicago = c.inbox("chicago-2").unwrap();
+        assert_eq!(chicago.rules.locations, None);
+        assert_eq!(chicago.rules.job_type, JobType::Refresh);
+        assert!(!chicago.rules.columns.contains_key("menge"));
+        assert!(c.default_inbox().is_none());
+        assert!(c
+            .select_inbox(None)
+            .unwrap_err()
+            .contains("boston, chicago-2"));
+        let shown = c.to_toml();
+        assert!(
+            shown.contains("[[inbox]]") && shown.contains("chicago-2"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_inbox_tables_name_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = |name: &str, path: &str, outbox: &str| {
+            format!("[[inbox]]\nname = \"{name}\"\npath = \"{path}\"\noutbox = \"{outbox}\"\n")
+        };
+        let a = inbox("a", "in/a", "out/a");
+        for (text, key, says) in [
+            (inbox("a b", "in/a", "out/a"), "inbox[1].name", "letters"),
+            (inbox("", "in/a", "out/a"), "inbox[1].name", "letters"),
+            (
+                a.clone() + &inbox("a", "in/b", "out/b"),
+                "inbox.a.name",
+                "unique",
+            ),
+            (
+                a.clone() + &inbox("b", "in/a", "out/b"),
+                "inbox.b.path",
+                "inbox \"a\"",
+            ),
+            (
+                a.clone() + &inbox("b", "in/a/sub", "out/b"),
+                "inbox.b.path",
+                "inbox \"a\"",
+            ),
+            (
+                a.clone() + &inbox("b", "in", "out/b"),
+                "inbox.b.path",
+                "inbox \"a\"",
+            ),
+            (
+                a.clone() + &inbox("b", "in/b", "out/a"),
+                "inbox.b.outbox",
+                "own reports",
+            ),
+            (
+                a.clone() + &inbox("b", "in/b", "in/a"),
+                "inbox.b.outbox",
+                "inbox \"a\"",
+            ),
+            (inbox("a", "in/a", "in/a"), "inbox.a.outbox", "uploads"),
+            (
+                inbox("a", "var/work", "out/a"),
+                "inbox.a.path",
+                "paths.work",
+            ),
+            (
+                inbox("a", "var/archive/x", "out/a"),
+                "inbox.a.path",
+                "paths.archive",
+            ),
+            (inbox("a", "var", "out/a"), "inbox.a.path", "paths.work"),
+            (inbox("a", "", "out/a"), "inbox.a.path", "empty"),
+            (
+                a.clone() + "[inbox.import]\non_eror = \"x\"\n",
+                "inbox.a.import.on_eror",
+                "unknown",
+            ),
+            (
+                a.clone() + "[inbox.import]\non_error = \"x\"\n",
+                "inbox.a.import.on_error",
+                "reject-rows",
+            ),
+            (
+                a.clone() + "[inbox.import]\nitems_per_job = \"many\"\n",
+                "inbox.a.import",
+                "invalid",
+            ),
+            (
+                a.clone() + "[inbox.columns]\nMenge = \"qty2\"\n",
+                "inbox.a.columns.Menge",
+                "field name",
+            ),
+            (
+                a.clone() + "outboxes = \"x\"\n",
+                "inbox.a.outboxes",
+                "unknown",
+            ),
+        ] {
+            let file = write(dir.path(), &text);
+            let err = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("`{key}`")) && err.contains(says),
+                "{text} → {err}"
+            );
+        }
     }
 }
