@@ -144,7 +144,7 @@ fn apply_adjust(w: &Write<'_>, job: &PendingJob, plan: &JobPlan, started: &str) 
 /// The record after applying `item`: quantity set, the optional fields the
 /// item carries set, identifiers added, attributes merged (set union, in
 /// first-seen order).
-fn merged(record: &Record, item: &Item) -> Record {
+pub(crate) fn merged(record: &Record, item: &Item) -> Record {
     let mut after = record.clone();
     after.quantity = item.quantity;
     let o = &item.optionals;

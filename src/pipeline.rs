@@ -12,7 +12,7 @@
 //! under the same names.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -119,14 +119,90 @@ pub struct Outcome {
     pub paths: Vec<PathBuf>,
 }
 
-/// A file's bytes and checksum, read once.
+/// A file's content and checksum. Delimited text larger than
+/// [`HEAD_BYTES`] stays on disk and is read from its open descriptor at
+/// each pass (hashed and checked for UTF-8 as it is opened), so memory does
+/// not grow with the file; anything else is read into memory, within
+/// `import.max_file_bytes`.
 struct Content {
     name: String,
-    bytes: Vec<u8>,
+    body: Body,
     sha256: String,
     /// Rejects the file whatever its content: over `import.max_file_bytes`
     /// (hashed without being kept in memory), or an encrypted ZIP member.
     forced_error: Option<Issue>,
+}
+
+enum Body {
+    Bytes(Vec<u8>),
+    Text {
+        file: fs::File,
+        len: u64,
+        head: Vec<u8>,
+        utf8: bool,
+    },
+}
+
+/// How much of a file is read before deciding whether it is streamed: as
+/// much as delimiter detection samples.
+const HEAD_BYTES: usize = 64 * 1024;
+
+impl Content {
+    fn input(&self) -> parse::Input<'_> {
+        match &self.body {
+            Body::Bytes(bytes) => parse::Input::Bytes(bytes),
+            Body::Text {
+                file,
+                len,
+                head,
+                utf8,
+            } => parse::Input::Text(parse::TextFile {
+                file,
+                len: *len,
+                head,
+                utf8: *utf8,
+            }),
+        }
+    }
+
+    /// The bytes of a file held in memory (an archive is); empty for a
+    /// streamed one.
+    fn bytes(&self) -> &[u8] {
+        match &self.body {
+            Body::Bytes(bytes) => bytes,
+            Body::Text { .. } => &[],
+        }
+    }
+}
+
+/// Whether a file whose first bytes are `head` is read from disk as it is
+/// parsed: delimited text only (JSON needs its whole body to be told from
+/// text, and workbooks and archives are read whole).
+fn streams(name: &str, head: &[u8]) -> bool {
+    let body = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let json_like = matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    );
+    !json_like
+        && matches!(
+            parse::detect::detect(Path::new(name), head),
+            Ok(parse::Format::Csv)
+        )
+}
+
+/// Reads up to `want` bytes (fewer only at the end of the file).
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 fn read_content(
@@ -143,28 +219,68 @@ fn read_content(
         .map(str::to_string)
         .unwrap_or_else(|| crate::names::display_os(path.file_name().unwrap_or(path.as_os_str())));
     // One descriptor, checked (see `open`), read never past the limit.
-    let (mut file, meta) = crate::open::open(path, trust).map_err(fail)?;
+    let (file, meta) = crate::open::open(path, trust).map_err(fail)?;
     let size = meta.len();
-    let bytes = if size > rules.max_file_bytes {
-        Vec::new()
-    } else {
-        crate::open::read_bounded(&mut file, rules.max_file_bytes, size).map_err(fail)?
-    };
-    let read = bytes.len() as u64;
-    if size > rules.max_file_bytes || read > rules.max_file_bytes {
+    let over = |read: u64| Content {
+        name: name.clone(),
+        body: Body::Bytes(Vec::new()),
         // Not read past the limit, so not hashed either.
+        sha256: String::new(),
+        forced_error: Some(too_large(size.max(read), rules)),
+    };
+    if size > rules.max_file_bytes {
+        return Ok(over(size));
+    }
+    // One more byte than the limit tells a file that grew after the fstat.
+    let mut reader = (&file).take(rules.max_file_bytes.saturating_add(1));
+    let mut head = vec![0; HEAD_BYTES];
+    let got = read_up_to(&mut reader, &mut head).map_err(fail)?;
+    head.truncate(got);
+    if got < HEAD_BYTES || !streams(&name, &head) {
+        let mut bytes = head;
+        bytes.reserve(usize::try_from(size.min(rules.max_file_bytes)).unwrap_or(0));
+        reader.read_to_end(&mut bytes).map_err(fail)?;
+        let read = bytes.len() as u64;
+        if read > rules.max_file_bytes {
+            return Ok(over(read));
+        }
+        let sha256 = hex(&Sha256::digest(&bytes));
         return Ok(Content {
             name,
-            bytes: Vec::new(),
-            sha256: String::new(),
-            forced_error: Some(too_large(size.max(read), rules)),
+            body: Body::Bytes(bytes),
+            sha256,
+            forced_error: None,
         });
     }
-    let sha256 = hex(&Sha256::digest(&bytes));
+    // Delimited text: hashed and checked for UTF-8 a buffer at a time,
+    // then parsed from the same descriptor.
+    let mut hasher = Sha256::new();
+    let mut utf8 = parse::decode::Utf8Check::default();
+    hasher.update(&head);
+    utf8.feed(&head);
+    let mut read = head.len() as u64;
+    let mut buf = vec![0; 1 << 16];
+    loop {
+        let n = read_up_to(&mut reader, &mut buf).map_err(fail)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        utf8.feed(&buf[..n]);
+        read += n as u64;
+    }
+    if read > rules.max_file_bytes {
+        return Ok(over(read));
+    }
     Ok(Content {
         name,
-        bytes,
-        sha256,
+        body: Body::Text {
+            file,
+            len: read,
+            head,
+            utf8: utf8.is_utf8(),
+        },
+        sha256: hex(&hasher.finalize()),
         forced_error: None,
     })
 }
@@ -198,7 +314,7 @@ fn check(
     // at every start and stop again — so it rejects that file instead.
     // Nothing is shared with the reader but the stage, cleared below.
     let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        validate::check_into(&content.name, &content.bytes, rules, &mut sink)
+        validate::check_input(&content.name, content.input(), rules, &mut sink)
     }));
     let mut checked = match read {
         Ok(checked) => checked,
@@ -211,8 +327,9 @@ fn check(
             tracing::warn!(error = %what, "the spreadsheet reader failed on this file; it is rejected");
             stage.clear();
             let mut checked = validate::check_into("", &[], rules, &mut NoRows);
-            checked.format = parse::detect::detect(Path::new(&content.name), &content.bytes)
-                .unwrap_or(parse::Format::Unknown);
+            checked.format =
+                parse::detect::detect(Path::new(&content.name), content.input().head())
+                    .unwrap_or(parse::Format::Unknown);
             checked.file_error = Some(Issue::new(
                 Code::UnreadableFile,
                 "the file is damaged: it cannot be read as the spreadsheet its content says it is; \
@@ -313,7 +430,7 @@ impl Iterator for LeftOutRows<'_> {
 /// room for the messages of a small one. A bad file must not fill the disk
 /// (ten kilobytes of `{}` items once made 473 MB of errors CSV).
 fn errors_csv_limit(content: &Content) -> u64 {
-    2 * content.bytes.len() as u64 + 16 * 1024 * 1024
+    2 * content.input().len() + 16 * 1024 * 1024
 }
 
 /// Writes the errors CSV of the rows left out into a hidden file beside
@@ -365,7 +482,7 @@ fn write_errors_csv(
     };
     let mut cursor = LeftOutRows::new(stage);
     let mut next = cursor.by_ref().peekable();
-    if let Ok(parsed) = parse::parse(&content.name, &content.bytes, rules) {
+    if let Ok(parsed) = parse::parse_input(&content.name, content.input(), rules) {
         'tables: for (index, table) in parsed.tables.into_iter().enumerate() {
             let table_no = u16::try_from(index).unwrap_or(u16::MAX);
             for row in table.rows.map_while(Result::ok) {
@@ -494,7 +611,7 @@ pub fn import_path(
         }
     }
     let content = read_content(path, options.name.as_deref(), rules, options.trust)?;
-    let members = match parse::archive_members(&content.name, &content.bytes, rules) {
+    let members = match parse::archive_members(&content.name, content.bytes(), rules) {
         Some(Ok(members)) => members,
         // Not an archive, or one rejected as a whole: one import.
         _ => {
@@ -588,7 +705,7 @@ fn member_content(
 ) -> Content {
     let rejected = |issue: Issue| Content {
         name: name.clone(),
-        bytes: Vec::new(),
+        body: Body::Bytes(Vec::new()),
         sha256: hex(&Sha256::digest(format!(
             "{}#{}",
             archive.sha256, member.index
@@ -604,12 +721,12 @@ fn member_content(
     if member.size > rules.max_file_bytes {
         return rejected(too_large(member.size, rules));
     }
-    match parse::container::extract(&archive.bytes, member) {
+    match parse::container::extract(archive.bytes(), member) {
         Ok(bytes) => {
             let sha256 = hex(&Sha256::digest(&bytes));
             Content {
                 name,
-                bytes,
+                body: Body::Bytes(bytes),
                 sha256,
                 forced_error: None,
             }
@@ -933,7 +1050,7 @@ pub fn validate_path(
 ) -> Result<Vec<Report>, PipelineError> {
     let rules = &inbox.rules;
     let content = read_content(path, None, rules, Default::default())?;
-    let members = match parse::archive_members(&content.name, &content.bytes, rules) {
+    let members = match parse::archive_members(&content.name, content.bytes(), rules) {
         Some(Ok(members)) => members,
         _ => {
             return Ok(vec![validate_content(

@@ -27,6 +27,10 @@ struct Found {
     errors: Vec<Issue>,
     warnings: Vec<Issue>,
     record: Option<i64>,
+    /// The record already holds everything the row would set: a refresh
+    /// plans it as nothing (applying it would write no history and change
+    /// nothing), so an unchanged re-import stores almost no plan.
+    unchanged: bool,
     /// Replaced by a later row (`duplicates = "last-wins"`).
     superseded: bool,
 }
@@ -71,6 +75,7 @@ pub fn plan(
     rules: &ImportRules,
     file_name: &str,
 ) -> Result<Plan> {
+    let _snapshot = crate::store::snapshot(store)?;
     // An adjust file never zeroes anything (SPEC §1.1): refresh mode does
     // not apply to it.
     let job_type = rules.job_type;
@@ -324,7 +329,9 @@ fn plan_location(
 
     // Jobs: per manufacturer, in file order, at most items_per_job items
     // each; the zeroing rides on the location's last job.
-    let mut groups: Vec<(Option<u32>, Vec<PlannedItem>)> = Vec::new();
+    // An unchanged item (`None` here) still counts in its job's items.
+    let refresh = rules.job_type == JobType::Refresh;
+    let mut groups: Vec<(Option<u32>, Vec<Option<PlannedItem>>)> = Vec::new();
     for (index, row) in rows.iter_mut().enumerate() {
         if !row.errors.is_empty() || !found[index].errors.is_empty() || found[index].superseded {
             continue;
@@ -332,17 +339,21 @@ fn plan_location(
         let Some(item) = row.item.take() else {
             continue;
         };
-        let planned = PlannedItem {
-            row: row.number,
-            record: found[index].record,
-            item: *item,
+        let planned = if refresh && found[index].unchanged {
+            None
+        } else {
+            Some(PlannedItem {
+                row: row.number,
+                record: found[index].record,
+                item: *item,
+            })
         };
         match groups.iter_mut().find(|(m, _)| *m == row.manufacturer_id) {
             Some((_, items)) => items.push(planned),
             None => groups.push((row.manufacturer_id, vec![planned])),
         }
     }
-    let mut chunks: Vec<(Option<u32>, Vec<PlannedItem>)> = Vec::new();
+    let mut chunks: Vec<(Option<u32>, Vec<Option<PlannedItem>>)> = Vec::new();
     for (manufacturer_id, items) in groups {
         let mut items = items.into_iter().peekable();
         while items.peek().is_some() {
@@ -359,8 +370,9 @@ fn plan_location(
     }
     let last = chunks.len().saturating_sub(1);
     for (index, (manufacturer_id, items)) in chunks.into_iter().enumerate() {
+        let item_count = items.len() as u64;
         let plan = JobPlan {
-            items,
+            items: items.into_iter().flatten().collect(),
             zero: if index == last && rejected.is_none() {
                 std::mem::take(&mut zero)
             } else {
@@ -370,7 +382,7 @@ fn plan_location(
         stage.push_job(&StagedJob {
             location: location_index,
             manufacturer_id,
-            item_count: plan.items.len() as u64,
+            item_count,
             zero_count: plan.zero.len() as u64,
             plan: plan.encode(),
         })?;
@@ -517,6 +529,7 @@ fn resolve_row(
         );
         return Ok(());
     }
+    found.unchanged = crate::apply::merged(&record, item) == record;
     found.record = Some(id);
     Ok(())
 }

@@ -195,28 +195,24 @@ fn history_of(w: &Write<'_>, job_id: i64) -> Result<Vec<HistoryRow>, RevertError
     )?;
     let rows = stmt
         .query_map([job_id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
+            let record_id = r.get::<_, i64>(0)?;
+            let field = |i| r.get_ref(i).map(crate::store::history::read);
+            Ok((record_id, r.get::<_, String>(1)?, field(2)?, field(3)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     rows.into_iter()
         .map(|(record_id, action, before, after)| {
-            let object = |text: &str| match serde_json::from_str(text) {
-                Ok(Value::Object(map)) => Ok(map),
-                _ => Err(RevertError::Store(StoreError::Corrupt {
+            let corrupt = || {
+                RevertError::Store(StoreError::Corrupt {
                     what: "history entry",
                     detail: format!("job {job_id}, record {record_id}"),
-                })),
+                })
             };
             Ok(HistoryRow {
                 record_id,
                 action,
-                before: object(&before)?,
-                after: object(&after)?,
+                before: before.ok_or_else(corrupt)?,
+                after: after.ok_or_else(corrupt)?,
             })
         })
         .collect()

@@ -2017,3 +2017,72 @@ fn xls_with_cells_far_apart_is_a_report_not_a_crash() {
         "{error:#}"
     );
 }
+
+/// `rows` rows of stock for location 41, after a header, with CRLF line
+/// ends: over the 64 KiB that is read before a file is streamed from disk.
+fn long_stock(rows: usize, name_of: impl Fn(usize) -> String) -> String {
+    let mut text = String::from("Store,SKU,Qty,partNumber\n");
+    for i in 0..rows {
+        text.push_str(&format!("41,S{i},{i},{}\n", name_of(i)));
+    }
+    text.replace('\n', "\r\n")
+}
+
+#[test]
+fn a_large_file_is_read_from_disk_with_its_encoding_and_line_numbers() {
+    // Windows-1252: the only é (0xE9) is some 140 KiB in, past the 64 KiB
+    // head, so only the streamed UTF-8 check can see it; the bad quantity
+    // is past the head too.
+    let env = Env::new();
+    let text = long_stock(8000, |i| {
+        if i == 6000 {
+            "Caf\u{e9}".into()
+        } else {
+            format!("n{i}")
+        }
+    })
+    .replace("41,S4000,4000,", "41,S4000,four,");
+    assert!(text.len() > 128 * 1024);
+    let (bytes, _, _) = encoding_rs::WINDOWS_1252.encode(&text);
+    env.write_bytes("big.csv", &bytes);
+    let run = env.import(&["big.csv"]);
+    run.code(1);
+    let report = run.report();
+    assert_eq!(report["rows"]["accepted"], 7999, "{report:#}");
+    only(&report, "warnings", "encoding-fallback");
+    let error = only(&report, "errors", "not-an-integer");
+    // Line 1 is the header: S4000 is on line 4002.
+    assert_eq!(error["row"], 4002, "{error:#}");
+    let stock = env.stock(&[]);
+    assert_eq!(record(&stock, "41", "S6000")["partNumber"], "Café");
+
+    // The same rows as UTF-16 ("Unicode Text"), tab-separated.
+    let env = Env::new();
+    let text = long_stock(8000, |i| format!("n{i}\u{e9}")).replace(',', "\t");
+    env.write_bytes("big.txt", &unicode_text(&text.replace("\r\n", "\n")));
+    env.import(&["big.txt"]).code(0);
+    let stock = env.stock(&[]);
+    assert_eq!(stock.len(), 8000);
+    assert_eq!(record(&stock, "41", "S7999")["partNumber"], "n7999é");
+}
+
+#[test]
+fn a_record_over_a_mebibyte_rejects_the_file_saying_where() {
+    // A quote opened on line 3 and never closed: the rest of the file
+    // would be one record.
+    let env = Env::new();
+    let mut text = long_stock(100, |i| format!("n{i}"));
+    text.insert_str(text.find("41,S1,").unwrap_or(0), "41,Q,1,\"open\r\n");
+    text.push_str(&"x,y,z\r\n".repeat(200_000));
+    env.write("open.csv", &text);
+    let run = env.import(&["open.csv"]);
+    run.code(1);
+    let report = run.report();
+    let error = file_error(&report, "unreadable-file");
+    let message = error["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("line 3") && message.contains("1 MiB"),
+        "{error:#}"
+    );
+    assert!(env.stock(&[]).is_empty());
+}

@@ -530,6 +530,52 @@ fn revert_of_a_job_that_created_records_sets_their_quantity_to_0() {
 }
 
 #[test]
+fn history_written_as_json_by_an_earlier_version_still_shows_and_reverts() {
+    // Stores written before the compact history hold JSON text in
+    // `before`/`after`; rewrite this store's rows that way and read them.
+    let root = Root::new("");
+    root.import("seed.csv", "location,sku,quantity,bin\n11,A,4,3\n", 0);
+    let job = only_job(&root.import(
+        "change.csv",
+        "location,sku,quantity,bin,attributes\n11,A,5,,red\n11,B,6,2,\n",
+        0,
+    ));
+    let shown = root.job(job);
+    let db = rusqlite::Connection::open(root.database()).expect("open the store");
+    let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = db
+        .prepare("SELECT id, before, after FROM history")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .expect("history rows are BLOBs now");
+    assert!(!rows.is_empty());
+    let json = |blob: &[u8]| {
+        let map = stockdrop::store::history::read(rusqlite::types::ValueRef::Blob(blob))
+            .expect("a compact history cell");
+        Value::Object(map).to_string()
+    };
+    for (id, before, after) in &rows {
+        db.execute(
+            "UPDATE history SET before = ?2, after = ?3 WHERE id = ?1",
+            rusqlite::params![id, json(before), json(after)],
+        )
+        .expect("rewrite as JSON text");
+    }
+    drop(db);
+    assert_eq!(root.job(job), shown, "the same changes, read from JSON");
+    root.run(&["revert", &job.to_string()]).code(0);
+    let stock = root.stock();
+    assert_eq!(
+        quantities(&stock),
+        expect_quantities(&[("11", "A", 4), ("11", "B", 0)])
+    );
+    let a = common::record(&stock, "11", "A");
+    assert_eq!(a["attributes"], serde_json::json!([]), "{a:#}");
+    assert_eq!(a["binID"], 3, "{a:#}");
+}
+
+#[test]
 fn revert_that_would_give_a_record_an_identifier_another_record_holds_is_refused_cleanly() {
     let root = Root::new("");
     root.import("seed.csv", &csv(&[("11", "A", 1)]), 0);

@@ -265,3 +265,47 @@ fn import_aborted_after_reports_ends_with_exactly_one_report() {
     assert_eq!(run.json_lines().len(), 1, "{run}");
     assert_eq!(only_report_of(&env, "late"), recovered);
 }
+
+#[test]
+fn an_unchanged_item_is_stored_as_nothing_yet_counts_and_recovers() {
+    // The seed sets S1 and S2; the re-import changes S2 only. Its stored
+    // plan holds S2 alone (S1 is what the record already is), yet the job
+    // counts both items, and recovery from that plan gives the same stock.
+    let env = Env::new();
+    env.write(
+        "seed.csv",
+        &stock_csv(&[("A", "S1", "5"), ("A", "S2", "6")]),
+    );
+    env.import(&["seed.csv"]).code(0);
+    env.write(
+        "again.csv",
+        &stock_csv(&[("A", "S1", "5"), ("A", "S2", "9")]),
+    );
+    import_crashing_at(&env, "after-plan", "again.csv");
+    let db = rusqlite::Connection::open(env.database()).expect("open the store");
+    let (count, plan): (i64, Vec<u8>) = db
+        .query_row(
+            "SELECT item_count, plan FROM jobs WHERE status = 'pending'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the pending job");
+    drop(db);
+    let plan = stockdrop::plan::JobPlan::decode(&plan).expect("a stored plan");
+    assert_eq!(count, 2);
+    let skus: Vec<_> = plan.items.iter().map(|p| p.item.ids.sku.clone()).collect();
+    assert_eq!(skus, [Some("S2".to_string())]);
+
+    let (recovered, _) = import_after_crash(&env, "again.csv");
+    assert_eq!(recovered["status"], "applied", "{recovered:#}");
+    assert_eq!(
+        report_jobs(&recovered),
+        vec![("A".into(), 2, 0, "success".into())]
+    );
+    let per_job = assert_applied_once(&env, &recovered);
+    assert_eq!(per_job.values().copied().collect::<Vec<_>>(), [1]);
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[("A", "S1", 5), ("A", "S2", 9), ("Z", "N1", 1)])
+    );
+}

@@ -2,12 +2,12 @@
 //! and RFC 4180 records through the `csv` crate, numbered by the line each
 //! record starts on.
 
-use std::borrow::Cow;
-use std::io::Cursor;
+use std::fs::File;
+use std::io::{Cursor, Read, Seek, SeekFrom};
 
 use super::{decode, Cell, DecimalComma, Format, Parsed, Row, Table};
 use crate::config::ImportRules;
-use crate::issue::{Code, Issue};
+use crate::issue::{Code, Issue, Place};
 use crate::validate::header;
 
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
@@ -22,7 +22,57 @@ pub fn parse<'a>(bytes: &'a [u8], rules: &ImportRules) -> Result<Parsed<'a>, Iss
     let delimiter = rules
         .csv_delimiter
         .unwrap_or_else(|| detect_delimiter(&text, rules));
-    let rows = records(text, delimiter);
+    Ok(parsed(
+        Box::new(records(Cursor::new(text), delimiter)),
+        delimiter,
+        warning,
+        rules,
+    ))
+}
+
+/// [`parse`] for a file read from disk as it is parsed: the first
+/// [`super::TextFile::head`] bytes decide the delimiter, the records come
+/// through the decoder from the open file, never more than its checked
+/// length.
+pub fn parse_file<'a>(file: super::TextFile<'a>, rules: &ImportRules) -> Result<Parsed<'a>, Issue> {
+    // `len` was checked against `import.max_file_bytes` when the file was
+    // hashed: nothing past it is read, whatever the file became since.
+    let len = file.len;
+    let from_start = |file: &'a File| -> Result<std::io::Take<&'a File>, Issue> {
+        let mut handle = file;
+        handle.seek(SeekFrom::Start(0)).map_err(|e| {
+            Issue::new(
+                Code::UnreadableFile,
+                format!("the file could not be read: {e}"),
+            )
+        })?;
+        Ok(handle.take(len))
+    };
+    let delimiter = match rules.csv_delimiter {
+        Some(d) => d,
+        None => {
+            let (mut sample, _) = decode::reader(file.head, file.head, file.utf8);
+            let mut text = Vec::new();
+            let _ = sample.read_to_end(&mut text);
+            detect_delimiter(&text, rules)
+        }
+    };
+    let limited = from_start(file.file)?;
+    let (text, warning) = decode::reader(limited, file.head, file.utf8);
+    Ok(parsed(
+        Box::new(records(text, delimiter)),
+        delimiter,
+        warning,
+        rules,
+    ))
+}
+
+fn parsed<'a>(
+    rows: Box<dyn Iterator<Item = Result<Row, Issue>> + 'a>,
+    delimiter: u8,
+    warning: Option<Issue>,
+    rules: &ImportRules,
+) -> Parsed<'a> {
     // European Excel writes decimal commas in "CSV (semicolon)" and in
     // "Unicode Text" (tab-separated); csv.decimal says it outright.
     let decimal_comma = match rules.csv_decimal {
@@ -31,88 +81,198 @@ pub fn parse<'a>(bytes: &'a [u8], rules: &ImportRules) -> Result<Parsed<'a>, Iss
         None if matches!(delimiter, b';' | b'\t') => DecimalComma::Allowed,
         None => DecimalComma::Never,
     };
-    Ok(Parsed {
+    Parsed {
         format: Format::Csv,
         tables: vec![Table {
             sheet: None,
             decimal_comma,
-            rows: Box::new(rows),
+            rows,
         }],
         warnings: warning.into_iter().collect(),
-    })
+    }
 }
 
-/// The non-blank records of `text`, each numbered by the line it starts on.
-fn records(text: Cow<'_, [u8]>, delimiter: u8) -> impl Iterator<Item = Result<Row, Issue>> + '_ {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .delimiter(delimiter)
-        .from_reader(Cursor::new(text));
-    let mut record = csv::ByteRecord::new();
-    let mut failed = false;
-    // Line numbers are counted here from byte offsets: the csv crate's own
-    // line count lags behind after CRLF line ends and blank lines.
-    let mut counted_to = 0usize;
-    let mut line = 1u64;
-    std::iter::from_fn(move || loop {
-        if failed {
+/// The longest record read (its cells' bytes together). A record longer
+/// than this — a quote never closed, a file without line ends — stops the
+/// file with `unreadable-file`: no row of a stock list comes near it, and
+/// it must not take memory without bound.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+/// The most cells a record may have (a spreadsheet has 16,384 columns).
+const MAX_RECORD_CELLS: usize = 1 << 16;
+
+/// The non-blank records of `text`, each numbered by the line it starts on,
+/// read through a fixed 64 KiB buffer (a record at most
+/// [`MAX_RECORD_BYTES`]).
+fn records<'a>(
+    text: impl Read + 'a,
+    delimiter: u8,
+) -> impl Iterator<Item = Result<Row, Issue>> + 'a {
+    let mut records = Records {
+        input: text,
+        core: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+        buf: vec![0; 1 << 16],
+        start: 0,
+        end: 0,
+        eof: false,
+        out: vec![0; 1 << 12],
+        ends: vec![0; 64],
+        breaks: 0,
+        pending_cr: false,
+        failed: false,
+    };
+    std::iter::from_fn(move || {
+        if records.failed {
             return None;
         }
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => return None,
-            Ok(true) => {
-                let bytes: &[u8] = reader.get_ref().get_ref();
-                let mut start = record
-                    .position()
-                    .map_or(counted_to, |p| {
-                        usize::try_from(p.byte()).unwrap_or(usize::MAX)
-                    })
-                    .clamp(counted_to, bytes.len());
-                while matches!(bytes.get(start), Some(b'\r' | b'\n')) {
-                    start += 1;
-                }
-                line += line_breaks(&bytes[counted_to..start]);
-                counted_to = start;
-                let cells: Vec<Cell> = record
-                    .iter()
-                    .map(|field| {
-                        if field.is_empty() {
-                            Cell::Empty
-                        } else {
-                            Cell::Text(String::from_utf8_lossy(field).into_owned())
-                        }
-                    })
-                    .collect();
-                if cells.iter().all(Cell::is_blank) {
-                    continue;
-                }
-                return Some(Ok(Row {
-                    number: line,
-                    cells,
-                    pointers: None,
-                }));
-            }
-            Err(e) => {
-                failed = true;
-                return Some(Err(Issue::new(
-                    Code::UnreadableFile,
-                    format!("the file could not be read past this point: {e}"),
-                )));
+        match records.next_record() {
+            Ok(row) => row,
+            Err(issue) => {
+                records.failed = true;
+                Some(Err(issue))
             }
         }
     })
 }
 
-/// Line breaks in `bytes`: LF, CRLF, and the lone CR of old Mac files.
-fn line_breaks(bytes: &[u8]) -> u64 {
-    let mut count = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
-            count += 1;
+struct Records<R> {
+    input: R,
+    core: csv_core::Reader,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+    /// The current record's cells, end to end; `ends` where each ends.
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    /// Line breaks before the unread input. Counted here from the bytes
+    /// themselves: LF, CRLF, and the lone CR of old Mac files.
+    breaks: u64,
+    pending_cr: bool,
+    failed: bool,
+}
+
+impl<R: Read> Records<R> {
+    /// The next non-blank record, `None` at the end.
+    fn next_record(&mut self) -> Result<Option<Result<Row, Issue>>, Issue> {
+        loop {
+            let Some((line, n_out, n_ends)) = self.read_record()? else {
+                return Ok(None);
+            };
+            let mut from = 0;
+            let mut cells = Vec::with_capacity(n_ends);
+            for &to in &self.ends[..n_ends] {
+                let field = &self.out[from..to.min(n_out)];
+                from = to;
+                cells.push(if field.is_empty() {
+                    Cell::Empty
+                } else {
+                    Cell::Text(String::from_utf8_lossy(field).into_owned())
+                });
+            }
+            if cells.iter().all(Cell::is_blank) {
+                continue;
+            }
+            return Ok(Some(Ok(Row {
+                number: line,
+                cells,
+                pointers: None,
+            })));
         }
     }
-    count
+
+    /// Reads one record into `out`/`ends`: (its first line, bytes, cells).
+    fn read_record(&mut self) -> Result<Option<(u64, usize, usize)>, Issue> {
+        let mut n_out = 0;
+        let mut n_ends = 0;
+        let mut line = None;
+        loop {
+            if self.start == self.end && !self.eof {
+                self.fill()?;
+            }
+            let input = &self.buf[self.start..self.end];
+            let (result, n_in, wrote, ended) =
+                self.core
+                    .read_record(input, &mut self.out[n_out..], &mut self.ends[n_ends..]);
+            for &b in &input[..n_in] {
+                if self.pending_cr {
+                    self.pending_cr = false;
+                    if b != b'\n' {
+                        self.breaks += 1;
+                    }
+                }
+                // The record's line is the one its first byte is on, past
+                // the line ends the reader skips before it.
+                if line.is_none() && b != b'\r' && b != b'\n' {
+                    line = Some(self.breaks + 1);
+                }
+                match b {
+                    b'\n' => self.breaks += 1,
+                    b'\r' => self.pending_cr = true,
+                    _ => {}
+                }
+            }
+            self.start += n_in;
+            n_out += wrote;
+            n_ends += ended;
+            let too_long = |line: Option<u64>| {
+                let line = line.unwrap_or(self.breaks + 1);
+                Issue::new(
+                    Code::UnreadableFile,
+                    format!(
+                        "the record that starts on line {line} is over {} MiB long (or has over {MAX_RECORD_CELLS} cells), \
+                         so the file is not read: a quote that is never closed, or a file without line ends; \
+                         check the file around that line, export it as CSV again and drop it again",
+                        MAX_RECORD_BYTES >> 20
+                    ),
+                )
+                .at(Place {
+                    row: Some(line),
+                    ..Place::default()
+                })
+            };
+            match result {
+                csv_core::ReadRecordResult::InputEmpty => {}
+                csv_core::ReadRecordResult::OutputFull => {
+                    if self.out.len() >= MAX_RECORD_BYTES {
+                        return Err(too_long(line));
+                    }
+                    let grown = (self.out.len() * 2).min(MAX_RECORD_BYTES);
+                    self.out.resize(grown, 0);
+                }
+                csv_core::ReadRecordResult::OutputEndsFull => {
+                    if self.ends.len() >= MAX_RECORD_CELLS {
+                        return Err(too_long(line));
+                    }
+                    let grown = (self.ends.len() * 2).min(MAX_RECORD_CELLS);
+                    self.ends.resize(grown, 0);
+                }
+                csv_core::ReadRecordResult::Record => {
+                    return Ok(Some((line.unwrap_or(self.breaks + 1), n_out, n_ends)))
+                }
+                csv_core::ReadRecordResult::End => return Ok(None),
+            }
+        }
+    }
+
+    fn fill(&mut self) -> Result<(), Issue> {
+        loop {
+            match self.input.read(&mut self.buf) {
+                Ok(n) => {
+                    self.start = 0;
+                    self.end = n;
+                    self.eof = n == 0;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(Issue::new(
+                        Code::UnreadableFile,
+                        format!("the file could not be read past this point: {e}"),
+                    ))
+                }
+            }
+        }
+    }
 }
 
 /// Picks the delimiter under which some early row reads as a header (two or
@@ -128,7 +288,7 @@ fn detect_delimiter(text: &[u8], rules: &ImportRules) -> u8 {
     let mut best_header = (0usize, b',');
     let mut best_shape = (0usize, b',');
     for delimiter in CANDIDATES {
-        let rows: Vec<Vec<String>> = records(Cow::Borrowed(sample), delimiter)
+        let rows: Vec<Vec<String>> = records(sample, delimiter)
             .filter_map(Result::ok)
             .take(SAMPLE_RECORDS)
             .map(|row| row.cells.iter().map(Cell::to_text).collect())
@@ -233,5 +393,50 @@ mod tests {
     fn title_row_does_not_fool_detection() {
         let (rows, _) = rows(b"Stock report; week 47\nsku;qty;store\nA;1;11\n");
         assert_eq!(texts(&rows[1]), ["sku", "qty", "store"]);
+    }
+
+    #[test]
+    fn line_numbers_hold_across_buffers_and_crlf_split_between_them() {
+        // Rows of varying width so that CRLF pairs fall across the 64 KiB
+        // buffer boundary somewhere.
+        let mut text = Vec::new();
+        let mut starts = Vec::new();
+        let mut line = 1;
+        for i in 0..20_000u64 {
+            starts.push(line);
+            if i % 7 == 3 {
+                text.extend_from_slice(format!("\"q{i}\r\nx\",{i}\r\n").as_bytes());
+                line += 2;
+            } else {
+                text.extend_from_slice(
+                    format!("r{i},{}\r\n", "y".repeat((i % 13) as usize)).as_bytes(),
+                );
+                line += 1;
+            }
+            if i % 11 == 0 {
+                text.extend_from_slice(b"\r\n");
+                line += 1;
+            }
+        }
+        let numbers: Vec<u64> = records(&text[..], b',')
+            .map(|r| r.unwrap().number)
+            .collect();
+        assert_eq!(numbers, starts);
+    }
+
+    #[test]
+    fn a_record_past_the_bound_stops_the_file_with_its_line() {
+        let mut text = b"sku,qty\nA,1\n\"never closed,".to_vec();
+        text.extend(std::iter::repeat_n(b'x', MAX_RECORD_BYTES + 10));
+        let rows: Vec<Result<Row, Issue>> = records(&text[..], b',').collect();
+        assert_eq!(rows.len(), 3);
+        let error = rows[2].as_ref().unwrap_err();
+        assert_eq!(error.code, Code::UnreadableFile);
+        assert_eq!(error.place.row, Some(3));
+        // Just under the bound is a record like any other.
+        let mut text = b"A,".to_vec();
+        text.extend(std::iter::repeat_n(b'x', MAX_RECORD_BYTES - 10));
+        let rows: Vec<Row> = records(&text[..], b',').map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 1);
     }
 }

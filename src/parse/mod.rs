@@ -141,6 +141,49 @@ pub struct Parsed<'a> {
     pub warnings: Vec<Issue>,
 }
 
+/// What a file's content is read from: bytes in memory, or (for delimited
+/// text, the one format that may be as large as `import.max_file_bytes`
+/// allows) the open file itself, read as it is parsed.
+#[derive(Clone, Copy)]
+pub enum Input<'a> {
+    Bytes(&'a [u8]),
+    Text(TextFile<'a>),
+}
+
+/// A delimited text file read from its open descriptor (each pass seeks
+/// back to the start), hashed and checked for UTF-8 when it was opened.
+#[derive(Clone, Copy)]
+pub struct TextFile<'a> {
+    pub file: &'a std::fs::File,
+    /// Bytes to read: the length the file had when it was hashed.
+    pub len: u64,
+    /// The first bytes (what format detection and the delimiter look at).
+    pub head: &'a [u8],
+    /// Whether the whole file (after a UTF-8 byte-order mark) is UTF-8.
+    pub utf8: bool,
+}
+
+impl<'a> Input<'a> {
+    /// The bytes detection looks at: all of them, or the file's head.
+    pub fn head(&self) -> &'a [u8] {
+        match self {
+            Input::Bytes(bytes) => bytes,
+            Input::Text(file) => file.head,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match self {
+            Input::Bytes(bytes) => bytes.len() as u64,
+            Input::Text(file) => file.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Parses `bytes`, the content of the file called `name`. A ZIP archive
 /// of stock files is not parsed here: the pipeline imports each member as a
 /// file of its own ([`archive_members`]); met here, it is nested in another.
@@ -149,7 +192,28 @@ pub struct Parsed<'a> {
 /// `too-many-rows` as soon as they have yielded more rows than
 /// `import.max_rows` data rows and a header per table can make.
 pub fn parse<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<Parsed<'a>, Issue> {
-    let mut parsed = parse_tables(name, bytes, rules)?;
+    parse_input(name, Input::Bytes(bytes), rules)
+}
+
+/// [`parse`] of either kind of [`Input`].
+pub fn parse_input<'a>(
+    name: &str,
+    input: Input<'a>,
+    rules: &ImportRules,
+) -> Result<Parsed<'a>, Issue> {
+    let mut parsed = match input {
+        Input::Bytes(bytes) => parse_tables(name, bytes, rules)?,
+        Input::Text(file) => match detect::detect(Path::new(name), file.head)? {
+            Format::Csv => delimited::parse_file(file, rules)?,
+            // The pipeline streams only what reads as delimited text.
+            other => {
+                return Err(Issue::new(
+                    Code::UnreadableFile,
+                    format!("the file is {}, not delimited text", other.as_str()),
+                ))
+            }
+        },
+    };
     let allowance = (rules.max_rows).saturating_add(
         crate::validate::header::HEADER_SEARCH_ROWS as u64 * parsed.tables.len() as u64,
     );

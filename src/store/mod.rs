@@ -6,6 +6,7 @@
 //! boundary as [`StoreError`].
 
 pub mod busy;
+pub mod history;
 pub mod queries;
 pub mod records;
 mod schema;
@@ -70,6 +71,33 @@ impl Reader for Read<'_> {
 impl Reader for Write<'_> {
     fn conn(&self) -> &Connection {
         &self.tx
+    }
+}
+
+/// A read transaction held while it lives, when `r` is not in one already
+/// (a [`Write`] is). Resolving a file makes several lookups per row; as
+/// separate statements each took and dropped SQLite's read lock (`fcntl`
+/// calls) and re-validated the page cache. One snapshot also gives the
+/// whole plan one consistent view of the store.
+pub struct Snapshot<'a> {
+    conn: Option<&'a Connection>,
+}
+
+pub fn snapshot(r: &impl Reader) -> Result<Snapshot<'_>> {
+    let conn = r.conn();
+    if !conn.is_autocommit() {
+        return Ok(Snapshot { conn: None });
+    }
+    conn.execute_batch("BEGIN DEFERRED")?;
+    Ok(Snapshot { conn: Some(conn) })
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn {
+            // Nothing was written: ending it cannot lose anything.
+            let _ = conn.execute_batch("COMMIT");
+        }
     }
 }
 

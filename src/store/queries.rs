@@ -448,16 +448,17 @@ pub fn job_changes(r: &impl Reader, job_id: i64) -> Result<Vec<Change>> {
     )?;
     let rows = stmt
         .query_map([job_id], |row| {
-            let before: String = row.get(5)?;
-            let after: String = row.get(6)?;
+            let field = |i| -> rusqlite::Result<Value> {
+                Ok(super::history::read(row.get_ref(i)?).map_or(Value::Null, Value::Object))
+            };
             Ok(Change {
                 record_id: row.get(0)?,
                 action: row.get(1)?,
                 sku: row.get(2)?,
                 part_number: row.get(3)?,
                 upc: row.get(4)?,
-                before: serde_json::from_str(&before).unwrap_or(Value::Null),
-                after: serde_json::from_str(&after).unwrap_or(Value::Null),
+                before: field(5)?,
+                after: field(6)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -202,8 +202,8 @@ pub fn add_history(
         job_id,
         record_id,
         action,
-        Value::Object(before.clone()).to_string(),
-        Value::Object(after.clone()).to_string(),
+        super::history::encode(before),
+        super::history::encode(after),
         now
     ])?;
     Ok(())

@@ -126,6 +126,16 @@ pub fn check_into(
     rules: &ImportRules,
     sink: &mut dyn RowSink,
 ) -> Checked {
+    check_input(name, parse::Input::Bytes(bytes), rules, sink)
+}
+
+/// [`check_into`] of either kind of [`parse::Input`].
+pub fn check_input(
+    name: &str,
+    input: parse::Input<'_>,
+    rules: &ImportRules,
+    sink: &mut dyn RowSink,
+) -> Checked {
     let mut checked = Checked {
         format: Format::Unknown,
         tables: Vec::new(),
@@ -135,22 +145,22 @@ pub fn check_into(
         warnings: Vec::new(),
         location_outside_columns: false,
     };
-    if bytes.len() as u64 > rules.max_file_bytes {
+    if input.len() > rules.max_file_bytes {
         checked.file_error = Some(Issue::new(
             Code::FileTooLarge,
             format!(
                 "the file is {} bytes; the limit (import.max_file_bytes) is {}; split it into smaller files",
-                bytes.len(),
+                input.len(),
                 rules.max_file_bytes
             ),
         ));
         return checked;
     }
-    let parsed = match parse::parse(name, bytes, rules) {
+    let parsed = match parse::parse_input(name, input, rules) {
         Ok(parsed) => parsed,
         Err(issue) => {
-            checked.format =
-                parse::detect::detect(std::path::Path::new(name), bytes).unwrap_or(Format::Unknown);
+            checked.format = parse::detect::detect(std::path::Path::new(name), input.head())
+                .unwrap_or(Format::Unknown);
             checked.file_error = Some(issue);
             return checked;
         }
