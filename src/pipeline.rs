@@ -946,6 +946,7 @@ fn write_reports(
     report.duplicate_of = record.duplicate_of;
     report.refresh_mode = record.refresh_mode.clone();
     report.job_type = record.job_type.clone();
+    report.inbox = record.inbox.clone();
     report.received_at = record.received_at.clone();
     report.finished_at = record.finished_at.clone().unwrap_or_else(now);
     report.jobs = entries;
@@ -1141,6 +1142,7 @@ fn validate_content(
     report.duplicate_of = duplicate;
     report.refresh_mode = mode_name(plan.mode).to_string();
     report.job_type = plan.job_type.as_str().to_string();
+    report.inbox = inbox.name.clone();
     report.received_at = received_at;
     report.finished_at = now();
     report.jobs = entries;

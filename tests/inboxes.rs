@@ -295,6 +295,16 @@ fn each_inbox_reports_only_to_its_own_outbox_and_archives_in_its_own_folder() {
         "{}",
         env.describe()
     );
+    // Each report names the inbox its file came from, for scripts and people.
+    assert_eq!(env.report("boston", "boston-stock")["inbox"], "boston");
+    assert_eq!(env.report("chicago", "chicago-stock")["inbox"], "chicago_2");
+    let page = env
+        .reports_of("boston", "boston-stock")
+        .into_iter()
+        .find(|n| n.ends_with(".html"))
+        .expect("an HTML report");
+    let html = fs::read_to_string(env.reports("boston").join(page)).expect("read the page");
+    assert!(html.contains("<dt>Inbox</dt><dd>boston</dd>"), "{html}");
     assert!(
         !env.outbox().exists(),
         "paths.outbox is no inbox's outbox here"

@@ -162,7 +162,7 @@ pub fn render(report: &Report) -> String {
     let _ = write!(
         out,
         "<section><h2>{file}</h2><dl>\
-         <dt>Import</dt><dd>{import}</dd>\
+         <dt>Import</dt><dd>{import}</dd><dt>Inbox</dt><dd>{inbox}</dd>\
          <dt>Received</dt><dd>{received}</dd><dt>Finished</dt><dd>{finished}</dd>\
          <dt>Format</dt><dd>{format}</dd><dt>Mode</dt><dd>{mode}</dd>\
          <dt>Jobs</dt><dd>{job_type}</dd>\
@@ -172,6 +172,7 @@ pub fn render(report: &Report) -> String {
         import = report
             .import_id
             .map_or("— (validation only)".to_string(), |id| id.to_string()),
+        inbox = escape(&report.inbox),
         received = escape(&report.received_at),
         finished = escape(&report.finished_at),
         format = escape(&report.format),

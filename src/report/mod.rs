@@ -89,6 +89,10 @@ pub struct Report {
     /// `refresh` or `adjust` (SPEC §1.1): what the file's jobs do.
     #[serde(default)]
     pub job_type: String,
+    /// The inbox (SPEC §2.1) the file came from: `default` with no
+    /// `[[inbox]]` tables.
+    #[serde(default)]
+    pub inbox: String,
     pub received_at: String,
     pub finished_at: String,
     pub rows: Rows,
@@ -140,6 +144,7 @@ impl Report {
             duplicate_of: None,
             refresh_mode: String::new(),
             job_type: String::new(),
+            inbox: String::new(),
             received_at: String::new(),
             finished_at: String::new(),
             rows: Rows {

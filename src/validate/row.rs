@@ -325,7 +325,8 @@ impl<'a, 'r> RowChecker<'a, 'r> {
                     Issue::new(
                         Code::UnknownLocation,
                         format!(
-                            "location '{location}' is not one of the locations in import.locations; check for a typo"
+                            "location '{location}' is not one this file may change (allowed: {}); check for a typo",
+                            allowed_locations(valid)
                         ),
                     )
                     .at(place)
@@ -450,4 +451,20 @@ pub fn check_row(ctx: &Context<'_>, row: &Row) -> RowResult {
         errors: c.errors,
         warnings: c.warnings,
     }
+}
+
+/// The locations an inbox may change (`import.locations`), as a sender
+/// reads them in a report: quoted, the first five and a count of the rest.
+fn allowed_locations(valid: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut text = valid
+        .iter()
+        .take(SHOWN)
+        .map(|l| format!("'{l}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if valid.len() > SHOWN {
+        text.push_str(&format!(" and {} more", valid.len() - SHOWN));
+    }
+    text
 }

@@ -506,7 +506,7 @@ fn unknown_location_from_a_column() {
         Some("A3"),
         Some("locationName"),
     );
-    assert_says(issue, &["'13'", "import.locations"]);
+    assert_says(issue, &["'13'", "allowed: '11', '12'"]);
     assert_eq!(issue.value.as_deref(), Some("13"));
     assert_eq!(location(&checked, rejected), Some("13"));
 }
