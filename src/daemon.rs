@@ -523,6 +523,7 @@ pub async fn run(
     }
     drop(watches);
     systemd::stopping();
+    hook::finish(hook::STOP_WAIT);
     info!("stopped");
     Ok(())
 }

@@ -8,11 +8,14 @@
 //! would take the host's processes. Outcomes wait in a queue of at most
 //! [`MAX_WAITING`]; queuing never blocks the daemon, and past that bound an
 //! outcome's command is skipped with a warning (its reports are written
-//! all the same). Commands still waiting when the daemon exits are not run.
+//! all the same). When the daemon stops it gives the commands running and
+//! waiting up to [`STOP_WAIT`] to finish (a file applied just before a
+//! SIGTERM still gets its mail); what is left then is logged, not run.
 
 use std::collections::VecDeque;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::pipeline::Outcome;
 
@@ -20,6 +23,10 @@ use crate::pipeline::Outcome;
 pub const MAX_RUNNING: usize = 4;
 /// How many outcomes may wait for a free slot.
 pub const MAX_WAITING: usize = 10_000;
+/// How long a stopping daemon waits for its commands: well inside systemd's
+/// default `TimeoutStopSec` (90 s), after which the unit's processes are
+/// killed anyway.
+pub const STOP_WAIT: Duration = Duration::from_secs(10);
 
 /// One command to run, with what its log lines say about it.
 struct Job {
@@ -37,6 +44,8 @@ static SLOTS: Mutex<Slots> = Mutex::new(Slots {
     running: 0,
     waiting: VecDeque::new(),
 });
+/// Signalled when the last running command's worker ends.
+static IDLE: Condvar = Condvar::new();
 
 /// Queues `command` (run through `sh -c`) for one file's outcome; it starts
 /// at once when fewer than [`MAX_RUNNING`] are running.
@@ -82,9 +91,40 @@ fn work(mut job: Job) {
             Some(next) => job = next,
             None => {
                 slots.running -= 1;
+                if slots.running == 0 {
+                    IDLE.notify_all();
+                }
                 return;
             }
         }
+    }
+}
+
+/// Waits until every queued and running command has finished, or `limit`
+/// has passed; called once, as the daemon stops. Commands still running or
+/// waiting then are logged (a running one carries on in its own process).
+pub fn finish(limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let Ok(mut slots) = SLOTS.lock() else { return };
+    while slots.running > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        slots = match IDLE.wait_timeout(slots, left) {
+            Ok((slots, _)) => slots,
+            Err(_) => return,
+        };
+    }
+    if slots.running > 0 || !slots.waiting.is_empty() {
+        tracing::warn!(
+            running = slots.running,
+            not_run = slots.waiting.len(),
+            "stopping with notify.commands unfinished after {} s",
+            limit.as_secs()
+        );
+        // Nothing starts once the daemon has said it stops.
+        slots.waiting.clear();
     }
 }
 

@@ -1331,6 +1331,29 @@ fn a_failing_notify_command_is_logged_and_does_not_hold_up_the_queue() {
     assert_eq!(daemon.terminate(&root).code(), Some(0));
 }
 
+#[test]
+fn a_stopping_daemon_waits_for_the_notify_command_of_its_last_file() {
+    let probe = temp_root("stockdrop-ops-");
+    let done = probe.path().join("done");
+    // The command takes a second: a SIGTERM right after the file must not
+    // leave it unfinished (systemd would then kill it with the unit).
+    let root = Root::new(&format!(
+        "{FAST_WATCH}[notify]\ncommand = 'sleep 1; echo \"$STOCKDROP_FILE\" > \"{}\"'\n",
+        done.display()
+    ));
+    let mut daemon = root.start();
+    daemon.wait_ready(&root);
+    root.drop_file("last.csv", &csv(&[("11", "A", 1)]));
+    root.wait_done(&["last.csv"]);
+    assert_eq!(daemon.terminate(&root).code(), Some(0));
+    assert_eq!(
+        fs::read_to_string(&done).ok().as_deref(),
+        Some("last.csv\n"),
+        "the daemon exited before its notify.command finished\n{}",
+        daemon.log()
+    );
+}
+
 // ---------------------------------------------------------------------------
 // `run --once` answers with the exit-code table, as `import` does.
 
