@@ -1186,6 +1186,12 @@ impl Daemon {
                     inboxes,
                     ..new
                 };
+                // The lock-wait listener reports through the same metrics
+                // file and notify.command as the rest of the daemon.
+                if let Ok(mut watch) = self.lock_watch.lock() {
+                    watch.metrics = self.config.metrics_textfile.clone();
+                    watch.notify = self.config.notify_command.clone();
+                }
                 info!(inboxes = %self.config.inbox_names().join(", "), "configuration reloaded");
             }
             Err(e) => warn!(error = %e, "the new configuration is invalid; keeping the old one"),

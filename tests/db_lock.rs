@@ -175,6 +175,48 @@ fn daemon_says_the_database_is_locked_and_applies_the_file_once_released() {
 }
 
 #[test]
+fn after_a_reload_a_lock_wait_is_reported_to_the_new_metrics_file() {
+    let env = Env::new();
+    let (before, after) = (
+        env.path().join("before.prom"),
+        env.path().join("after.prom"),
+    );
+    let config = |metrics: &std::path::Path| {
+        format!(
+            "{FAST_WATCH}[metrics]\ntextfile = \"{}\"\n",
+            metrics.display()
+        )
+    };
+    env.set_config(&config(&before));
+    let mut daemon = env.start();
+    daemon.wait_ready(&env);
+    env.set_config(&config(&after));
+    common::daemon::signal(daemon.pid(), "HUP");
+    wait_until(&env, DEADLINE, "the reload", || {
+        daemon.log().contains("configuration reloaded")
+    });
+    let (release, holder) = hold_lock(&env.database());
+    env.drop_file("locked.csv", &csv(&[("s1", "A-1", 7)]));
+    wait_until(
+        &env,
+        DEADLINE,
+        "the new metrics file to show the wait",
+        || {
+            std::fs::read_to_string(&after)
+                .is_ok_and(|text| text.lines().any(|l| l == "stockdrop_retrying 1"))
+        },
+    );
+    let _ = release.send(());
+    let _ = holder.join();
+    wait_until(&env, DEADLINE, "locked.csv to be applied", || {
+        env.imports_of("locked.csv")
+            .first()
+            .is_some_and(|(s, _)| s == "applied")
+    });
+    daemon.terminate(&env);
+}
+
+#[test]
 fn import_says_once_on_stderr_that_it_waits_for_the_lock() {
     let env = Env::new();
     // Create the store first (the lock needs a database file to hold).
