@@ -225,6 +225,9 @@ fn lock_work_folder(work: &Path) -> Result<std::fs::File, DaemonError> {
 pub struct RunOptions {
     /// Process what is in the inbox once it has settled, then exit.
     pub once: bool,
+    /// With `once`: how long past `settle_ms` to wait for files still
+    /// being written before leaving them for the next run.
+    pub once_wait: Duration,
     /// Reload the configuration from here on SIGHUP.
     pub reload_from: Option<Option<PathBuf>>,
 }
@@ -470,6 +473,7 @@ pub async fn run(
     systemd::ready(&daemon.status_line());
     let mut next_rescan = Instant::now() + daemon.config.rescan_interval;
     let mut next_prune = Instant::now();
+    let run_started = Instant::now();
 
     while !stop.load(Ordering::SeqCst) {
         if Instant::now() >= next_prune {
@@ -483,7 +487,17 @@ pub async fn run(
         if options.once && daemon.idle() {
             break;
         }
+        // `run --once` from cron must end: a file that keeps changing, or
+        // that a writer holds open, is left where it is for the next run.
+        let once_ends = run_started + options.once_wait + daemon.config.settle;
+        if options.once && daemon.only_settling() && Instant::now() >= once_ends {
+            daemon.leave_unsettled(options.once_wait + daemon.config.settle);
+            break;
+        }
         let mut deadline = next_rescan;
+        if options.once {
+            deadline = deadline.min(once_ends);
+        }
         for inbox in &daemon.inboxes {
             if let Some(at) = inbox.settler.next_deadline(daemon.config.settle) {
                 deadline = deadline.min(at);
@@ -616,10 +630,27 @@ impl Daemon {
     }
 
     fn idle(&self) -> bool {
-        self.queue.is_empty()
-            && self.backlog.is_empty()
-            && self.retry.is_none()
-            && self.inboxes.iter().all(|i| i.settler.waiting() == 0)
+        self.only_settling() && self.inboxes.iter().all(|i| i.settler.waiting() == 0)
+    }
+
+    /// Nothing to do but wait for files to settle.
+    fn only_settling(&self) -> bool {
+        self.queue.is_empty() && self.backlog.is_empty() && self.retry.is_none()
+    }
+
+    /// `run --once` gives up on files still settling: each is named once,
+    /// and stays in its inbox, untouched, for the next run.
+    fn leave_unsettled(&self, waited: Duration) {
+        for inbox in &self.inboxes {
+            for name in inbox.settler.names() {
+                warn!(
+                    inbox = %inbox.name,
+                    file = %crate::names::display_os(name),
+                    "still being written after {} s; left in the inbox for the next run",
+                    waited.as_secs()
+                );
+            }
+        }
     }
 
     /// Does one piece of work — a due retry, a file claimed before the

@@ -200,6 +200,7 @@ impl Env {
             RunOptions {
                 once: false,
                 reload_from: None,
+                ..RunOptions::default()
             },
             async move {
                 let _ = rx.await;
@@ -686,6 +687,7 @@ async fn once_processes_what_is_there_and_returns() {
         env.config(),
         RunOptions {
             once: true,
+            once_wait: Duration::from_secs(60),
             reload_from: None,
         },
         std::future::pending::<()>(),

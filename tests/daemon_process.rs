@@ -12,6 +12,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::fs;
+use std::io::Write as _;
 use std::ops::Deref;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
@@ -426,6 +427,58 @@ fn run_once_processes_the_inbox_and_exits_0() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(env.all_done(&["one.csv".to_string()]), "{}", env.describe());
+}
+
+#[test]
+fn run_once_leaves_a_file_still_being_written_and_exits() {
+    let env = Env::new(FAST_WATCH);
+    env.drop_file("one.csv", &csv(&[("11", "A", 1)]));
+    // A writer that never finishes: the file stays open for writing (and
+    // grows once) for as long as `run --once` runs.
+    let held = env.inbox().join("held.csv");
+    let mut writer = fs::File::create(&held).expect("create held.csv");
+    writer
+        .write_all(b"location,sku,quantity\n11,B,2\n")
+        .expect("write held.csv");
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(env.config_path())
+        .args(["run", "--once", "--wait", "1"])
+        .env_remove("STOCKDROP_CRASH_AT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run --once");
+    while child.try_wait().expect("wait for run --once").is_none() {
+        if started.elapsed() > DEADLINE {
+            let _ = child.kill();
+            panic!(
+                "run --once still waits after {DEADLINE:?}\n{}",
+                env.describe()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("run --once output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{:?}\n{stderr}", out.status);
+    assert!(env.all_done(&["one.csv".to_string()]), "{}", env.describe());
+    assert!(
+        held.is_file(),
+        "held.csv stays in the inbox\n{}",
+        env.describe()
+    );
+    let left: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("left in the inbox for the next run"))
+        .collect();
+    assert!(
+        left.len() == 1 && left[0].contains("held.csv"),
+        "one line naming held.csv\n{stderr}"
+    );
+    drop(writer);
 }
 
 #[test]

@@ -17,6 +17,11 @@ pub struct Args {
     /// (0 all applied or duplicate, 1 a file partial or rejected, 3 failed).
     #[arg(long)]
     once: bool,
+    /// With --once: how long to wait, past watch.settle_ms, for files still
+    /// being written (changing, or held open); they are then left in the
+    /// inbox for the next run.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "once")]
+    wait: u64,
 }
 
 pub fn run(args: Args, config_path: Option<&Path>, config: &Config) -> CmdResult {
@@ -42,6 +47,7 @@ pub fn run(args: Args, config_path: Option<&Path>, config: &Config) -> CmdResult
         };
         let options = RunOptions {
             once: args.once,
+            once_wait: std::time::Duration::from_secs(args.wait),
             reload_from: Some(config_path.map(Path::to_path_buf)),
         };
         daemon::run(config.clone(), options, shutdown).await?;

@@ -69,6 +69,11 @@ impl Settler {
         self.seen.len()
     }
 
+    /// The raw names of the files waiting to settle.
+    pub fn names(&self) -> impl Iterator<Item = &OsStr> {
+        self.seen.keys().map(OsString::as_os_str)
+    }
+
     /// Starts a file's settle clock again at `now`: it was written since
     /// the last scan, or a process still holds it open for writing.
     pub fn restart(&mut self, entry: &Entry, now: Instant) {
