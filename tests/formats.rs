@@ -356,6 +356,45 @@ fn quantity_cells_that_are_not_whole_numbers_say_what_they_held() {
     );
 }
 
+#[test]
+fn a_failed_formula_is_no_sku_and_no_location() {
+    let env = Env::new();
+    // A VLOOKUP that found nothing leaves #N/A in the cell: stored as text
+    // it would become a product or a location named "#N/A".
+    xlsx(&env, "lookups.xlsx", |wb| {
+        let sheet = wb.add_worksheet();
+        write_rows(sheet, 0, 0, &[&[S("location"), S("sku"), S("qty")]])?;
+        sheet.write_string(1, 0, "11")?;
+        sheet.write_formula(1, 1, Formula::new("=NA()").set_result("#N/A"))?;
+        sheet.write_number(1, 2, 4.0)?;
+        sheet.write_formula(2, 0, Formula::new("=NA()").set_result("#N/A"))?;
+        sheet.write_string(2, 1, "E2")?;
+        sheet.write_number(2, 2, 5.0)?;
+        sheet.write_string(3, 0, "11")?;
+        sheet.write_string(3, 1, "E3")?;
+        sheet.write_number(3, 2, 6.0)?;
+        Ok(())
+    });
+    let run = env.import(&["lookups.xlsx"]);
+    run.code(1);
+    let report = run.report();
+    assert_eq!(
+        report["rows"],
+        json!({"total": 3, "accepted": 1, "rejected": 2}),
+        "{report:#}"
+    );
+    for (cell, code) in [("B2", "missing-identifier"), ("A3", "missing-location")] {
+        let error = error_at(&report, "Sheet1", cell);
+        assert_eq!(error["code"], code, "{error:#}");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(message.contains("#N/A"), "{cell}: {message}");
+    }
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[("11", "E3", 6)])
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 4. Title rows and merged cells above or in the header.
 

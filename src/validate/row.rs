@@ -98,6 +98,22 @@ impl<'a, 'r> RowChecker<'a, 'r> {
     /// A text field: trimmed, at most 255 characters; `None` when empty.
     fn text(&mut self, field: Field) -> Option<String> {
         let (col, cell) = self.cell(field)?;
+        // A failed formula (a VLOOKUP's `#N/A`) names no product and no
+        // location: taken as text it would create a record called `#N/A`.
+        if let Cell::Error(e) = cell {
+            let code = if field == Field::LocationName {
+                Code::MissingLocation
+            } else {
+                Code::MissingIdentifier
+            };
+            let message = format!(
+                "{} holds the spreadsheet error {e} (a formula that failed); fix the formula, \
+                 or paste the values, and save again",
+                field.api_name()
+            );
+            self.error(col, field, code, cell, message);
+            return None;
+        }
         let text = value::text(cell)?;
         if text.chars().count() > MAX_LEN {
             self.error(
