@@ -537,7 +537,7 @@ pub async fn run(
     }
     drop(watches);
     systemd::stopping();
-    hook::finish(hook::STOP_WAIT);
+    tokio::task::block_in_place(|| hook::finish(hook::STOP_WAIT));
     info!("stopped");
     Ok(())
 }

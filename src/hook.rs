@@ -72,6 +72,9 @@ fn enqueue(job: Job) {
             tracing::warn!(error = %e, "cannot start a thread for notify.command");
             if let Ok(mut slots) = SLOTS.lock() {
                 slots.running -= 1;
+                if slots.running == 0 {
+                    IDLE.notify_all();
+                }
             }
         }
     } else if slots.waiting.len() < MAX_WAITING {
