@@ -67,6 +67,16 @@ impl Env {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Waits until `file` is applied and nothing is left claimed.
+    fn wait_applied(&self, file: &str) {
+        wait_until(self, DEADLINE, &format!("{file} to be applied"), || {
+            self.imports_of(file)
+                .first()
+                .is_some_and(|(s, _)| s == "applied")
+                && self.names(&self.work()).is_empty()
+        });
+    }
+
     /// (status, rows_total) of every import of `file`.
     fn imports_of(&self, file: &str) -> Vec<(String, i64)> {
         self.rows(
@@ -78,6 +88,12 @@ impl Env {
         .map(|(_, status, rows)| (status, rows))
         .collect()
     }
+}
+
+/// Whether the metrics textfile at `path` says `stockdrop_retrying n`.
+fn shows_retrying(path: &std::path::Path, n: u8) -> bool {
+    std::fs::read_to_string(path)
+        .is_ok_and(|text| text.lines().any(|l| l == format!("stockdrop_retrying {n}")))
 }
 
 /// Holds `BEGIN EXCLUSIVE` on `db` from another connection until the
@@ -108,10 +124,7 @@ fn daemon_says_the_database_is_locked_and_applies_the_file_once_released() {
         "{FAST_WATCH}[metrics]\ntextfile = \"{}\"\n",
         metrics.display()
     ));
-    let retrying = |n: u8| {
-        std::fs::read_to_string(&metrics)
-            .is_ok_and(|text| text.lines().any(|l| l == format!("stockdrop_retrying {n}")))
-    };
+    let retrying = |n: u8| shows_retrying(&metrics, n);
     let mut daemon = env.start();
     daemon.wait_ready(&env);
     let (release, holder) = hold_lock(&env.database());
@@ -141,12 +154,7 @@ fn daemon_says_the_database_is_locked_and_applies_the_file_once_released() {
     let _ = release.send(());
     let _ = holder.join();
 
-    wait_until(&env, DEADLINE, "locked.csv to be applied", || {
-        env.imports_of("locked.csv")
-            .first()
-            .is_some_and(|(s, _)| s == "applied")
-            && env.names(&env.work()).is_empty()
-    });
+    env.wait_applied("locked.csv");
     assert_eq!(
         env.imports_of("locked.csv"),
         vec![("applied".to_string(), 2)],
@@ -201,18 +209,11 @@ fn after_a_reload_a_lock_wait_is_reported_to_the_new_metrics_file() {
         &env,
         DEADLINE,
         "the new metrics file to show the wait",
-        || {
-            std::fs::read_to_string(&after)
-                .is_ok_and(|text| text.lines().any(|l| l == "stockdrop_retrying 1"))
-        },
+        || shows_retrying(&after, 1),
     );
     let _ = release.send(());
     let _ = holder.join();
-    wait_until(&env, DEADLINE, "locked.csv to be applied", || {
-        env.imports_of("locked.csv")
-            .first()
-            .is_some_and(|(s, _)| s == "applied")
-    });
+    env.wait_applied("locked.csv");
     daemon.terminate(&env);
 }
 
