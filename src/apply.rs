@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::model::{Item, Optionals};
 use crate::plan::JobPlan;
+use crate::store::history::{self, Journal};
 use crate::store::queries::{self, PendingJob};
 use crate::store::records::{self, Record};
 use crate::store::{Result, Store, StoreError, Write};
@@ -54,16 +55,25 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
     if !queries::is_pending(w, job.id)? {
         return Ok(());
     }
-    let plan =
+    let plan: JobPlan =
         JobPlan::decode(&queries::job_plan(w, job.id)?).map_err(|e| StoreError::Corrupt {
             what: "job plan",
             detail: format!("job {}: {e}", job.id),
         })?;
     let started = now();
+    let mut journal = Journal::new(job.id);
     if job.job_type == "adjust" {
-        return apply_adjust(w, job, &plan, &started);
+        return apply_adjust(w, job, plan, &started, &mut journal);
     }
-    for planned in &plan.items {
+    let empty = Record {
+        id: 0,
+        location: job.location.clone(),
+        ids: Default::default(),
+        quantity: 0,
+        optionals: Optionals::default(),
+        attributes: Vec::new(),
+    };
+    for planned in plan.items {
         let existing = match planned.record {
             Some(id) => records::get(w, id)?,
             None => None,
@@ -71,24 +81,25 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
         match existing {
             Some(before) => {
                 let after = merged(&before, &planned.item);
-                let (old, new) = changes(&before, &after);
-                if !new.is_empty() {
+                if let Some((old, new)) = history::diff(&before, &after) {
                     records::update(w, &after, job.id, &started)?;
-                    records::add_history(w, job.id, before.id, "update", &old, &new, &started)?;
+                    journal.add(w, before.id, "update", &old, &new)?;
                 }
             }
             None => {
+                let item = planned.item;
                 let mut record = Record {
                     id: 0,
                     location: job.location.clone(),
-                    ids: planned.item.ids.clone(),
-                    quantity: planned.item.quantity,
-                    optionals: planned.item.optionals.clone(),
-                    attributes: planned.item.attributes.clone(),
+                    ids: item.ids,
+                    quantity: item.quantity,
+                    optionals: item.optionals,
+                    attributes: item.attributes,
                 };
                 record.id = records::insert(w, &record, job.id, &started)?;
-                let (_, new) = changes(&empty_like(&record), &record);
-                records::add_history(w, job.id, record.id, "create", &Map::new(), &new, &started)?;
+                if let Some((old, new)) = history::diff(&empty, &record) {
+                    journal.add(w, record.id, "create", &old, &new)?;
+                }
             }
         }
     }
@@ -104,11 +115,13 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
             quantity: 0,
             ..before.clone()
         };
-        let (old, new) = changes(&before, &after);
-        records::update(w, &after, job.id, &started)?;
-        records::add_history(w, job.id, id, "zero", &old, &new, &started)?;
-        zeroed += 1;
+        if let Some((old, new)) = history::diff(&before, &after) {
+            records::update(w, &after, job.id, &started)?;
+            journal.add(w, id, "zero", &old, &new)?;
+            zeroed += 1;
+        }
     }
+    journal.flush(w)?;
     queries::finish_job(w, job.id, &started, &now(), zeroed)
 }
 
@@ -117,7 +130,13 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
 /// count moves once, by the planned change, whenever the job is applied.
 /// A result below 0 (the count fell between planning and applying, or
 /// `adjust_below_zero = "clamp"`) stops at 0.
-fn apply_adjust(w: &Write<'_>, job: &PendingJob, plan: &JobPlan, started: &str) -> Result<()> {
+fn apply_adjust(
+    w: &Write<'_>,
+    job: &PendingJob,
+    plan: JobPlan,
+    started: &str,
+    journal: &mut Journal,
+) -> Result<()> {
     for planned in &plan.items {
         // Planning matched every item to a record; one deleted since has
         // nothing to adjust.
@@ -132,12 +151,12 @@ fn apply_adjust(w: &Write<'_>, job: &PendingJob, plan: &JobPlan, started: &str) 
             .quantity
             .saturating_add(planned.item.quantity)
             .clamp(0, crate::validate::value::MAX_INT);
-        let (old, new) = changes(&before, &after);
-        if !new.is_empty() {
+        if let Some((old, new)) = history::diff(&before, &after) {
             records::update(w, &after, job.id, started)?;
-            records::add_history(w, job.id, before.id, "adjust", &old, &new, started)?;
+            journal.add(w, before.id, "adjust", &old, &new)?;
         }
     }
+    journal.flush(w)?;
     queries::finish_job(w, job.id, started, &now(), 0)
 }
 
@@ -172,18 +191,8 @@ pub(crate) fn merged(record: &Record, item: &Item) -> Record {
     after
 }
 
-fn empty_like(record: &Record) -> Record {
-    Record {
-        id: record.id,
-        location: record.location.clone(),
-        ids: Default::default(),
-        quantity: 0,
-        optionals: Optionals::default(),
-        attributes: Vec::new(),
-    }
-}
-
-/// The fields that differ, by their API names: (before, after).
+/// The fields that differ, by their API names: (before, after). What
+/// history records is this, encoded by `history::diff` without the maps.
 pub fn changes(before: &Record, after: &Record) -> (Map<String, Value>, Map<String, Value>) {
     let fields = |r: &Record| -> Vec<(&'static str, Value)> {
         let o = &r.optionals;

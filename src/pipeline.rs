@@ -755,10 +755,13 @@ fn import_content(
         }
     };
     progress("checking rows", 0, 0);
+    let mut clock = StageClock::start();
     let mut stage = Stage::new()?;
     let checked = check(&content, rules, &mut stage, &progress)?;
+    clock.lap("check");
     progress("resolving items", stage.rows(), stage.rows());
     let mut plan = resolve::plan(&checked, &mut stage, &store.read(), rules, &content.name)?;
+    clock.lap("resolve");
     let report_dir = options
         .report_dir
         .clone()
@@ -861,10 +864,29 @@ fn import_content(
         std::mem::forget(temp);
     }
     write.commit()?;
+    clock.lap("store plan");
     crate::crashpoint::hit("after-plan");
     drop(content);
     tracing::info!(import_id, path = %path.display(), "plan stored");
-    finish(store, import_id, options.progress.as_ref())
+    let outcome = finish(store, import_id, options.progress.as_ref());
+    clock.lap("apply and report");
+    outcome
+}
+
+/// Logs (at debug) how long each stage of one file took: where the time
+/// of a large import goes, without a profiler.
+struct StageClock(std::time::Instant);
+
+impl StageClock {
+    fn start() -> Self {
+        StageClock(std::time::Instant::now())
+    }
+
+    fn lap(&mut self, stage: &str) {
+        let ms = self.0.elapsed().as_millis() as u64;
+        tracing::debug!(stage, ms, "stage done");
+        self.0 = std::time::Instant::now();
+    }
 }
 
 /// A temporary file removed when dropped (an import that stops before

@@ -103,19 +103,22 @@ pub fn prune(
         let write = store.write()?;
         let jobs: i64 = write.conn().query_row(
             "SELECT count(*) FROM jobs WHERE history_pruned = 0 AND finished IS NOT NULL AND finished < ?1 \
-             AND EXISTS (SELECT 1 FROM history h WHERE h.job_id = jobs.id)",
+             AND (EXISTS (SELECT 1 FROM job_history h WHERE h.job_id = jobs.id) \
+                  OR EXISTS (SELECT 1 FROM history h WHERE h.job_id = jobs.id))",
             [&cutoff],
             |r| r.get(0),
         ).map_err(StoreError::from)?;
         pruned.history_jobs = jobs as u64;
         if !dry_run {
-            write
-                .conn()
-                .execute(
-                    "DELETE FROM history WHERE job_id IN (SELECT id FROM jobs WHERE finished IS NOT NULL AND finished < ?1)",
-                    params![cutoff],
-                )
-                .map_err(StoreError::from)?;
+            for table in ["history", "job_history"] {
+                write
+                    .conn()
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE job_id IN (SELECT id FROM jobs WHERE finished IS NOT NULL AND finished < ?1)"),
+                        params![cutoff],
+                    )
+                    .map_err(StoreError::from)?;
+            }
             write
                 .conn()
                 .execute(

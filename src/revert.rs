@@ -8,9 +8,12 @@
 //! quantity back to 0 (the record stays, so its history stays readable).
 
 use rusqlite::params;
-use serde_json::{Map, Value};
+use std::collections::HashSet;
 
-use crate::apply::{changes, now};
+use serde_json::Value;
+
+use crate::apply::now;
+use crate::store::history::{self, Entry, Journal};
 use crate::store::records::{self, IdKind, Record};
 use crate::store::{Reader, Store, StoreError, Write};
 
@@ -61,18 +64,9 @@ pub struct Reverted {
     pub records: usize,
 }
 
-struct HistoryRow {
-    record_id: i64,
-    action: String,
-    before: Map<String, Value>,
-    after: Map<String, Value>,
-}
-
-impl HistoryRow {
-    /// Whether the row changed nothing but the quantity.
-    fn only_quantity(&self) -> bool {
-        self.before.keys().all(|k| k == "quantity") && self.after.keys().all(|k| k == "quantity")
-    }
+/// Whether a history entry changed nothing but the quantity.
+fn only_quantity(entry: &Entry) -> bool {
+    entry.before.keys().all(|k| k == "quantity") && entry.after.keys().all(|k| k == "quantity")
 }
 
 pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, RevertError> {
@@ -107,12 +101,12 @@ pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, R
             status,
         });
     }
-    let history = history_of(&write, job_id)?;
-    let later = later_jobs(&write, job_id)?;
+    let history = history::of_job(&write, job_id)?;
+    let later = later_jobs(&write, job_id, &location, &history)?;
     // Undoing an adjustment takes its change back off the count there is
     // now (SPEC §1.1), which keeps what later jobs did: no need to refuse
     // unless it also set other fields.
-    let opposite_only = job_type == "adjust" && history.iter().all(HistoryRow::only_quantity);
+    let opposite_only = job_type == "adjust" && history.iter().all(only_quantity);
     if !later.is_empty() && !force && !opposite_only {
         return Err(RevertError::LaterJobs { job: job_id, later });
     }
@@ -135,15 +129,15 @@ pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, R
     // Only records that change count, so the answer and `job ID` of the
     // revert job agree.
     let mut restored_count = 0;
+    let mut journal = Journal::new(revert_job);
     for row in history.iter().rev() {
         let Some(current) = records::get(&write, row.record_id)? else {
             continue;
         };
         let restored = restore(&current, row);
-        let (old, new) = changes(&current, &restored);
-        if new.is_empty() {
+        let Some((old, new)) = history::diff(&current, &restored) else {
             continue;
-        }
+        };
         // An identifier put back may meanwhile belong to another record
         // (only possible when undoing a revert): refuse rather than fail on
         // the unique index.
@@ -161,9 +155,10 @@ pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, R
             }
         }
         records::update(&write, &restored, revert_job, &at)?;
-        records::add_history(&write, revert_job, row.record_id, "revert", &old, &new, &at)?;
+        journal.add(&write, row.record_id, "revert", &old, &new)?;
         restored_count += 1;
     }
+    journal.flush(&write)?;
     write.conn().execute(
         "UPDATE jobs SET item_count = ?2 WHERE id = ?1",
         params![revert_job, restored_count as i64],
@@ -189,54 +184,39 @@ pub fn revert(store: &mut Store, job_id: i64, force: bool) -> Result<Reverted, R
     })
 }
 
-fn history_of(w: &Write<'_>, job_id: i64) -> Result<Vec<HistoryRow>, RevertError> {
-    let mut stmt = w.conn().prepare(
-        "SELECT record_id, action, before, after FROM history WHERE job_id = ?1 ORDER BY id",
-    )?;
-    let rows = stmt
-        .query_map([job_id], |r| {
-            let record_id = r.get::<_, i64>(0)?;
-            let field = |i| r.get_ref(i).map(crate::store::history::read);
-            Ok((record_id, r.get::<_, String>(1)?, field(2)?, field(3)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    rows.into_iter()
-        .map(|(record_id, action, before, after)| {
-            let corrupt = || {
-                RevertError::Store(StoreError::Corrupt {
-                    what: "history entry",
-                    detail: format!("job {job_id}, record {record_id}"),
-                })
-            };
-            Ok(HistoryRow {
-                record_id,
-                action,
-                before: before.ok_or_else(corrupt)?,
-                after: after.ok_or_else(corrupt)?,
-            })
-        })
-        .collect()
-}
-
 /// Jobs after `job_id` that changed any record `job_id` changed and whose
 /// changes still stand: a later job already reverted, and the revert job
 /// that undid it, do not count.
-fn later_jobs(w: &Write<'_>, job_id: i64) -> Result<Vec<i64>, RevertError> {
+fn later_jobs(
+    w: &Write<'_>,
+    job_id: i64,
+    location: &str,
+    history: &[Entry],
+) -> Result<Vec<i64>, RevertError> {
+    let mine: HashSet<i64> = history.iter().map(|e| e.record_id).collect();
+    // A record belongs to one location, so only that location's later jobs
+    // can have changed one of these.
     let mut stmt = w.conn().prepare(
-        "SELECT DISTINCT later.job_id FROM history mine \
-         JOIN history later ON later.record_id = mine.record_id AND later.job_id > mine.job_id \
-         JOIN jobs j ON j.id = later.job_id \
-         WHERE mine.job_id = ?1 AND j.status = 'success' \
-         AND NOT (j.type = 'revert' AND j.reverts > ?1) ORDER BY later.job_id",
+        "SELECT id FROM jobs WHERE location = ?2 AND id > ?1 AND status = 'success' \
+         AND NOT (type = 'revert' AND reverts > ?1) ORDER BY id",
     )?;
-    let jobs = stmt
-        .query_map([job_id], |r| r.get(0))?
+    let candidates = stmt
+        .query_map(params![job_id, location], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
-    Ok(jobs)
+    let mut later = Vec::new();
+    for job in candidates {
+        if history::records_of_job(w, job)?
+            .iter()
+            .any(|id| mine.contains(id))
+        {
+            later.push(job);
+        }
+    }
+    Ok(later)
 }
 
 /// The record with the job's `before` values put back.
-fn restore(current: &Record, row: &HistoryRow) -> Record {
+fn restore(current: &Record, row: &Entry) -> Record {
     let mut r = current.clone();
     if row.action == "create" {
         r.quantity = 0;

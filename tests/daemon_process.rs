@@ -136,13 +136,6 @@ impl Env {
         )
     }
 
-    /// (job id, record id) of every history row.
-    fn history(&self) -> Vec<(i64, i64)> {
-        self.rows("SELECT job_id, record_id FROM history ORDER BY id", |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-    }
-
     /// (location, sku) → (record id, quantity).
     fn inventory(&self) -> BTreeMap<(String, String), (i64, i64)> {
         self.rows("SELECT location, sku, id, quantity FROM inventory", |r| {

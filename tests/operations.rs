@@ -531,8 +531,9 @@ fn revert_of_a_job_that_created_records_sets_their_quantity_to_0() {
 
 #[test]
 fn history_written_as_json_by_an_earlier_version_still_shows_and_reverts() {
-    // Stores written before the compact history hold JSON text in
-    // `before`/`after`; rewrite this store's rows that way and read them.
+    // Stores written before history was kept per job hold a row per record
+    // in `history`, with JSON text in `before`/`after`; move this job's
+    // entries there in that form and read them.
     let root = Root::new("");
     root.import("seed.csv", "location,sku,quantity,bin\n11,A,4,3\n", 0);
     let job = only_job(&root.import(
@@ -542,25 +543,23 @@ fn history_written_as_json_by_an_earlier_version_still_shows_and_reverts() {
     ));
     let shown = root.job(job);
     let db = rusqlite::Connection::open(root.database()).expect("open the store");
-    let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = db
-        .prepare("SELECT id, before, after FROM history")
-        .and_then(|mut s| {
-            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect()
-        })
-        .expect("history rows are BLOBs now");
-    assert!(!rows.is_empty());
-    let json = |blob: &[u8]| {
-        let map = stockdrop::store::history::read(rusqlite::types::ValueRef::Blob(blob))
-            .expect("a compact history cell");
-        Value::Object(map).to_string()
-    };
-    for (id, before, after) in &rows {
+    let entries = stockdrop::store::history::of_job(&db, job).expect("the job's history");
+    assert!(!entries.is_empty());
+    db.execute("DELETE FROM job_history WHERE job_id = ?1", [job])
+        .expect("drop the chunks");
+    for entry in &entries {
         db.execute(
-            "UPDATE history SET before = ?2, after = ?3 WHERE id = ?1",
-            rusqlite::params![id, json(before), json(after)],
+            "INSERT INTO history (job_id, record_id, action, before, after, at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, '2026-01-01T00:00:00Z')",
+            rusqlite::params![
+                job,
+                entry.record_id,
+                entry.action,
+                Value::Object(entry.before.clone()).to_string(),
+                Value::Object(entry.after.clone()).to_string()
+            ],
         )
-        .expect("rewrite as JSON text");
+        .expect("write a row as an earlier version did");
     }
     drop(db);
     assert_eq!(root.job(job), shown, "the same changes, read from JSON");
@@ -757,14 +756,10 @@ fn pruned_history_makes_revert_refuse_with_a_clear_message() {
     let seed = only_job(&root.import("seed.csv", &csv(&[("11", "A", 1), ("11", "B", 2)]), 0));
     let old = only_job(&root.import("old.csv", &csv(&[("11", "A", 5)]), 0));
     let recent = only_job(&root.import("recent.csv", &csv(&[("11", "B", 7)]), 0));
-    let history = |job: i64| -> i64 {
-        root.db()
-            .query_row(
-                "SELECT count(*) FROM history WHERE job_id = ?1",
-                [job],
-                |r| r.get(0),
-            )
+    let history = |job: i64| -> usize {
+        stockdrop::store::history::records_of_job(&root.db(), job)
             .expect("count history")
+            .len()
     };
     root.db()
         .execute(
@@ -1378,4 +1373,41 @@ fn run_once_exits_with_the_worst_file_it_processed() {
         ["applied", "applied", "partial", "rejected"],
         "{run}"
     );
+}
+
+#[test]
+fn a_job_whose_history_spans_several_chunks_shows_and_reverts_whole() {
+    // Full mode zeroes 1,200 records on the location's one job: its history
+    // (1 update + 1,199 zeroes) takes two chunks of at most 1,000 entries.
+    let root = Root::new("[import]\nfull_max_zero_pct = 100\n");
+    let mut seed = String::from("location,sku,quantity\n");
+    for n in 0..1200 {
+        seed.push_str(&format!("11,S{n:04},{}\n", n + 1));
+    }
+    root.import("seed.csv", &seed, 0);
+    let before = root.stock();
+    let full = only_job(&root.import_with(
+        &[("STOCKDROP__IMPORT__REFRESH_MODE", "full")],
+        "full.csv",
+        "location,sku,quantity\n11,S0000,50\n",
+        0,
+    ));
+    let detail = root.job(full);
+    let changes = common::changes(&detail);
+    assert_eq!(changes.len(), 1200, "every change is shown");
+    assert_eq!(changes[0].0, "S0000");
+    assert_eq!(
+        (
+            changes[0].1["quantity"].clone(),
+            changes[0].2["quantity"].clone()
+        ),
+        (1.into(), 50.into())
+    );
+    let last = changes.last().expect("a last change");
+    assert_eq!(
+        (last.0.as_str(), last.2["quantity"].as_i64()),
+        ("S1199", Some(0))
+    );
+    root.run(&["revert", &full.to_string()]).code(0);
+    assert_eq!(quantities(&root.stock()), quantities(&before));
 }

@@ -497,7 +497,7 @@ fn a_fault_after_the_plan_is_stored_is_retried_until_cured_and_shown_meanwhile()
     env.wait_finished(1);
     let import = env.only_import_of("x.csv");
     assert_eq!(import.status, "applied", "{}", env.describe());
-    assert_eq!(env.count_rows("SELECT COUNT(*) FROM history"), 2);
+    assert_eq!(env.history().len(), 2);
     assert_eq!(env.report("x", import.id)["status"], "applied");
     wait_until(&env, DEADLINE, "the metrics to show the fault gone", || {
         fs::read_to_string(&metrics).is_ok_and(|t| t.contains("stockdrop_retrying 0"))

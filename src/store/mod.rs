@@ -62,6 +62,13 @@ pub trait Reader {
     fn conn(&self) -> &Connection;
 }
 
+/// A connection of its own (a test's, or a tool's reading a store file).
+impl Reader for Connection {
+    fn conn(&self) -> &Connection {
+        self
+    }
+}
+
 impl Reader for Read<'_> {
     fn conn(&self) -> &Connection {
         self.conn

@@ -442,27 +442,22 @@ pub struct Change {
 }
 
 pub fn job_changes(r: &impl Reader, job_id: i64) -> Result<Vec<Change>> {
-    let mut stmt = r.conn().prepare(
-        "SELECT h.record_id, h.action, i.sku, i.part_number, i.upc, h.before, h.after \
-         FROM history h JOIN inventory i ON i.id = h.record_id WHERE h.job_id = ?1 ORDER BY h.id",
-    )?;
-    let rows = stmt
-        .query_map([job_id], |row| {
-            let field = |i| -> rusqlite::Result<Value> {
-                Ok(super::history::read(row.get_ref(i)?).map_or(Value::Null, Value::Object))
-            };
-            Ok(Change {
-                record_id: row.get(0)?,
-                action: row.get(1)?,
-                sku: row.get(2)?,
-                part_number: row.get(3)?,
-                upc: row.get(4)?,
-                before: field(5)?,
-                after: field(6)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(rows)
+    let mut changes = Vec::new();
+    for entry in super::history::of_job(r, job_id)? {
+        let ids = super::records::get(r, entry.record_id)?
+            .map(|record| record.ids)
+            .unwrap_or_default();
+        changes.push(Change {
+            record_id: entry.record_id,
+            action: entry.action,
+            sku: ids.sku,
+            part_number: ids.part_number,
+            upc: ids.upc,
+            before: Value::Object(entry.before),
+            after: Value::Object(entry.after),
+        });
+    }
+    Ok(changes)
 }
 
 /// An import as the `imports` command shows it.

@@ -2,7 +2,6 @@
 //! the writes applying does.
 
 use rusqlite::{params, OptionalExtension, Row};
-use serde_json::{Map, Value};
 
 use super::{Reader, Result, StoreError, Write};
 use crate::model::{gtin14, Identifiers, Optionals};
@@ -182,29 +181,4 @@ pub fn update(w: &Write<'_>, record: &Record, job_id: i64, now: &str) -> Result<
          retail_price = ?12, attributes = ?13, updated_at = ?14, job_id = ?15 WHERE id = ?1",
     )?;
     execute_record(&mut stmt, &record.id, record, job_id, now)
-}
-
-/// Appends one history row: the fields a job changed on a record.
-pub fn add_history(
-    w: &Write<'_>,
-    job_id: i64,
-    record_id: i64,
-    action: &str,
-    before: &Map<String, Value>,
-    after: &Map<String, Value>,
-    now: &str,
-) -> Result<()> {
-    let mut stmt = w.tx.prepare_cached(
-        "INSERT INTO history (job_id, record_id, action, before, after, at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    stmt.execute(params![
-        job_id,
-        record_id,
-        action,
-        super::history::encode(before),
-        super::history::encode(after),
-        now
-    ])?;
-    Ok(())
 }

@@ -121,4 +121,14 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX imports_report_dir ON imports(report_dir, id);
     "#,
+    // 8: history as one row per job and chunk of entries (store/history.rs);
+    // rows written before stay in `history` and are still read.
+    r#"
+    CREATE TABLE job_history (
+        job_id  INTEGER NOT NULL REFERENCES jobs(id),
+        chunk   INTEGER NOT NULL,
+        entries BLOB NOT NULL,
+        PRIMARY KEY (job_id, chunk)
+    ) WITHOUT ROWID;
+    "#,
 ];

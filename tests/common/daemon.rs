@@ -170,6 +170,14 @@ impl DataRoot {
         Some(conn)
     }
 
+    /// (job id, record id) of every history entry, by job; empty before
+    /// the store exists.
+    pub fn history(&self) -> Vec<(i64, i64)> {
+        self.read_store()
+            .and_then(|conn| stockdrop::store::history::all_entries(&conn).ok())
+            .unwrap_or_default()
+    }
+
     /// Rows of a query; empty when the store (or the table) is not there.
     pub fn rows<T>(
         &self,

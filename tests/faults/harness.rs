@@ -462,14 +462,19 @@ impl Root {
         )
     }
 
-    /// job id → (history rows, distinct records).
+    /// job id → (history entries, distinct records).
     pub fn history_per_job(&self) -> BTreeMap<i64, (i64, i64)> {
-        self.rows(
-            "SELECT job_id, COUNT(*), COUNT(DISTINCT record_id) FROM history GROUP BY job_id",
-            |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))),
-        )
-        .into_iter()
-        .collect()
+        let mut records: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        for (job, record) in self.history() {
+            records.entry(job).or_default().push(record);
+        }
+        records
+            .into_iter()
+            .map(|(job, ids)| {
+                let distinct: BTreeSet<i64> = ids.iter().copied().collect();
+                (job, (ids.len() as i64, distinct.len() as i64))
+            })
+            .collect()
     }
 
     /// import id → how many JSON reports in the outbox carry it.
