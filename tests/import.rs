@@ -670,3 +670,56 @@ fn last_wins_keeps_the_later_row_with_a_warning() {
         expect_quantities(&[("A", "S1", 3), ("A", "S2", 2), ("B", "S1", 4)])
     );
 }
+
+/// A location is matched by range scans of its identifiers when the file
+/// lists a good part of it, and by point lookups when it holds far more
+/// records than the file has rows: both give the same answers.
+#[test]
+fn matching_against_a_small_and_a_large_location_gives_the_same_answers() {
+    for extra in [0usize, 3000] {
+        let env = Env::new();
+        let mut base = vec![
+            "location,sku,upc,qty".to_string(),
+            "A,S1,036000291452,5".into(),
+            "A,S2,,7".into(),
+            "A,S4,,2".into(),
+        ];
+        base.extend((0..extra).map(|n| format!("A,X{n:05},,1")));
+        env.import_text(
+            "base.csv",
+            &lines(&base.iter().map(String::as_str).collect::<Vec<_>>()),
+            0,
+        );
+        let report = env.import_text(
+            "conflict.csv",
+            &lines(&[
+                "location,sku,upc,qty",
+                "A,S3,,1",
+                "A,S2,036000291452,9",
+                "A,S4,,6",
+                "A,S1,036000291452,5",
+            ]),
+            1,
+        );
+        assert_eq!(
+            report_errors(&report),
+            vec![(Some(3), "identifier-conflict".into())],
+            "with {extra} more records"
+        );
+        assert_eq!(
+            report["rows"],
+            json!({"total": 4, "accepted": 3, "rejected": 1}),
+            "with {extra} more records"
+        );
+        let after = env.stock(&[]);
+        let q = quantities(&after);
+        for (sku, quantity) in [("S1", 5), ("S2", 7), ("S3", 1), ("S4", 6)] {
+            assert_eq!(
+                q[&("A".to_string(), sku.to_string())],
+                quantity,
+                "{sku}, with {extra} more records"
+            );
+        }
+        assert_eq!(q.len(), 4 + extra);
+    }
+}

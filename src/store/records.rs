@@ -47,8 +47,13 @@ impl IdKind {
     }
 }
 
-const COLUMNS: &str = "id, location, sku, part_number, upc, quantity, bin_id, ltd, floor, \
-                       safety_stock, currency_id, retail_price, attributes";
+/// A record's columns, in the order `from_row` reads them.
+macro_rules! record_columns {
+    () => {
+        "id, location, sku, part_number, upc, quantity, bin_id, ltd, floor, \
+         safety_stock, currency_id, retail_price, attributes"
+    };
+}
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<(Record, String)> {
     Ok((
@@ -99,10 +104,65 @@ pub fn find(r: &impl Reader, location: &str, kind: IdKind, value: &str) -> Resul
         .optional()?)
 }
 
+/// The record each of `ids` names at `location` (sku, partNumber, upc):
+/// one statement for the three.
+pub fn lookup(r: &impl Reader, location: &str, ids: &Identifiers) -> Result<[Option<i64>; 3]> {
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT (SELECT id FROM inventory WHERE location = ?1 AND sku = ?2), \
+                (SELECT id FROM inventory WHERE location = ?1 AND part_number = ?3), \
+                (SELECT id FROM inventory WHERE location = ?1 AND upc14 = ?4)",
+    )?;
+    let found = stmt.query_row(
+        params![location, ids.sku, ids.part_number, ids.upc14()],
+        |row| Ok([row.get(0)?, row.get(1)?, row.get(2)?]),
+    )?;
+    Ok(found)
+}
+
+/// Calls `f` with (value, record id) of every identifier of `kind` at
+/// `location` (a UPC as GTIN-14), in index order, up to `limit` of them;
+/// `false` when the limit cut the scan short.
+pub fn scan_ids(
+    r: &impl Reader,
+    location: &str,
+    kind: IdKind,
+    limit: usize,
+    mut f: impl FnMut(&str, i64),
+) -> Result<bool> {
+    let sql = match kind {
+        IdKind::Sku => {
+            "SELECT sku, id FROM inventory WHERE location = ?1 AND sku IS NOT NULL LIMIT ?2"
+        }
+        IdKind::PartNumber => {
+            "SELECT part_number, id FROM inventory WHERE location = ?1 AND part_number IS NOT NULL LIMIT ?2"
+        }
+        IdKind::Upc => {
+            "SELECT upc14, id FROM inventory WHERE location = ?1 AND upc14 IS NOT NULL LIMIT ?2"
+        }
+    };
+    let mut stmt = r.conn().prepare_cached(sql)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut rows = stmt.query(params![location, limit])?;
+    let mut seen = 0i64;
+    while let Some(row) = rows.next()? {
+        seen += 1;
+        // A value that is not text (none is written so) names nothing.
+        if let Ok(value) = row.get_ref(0)?.as_str() {
+            f(value, row.get(1)?);
+        }
+    }
+    Ok(seen < limit)
+}
+
 pub fn get(r: &impl Reader, id: i64) -> Result<Option<Record>> {
     let mut stmt = r
         .conn()
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM inventory WHERE id = ?1"))?;
+        // A literal: `get` runs once per record a file names.
+        .prepare_cached(concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM inventory WHERE id = ?1"
+        ))?;
     let found = stmt.query_row([id], from_row).optional()?;
     match found {
         None => Ok(None),
@@ -113,18 +173,28 @@ pub fn get(r: &impl Reader, id: i64) -> Result<Option<Record>> {
     }
 }
 
-/// How many records a location has.
-pub fn count_at(r: &impl Reader, location: &str) -> Result<u64> {
-    let mut stmt = r
-        .conn()
-        .prepare_cached("SELECT count(*) FROM inventory WHERE location = ?1")?;
-    Ok(stmt.query_row([location], |row| row.get::<_, i64>(0))? as u64)
+/// Whether a location has any record. Asked of the three identifier
+/// indexes (every record has an identifier): `count(*) WHERE location = ?`
+/// can use none of those partial indexes and scans the whole inventory,
+/// once per location of every file.
+pub fn any_at(r: &impl Reader, location: &str) -> Result<bool> {
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM inventory WHERE location = ?1 AND sku IS NOT NULL) \
+             OR EXISTS (SELECT 1 FROM inventory WHERE location = ?1 AND part_number IS NOT NULL) \
+             OR EXISTS (SELECT 1 FROM inventory WHERE location = ?1 AND upc14 IS NOT NULL)",
+    )?;
+    Ok(stmt.query_row([location], |row| row.get::<_, bool>(0))?)
 }
 
 /// The records at a location whose quantity is not 0: what full mode may zero.
 pub fn nonzero_at(r: &impl Reader, location: &str) -> Result<Vec<i64>> {
     let mut stmt = r.conn().prepare_cached(
-        "SELECT id FROM inventory WHERE location = ?1 AND quantity != 0 ORDER BY id",
+        // Through the identifier indexes, as in `any_at`: not a scan of
+        // every location's records.
+        "SELECT id FROM inventory WHERE location = ?1 AND sku IS NOT NULL AND quantity != 0 \
+         UNION SELECT id FROM inventory WHERE location = ?1 AND part_number IS NOT NULL AND quantity != 0 \
+         UNION SELECT id FROM inventory WHERE location = ?1 AND upc14 IS NOT NULL AND quantity != 0 \
+         ORDER BY id",
     )?;
     let ids = stmt
         .query_map([location], |row| row.get(0))?

@@ -19,6 +19,9 @@ pub struct Stage {
     rows: u64,
     /// Rows with validation errors.
     errored: u64,
+    /// Rows with validation errors or warnings (their seqs are in
+    /// `flagged`).
+    flagged: u64,
     /// The first write that failed; reported by [`Stage::finish_rows`].
     failed: Option<rusqlite::Error>,
     jobs: u64,
@@ -70,6 +73,9 @@ impl Stage {
              -- interleaves its locations.
              CREATE TABLE rows (location INTEGER NOT NULL, seq INTEGER NOT NULL,
                                 data BLOB NOT NULL, PRIMARY KEY (location, seq)) WITHOUT ROWID;
+             -- Rows with validation errors or warnings: what the report's
+             -- draft must visit even when resolving found nothing.
+             CREATE TABLE flagged (seq INTEGER PRIMARY KEY);
              CREATE TABLE left_out (seq INTEGER PRIMARY KEY, tbl INTEGER NOT NULL,
                                     number INTEGER NOT NULL, location TEXT, error TEXT NOT NULL);
              CREATE TABLE jobs (seq INTEGER PRIMARY KEY, location INTEGER NOT NULL,
@@ -81,6 +87,7 @@ impl Stage {
             conn,
             rows: 0,
             errored: 0,
+            flagged: 0,
             failed: None,
             jobs: 0,
         })
@@ -130,6 +137,36 @@ impl Stage {
             out.rows.push((seq as u64, row));
         }
         Ok(out)
+    }
+
+    /// How many rows have validation errors or warnings.
+    pub fn flagged(&self) -> u64 {
+        self.flagged
+    }
+
+    /// The seqs of the rows with validation errors or warnings, in order.
+    pub fn flagged_seqs(&self) -> Result<Vec<u64>> {
+        let mut stmt = self.conn.prepare("SELECT seq FROM flagged ORDER BY seq")?;
+        let seqs = stmt
+            .query_map([], |r| r.get::<_, i64>(0))?
+            .map(|seq| seq.map(|s| s as u64))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(seqs)
+    }
+
+    /// The row staged as `seq`.
+    pub fn row_at(&self, seq: u64) -> Result<Option<CheckedRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT data FROM rows WHERE seq = ?1")?;
+        let mut rows = stmt.query([seq as i64])?;
+        match rows.next()? {
+            Some(row) => {
+                let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                Ok(Some(decode(data)?))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Calls `f` with every row, in file order.
@@ -231,6 +268,19 @@ impl RowSink for Stage {
         if !row.errors.is_empty() {
             self.errored += 1;
         }
+        if !row.errors.is_empty() || !row.warnings.is_empty() {
+            let flagged = self
+                .conn
+                .prepare_cached("INSERT INTO flagged (seq) VALUES (?1)")
+                .and_then(|mut stmt| stmt.execute([self.rows as i64]));
+            match flagged {
+                Ok(_) => self.flagged += 1,
+                Err(e) => {
+                    self.failed = Some(e);
+                    return;
+                }
+            }
+        }
         let result = self
             .conn
             .prepare_cached("INSERT INTO rows (seq, location, data) VALUES (?1, ?2, ?3)")
@@ -248,11 +298,15 @@ impl RowSink for Stage {
     }
 
     fn clear(&mut self) {
-        if let Err(e) = self.conn.execute("DELETE FROM rows", []) {
+        if let Err(e) = self
+            .conn
+            .execute_batch("DELETE FROM rows; DELETE FROM flagged;")
+        {
             self.failed.get_or_insert(e);
         }
         self.rows = 0;
         self.errored = 0;
+        self.flagged = 0;
     }
 
     fn len(&self) -> u64 {

@@ -17,13 +17,14 @@ use crate::store::queries;
 use crate::store::records::{self, IdKind};
 use crate::store::stage::{Stage, StagedJob};
 use crate::store::{Reader, Result};
-use crate::validate::row::MAX_ATTRIBUTES;
+
+mod matching;
 use crate::validate::value::MAX_INT;
 use crate::validate::{is_errors_report, Checked, CheckedRow};
 
 /// Per-row findings of this step, beside the row's own validation result.
 #[derive(Default, Clone)]
-struct Found {
+pub(crate) struct Found {
     errors: Vec<Issue>,
     warnings: Vec<Issue>,
     record: Option<i64>,
@@ -148,7 +149,8 @@ pub fn plan(
     }
     let mut left_out_tables: BTreeSet<u16> = BTreeSet::new();
     let mut left_out = 0u64;
-    stage.for_each_row(|seq, row| {
+    let mut seqs: Vec<u64> = issues.keys().copied().collect();
+    let mut visit = |seq: u64, row: CheckedRow| -> Result<()> {
         let (found_errors, found_warnings) = issues.remove(&seq).unwrap_or_default();
         let has_error = !row.errors.is_empty() || !found_errors.is_empty();
         let mut messages: Vec<String> = Vec::new();
@@ -194,7 +196,24 @@ pub fn plan(
             )?;
         }
         Ok(())
-    })?;
+    };
+    // Only rows with something to say make the draft: those with
+    // validation errors or warnings, those resolving found something
+    // about, and — when a location or the file is rejected — every valid
+    // row ("not applied"). A clean file is not read a second time.
+    let any_rejected = file_rejected || rejected_locations.iter().any(Option::is_some);
+    if any_rejected || stage.flagged() > stage.rows() / 4 {
+        stage.for_each_row(visit)?;
+    } else {
+        seqs.extend(stage.flagged_seqs()?);
+        seqs.sort_unstable();
+        seqs.dedup();
+        for seq in seqs {
+            if let Some(row) = stage.row_at(seq)? {
+                visit(seq, row)?;
+            }
+        }
+    }
     draft.rows_total = stage.rows();
     draft.rows_rejected = left_out;
     draft.rows_accepted = draft.rows_total - draft.rows_rejected;
@@ -235,18 +254,7 @@ fn plan_location(
 
     // Records the rows name (valid or not), for full mode.
     let mut listed: HashSet<i64> = HashSet::new();
-    if records::count_at(store, location)? > 0 {
-        for (index, row) in rows.iter().enumerate() {
-            resolve_row(
-                checked,
-                row,
-                &mut found[index],
-                store,
-                location,
-                &mut listed,
-            )?;
-        }
-    }
+    matching::resolve_rows(checked, &rows, &mut found, store, location, &mut listed)?;
     match rules.job_type {
         JobType::Refresh => find_duplicates(checked, &rows, &mut found, rules.duplicates),
         JobType::Adjust => adjust_rows(
@@ -426,112 +434,6 @@ pub fn errors_csv_header(checked: &Checked, tables: &BTreeSet<u16>) -> Vec<Strin
         }
     }
     header
-}
-
-/// Matches a row's identifiers to the location's records. For a valid row
-/// this decides its record or an `identifier-conflict`; for any row, the
-/// records it names count as listed in full mode.
-fn resolve_row(
-    checked: &Checked,
-    row: &CheckedRow,
-    found: &mut Found,
-    store: &impl Reader,
-    location: &str,
-    listed: &mut HashSet<i64>,
-) -> Result<()> {
-    let mut matches: Vec<(IdKind, &str, i64)> = Vec::new();
-    for (kind, value) in IdKind::of(row.ids()) {
-        if let Some(id) = records::find(store, location, kind, value)? {
-            matches.push((kind, value, id));
-            listed.insert(id);
-        }
-    }
-    if !row.is_valid() {
-        return Ok(());
-    }
-    let Some(item) = &row.item else {
-        return Ok(());
-    };
-    let distinct: BTreeSet<i64> = matches.iter().map(|m| m.2).collect();
-    if distinct.len() > 1 {
-        let detail = matches
-            .iter()
-            .map(|(kind, value, id)| format!("{} {value} belongs to record #{id}", kind.name()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        found.errors.push(
-            Issue::new(
-                Code::IdentifierConflict,
-                format!(
-                    "the row's identifiers point at different products at location {location}: {detail}; \
-                     correct the identifiers so they name one product"
-                ),
-            )
-            .at(row_place(checked, row))
-            .with_value(row.ids().describe()),
-        );
-        return Ok(());
-    }
-    let Some(&id) = distinct.iter().next() else {
-        return Ok(()); // A new record.
-    };
-    let Some(record) = records::get(store, id)? else {
-        return Ok(());
-    };
-    // An identifier the record already has with another value would be
-    // replaced; refuse instead of silently re-labelling a product.
-    for (kind, value) in IdKind::of(&item.ids) {
-        let existing = match kind {
-            IdKind::Sku => record.ids.sku.as_deref(),
-            IdKind::PartNumber => record.ids.part_number.as_deref(),
-            IdKind::Upc => record.ids.upc.as_deref(),
-        };
-        let same = match (kind, existing) {
-            (_, None) => true,
-            (IdKind::Upc, Some(e)) => gtin14(e) == gtin14(value),
-            (_, Some(e)) => e == value,
-        };
-        if !same {
-            let (match_kind, match_value, _) = matches[0];
-            found.errors.push(
-                Issue::new(
-                    Code::IdentifierConflict,
-                    format!(
-                        "{} {match_value} is record #{id} at location {location}, whose {} is {}, \
-                         but the row gives {} {value}; correct the row, or the record's identifiers",
-                        match_kind.name(),
-                        kind.name(),
-                        existing.unwrap_or_default(),
-                        kind.name()
-                    ),
-                )
-                .at(row_place(checked, row))
-                .with_value(value.to_string()),
-            );
-            return Ok(());
-        }
-    }
-    let mut merged: BTreeSet<&str> = record.attributes.iter().map(String::as_str).collect();
-    merged.extend(item.attributes.iter().map(String::as_str));
-    if merged.len() > MAX_ATTRIBUTES {
-        found.errors.push(
-            Issue::new(
-                Code::TooManyAttributes,
-                format!(
-                    "the product would have {} attributes after adding this row's; at most {MAX_ATTRIBUTES} are allowed",
-                    merged.len()
-                ),
-            )
-            .at(Place {
-                column: Some("attributes".into()),
-                ..row_place(checked, row)
-            }),
-        );
-        return Ok(());
-    }
-    found.unchanged = crate::apply::merged(&record, item) == record;
-    found.record = Some(id);
-    Ok(())
 }
 
 /// An adjust file's rows at one location (SPEC §1.1): `stale-update`

@@ -1,0 +1,240 @@
+//! Which record each row of a location is: the records its identifiers
+//! name, `identifier-conflict`, and what the record would become (too many
+//! attributes, or nothing new at all).
+//!
+//! A file that sends a location's whole stock list names most of its
+//! records, so the location's identifiers are read as three range scans
+//! of the identifier indexes and matched against the rows in memory,
+//! instead of three point lookups per row (which cost more than SQLite's
+//! own join of the same rows: a descent of each index per identifier).
+//! A location that holds far more records than the file has rows for it
+//! is matched by point lookups instead, so a small file never reads a
+//! large location. The records found are then read in id order.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use super::{row_place, Found};
+use crate::issue::{Code, Issue, Place};
+use crate::model::gtin14;
+use crate::store::records::{self, IdKind, Record};
+use crate::store::{Reader, Result};
+use crate::validate::row::MAX_ATTRIBUTES;
+use crate::validate::{Checked, CheckedRow};
+
+/// The record each identifier of a row names (sku, partNumber, upc).
+type Matches = [Option<i64>; 3];
+
+const KINDS: [IdKind; 3] = [IdKind::Sku, IdKind::PartNumber, IdKind::Upc];
+
+/// Resolves the rows of one location against its records: `found[i]`
+/// gets row `i`'s record, conflicts and whether it is unchanged; `listed`
+/// every record a row names (valid or not), for full mode.
+pub(super) fn resolve_rows(
+    checked: &Checked,
+    rows: &[CheckedRow],
+    found: &mut [Found],
+    store: &impl Reader,
+    location: &str,
+    listed: &mut HashSet<i64>,
+) -> Result<()> {
+    if rows.is_empty() || !records::any_at(store, location)? {
+        return Ok(());
+    }
+    let matches = match scan_matches(store, location, rows)? {
+        Some(matches) => matches,
+        None => rows
+            .iter()
+            .map(|row| records::lookup(store, location, row.ids()))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    // The rows that name one record, by record id: read in id order.
+    let mut wanted: Vec<(i64, usize)> = Vec::new();
+    for (index, (row, matched)) in rows.iter().zip(&matches).enumerate() {
+        listed.extend(matched.iter().flatten());
+        if let Some(id) = one_record(checked, row, matched, &mut found[index], location) {
+            wanted.push((id, index));
+        }
+    }
+    wanted.sort_unstable();
+    for (id, index) in wanted {
+        let Some(record) = records::get(store, id)? else {
+            continue;
+        };
+        check_record(
+            checked,
+            &rows[index],
+            &matches[index],
+            &record,
+            &mut found[index],
+            location,
+        );
+    }
+    Ok(())
+}
+
+/// The rows' matches from range scans of the location's three identifier
+/// indexes; `None` when the location holds too many records for that to
+/// pay (more than a few times the rows).
+fn scan_matches(
+    store: &impl Reader,
+    location: &str,
+    rows: &[CheckedRow],
+) -> Result<Option<Vec<Matches>>> {
+    let limit = rows.len() * 4 + 1000;
+    let mut matches: Vec<Matches> = vec![[None; 3]; rows.len()];
+    for (slot, kind) in KINDS.into_iter().enumerate() {
+        // Each value → the rows that give it (a chain through `next`:
+        // a file may repeat a product).
+        let mut first: HashMap<String, usize> = HashMap::new();
+        let mut next: Vec<Option<usize>> = vec![None; rows.len()];
+        for (index, row) in rows.iter().enumerate() {
+            let value = match kind {
+                IdKind::Sku => row.ids().sku.clone(),
+                IdKind::PartNumber => row.ids().part_number.clone(),
+                IdKind::Upc => row.ids().upc.as_deref().map(gtin14),
+            };
+            if let Some(value) = value {
+                next[index] = first.insert(value, index);
+            }
+        }
+        if first.is_empty() {
+            continue;
+        }
+        let complete = records::scan_ids(store, location, kind, limit, |value, id| {
+            let mut at = first.get(value).copied();
+            while let Some(index) = at {
+                matches[index][slot] = Some(id);
+                at = next[index];
+            }
+        })?;
+        if !complete {
+            return Ok(None);
+        }
+    }
+    Ok(Some(matches))
+}
+
+/// The one record a valid row names, or `None`: a new record, a row with
+/// errors, or `identifier-conflict` (its identifiers name several).
+fn one_record(
+    checked: &Checked,
+    row: &CheckedRow,
+    matched: &Matches,
+    found: &mut Found,
+    location: &str,
+) -> Option<i64> {
+    if !row.is_valid() || row.item.is_none() {
+        return None;
+    }
+    let distinct: BTreeSet<i64> = matched.iter().flatten().copied().collect();
+    if distinct.len() > 1 {
+        let detail = named(row, matched)
+            .map(|(kind, value, id)| format!("{} {value} belongs to record #{id}", kind.name()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        found.errors.push(
+            Issue::new(
+                Code::IdentifierConflict,
+                format!(
+                    "the row's identifiers point at different products at location {location}: {detail}; \
+                     correct the identifiers so they name one product"
+                ),
+            )
+            .at(row_place(checked, row))
+            .with_value(row.ids().describe()),
+        );
+        return None;
+    }
+    distinct.into_iter().next()
+}
+
+/// A row's identifiers that name a record: (kind, the row's value, record).
+fn named<'a>(
+    row: &'a CheckedRow,
+    matched: &'a Matches,
+) -> impl Iterator<Item = (IdKind, &'a str, i64)> + 'a {
+    KINDS
+        .into_iter()
+        .zip(matched)
+        .filter_map(move |(kind, id)| {
+            let ids = row.ids();
+            let value = match kind {
+                IdKind::Sku => ids.sku.as_deref(),
+                IdKind::PartNumber => ids.part_number.as_deref(),
+                IdKind::Upc => ids.upc.as_deref(),
+            };
+            Some((kind, value?, (*id)?))
+        })
+}
+
+/// What the row would do to `record`, the one record it names: an
+/// identifier the record holds with another value is a conflict, too many
+/// attributes after merging an error; otherwise the row resolves to it.
+fn check_record(
+    checked: &Checked,
+    row: &CheckedRow,
+    matched: &Matches,
+    record: &Record,
+    found: &mut Found,
+    location: &str,
+) {
+    let Some(item) = &row.item else {
+        return;
+    };
+    let id = record.id;
+    // An identifier the record already has with another value would be
+    // replaced; refuse instead of silently re-labelling a product.
+    for (kind, value) in IdKind::of(&item.ids) {
+        let existing = match kind {
+            IdKind::Sku => record.ids.sku.as_deref(),
+            IdKind::PartNumber => record.ids.part_number.as_deref(),
+            IdKind::Upc => record.ids.upc.as_deref(),
+        };
+        let same = match (kind, existing) {
+            (_, None) => true,
+            (IdKind::Upc, Some(e)) => gtin14(e) == gtin14(value),
+            (_, Some(e)) => e == value,
+        };
+        if !same {
+            let Some((match_kind, match_value, _)) = named(row, matched).next() else {
+                return;
+            };
+            found.errors.push(
+                Issue::new(
+                    Code::IdentifierConflict,
+                    format!(
+                        "{} {match_value} is record #{id} at location {location}, whose {} is {}, \
+                         but the row gives {} {value}; correct the row, or the record's identifiers",
+                        match_kind.name(),
+                        kind.name(),
+                        existing.unwrap_or_default(),
+                        kind.name()
+                    ),
+                )
+                .at(row_place(checked, row))
+                .with_value(value.to_string()),
+            );
+            return;
+        }
+    }
+    let mut merged: BTreeSet<&str> = record.attributes.iter().map(String::as_str).collect();
+    merged.extend(item.attributes.iter().map(String::as_str));
+    if merged.len() > MAX_ATTRIBUTES {
+        found.errors.push(
+            Issue::new(
+                Code::TooManyAttributes,
+                format!(
+                    "the product would have {} attributes after adding this row's; at most {MAX_ATTRIBUTES} are allowed",
+                    merged.len()
+                ),
+            )
+            .at(Place {
+                column: Some("attributes".into()),
+                ..row_place(checked, row)
+            }),
+        );
+        return;
+    }
+    found.unchanged = crate::apply::merged(record, item) == *record;
+    found.record = Some(id);
+}
