@@ -26,7 +26,7 @@ use crate::plan::{LeftOutRow, Plan};
 use crate::report::{self, errors_csv, JobEntry, Report};
 use crate::resolve;
 use crate::store::queries::{self, JobFilter, NewImport, NewJob};
-use crate::store::stage::Stage;
+use crate::store::stage::{Stage, StagedRow};
 use crate::store::{Reader, Store, StoreError};
 use crate::validate::{self, Checked, RowSink};
 
@@ -300,22 +300,58 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Parses and validates the file, its rows going into `stage` as they are
-/// checked.
+/// checked. Reading and checking run on a thread of their own, beside this
+/// one staging the rows it hands on (a bounded channel between them: a
+/// few batches of rows in flight, whatever the file's size), so a large
+/// file uses both cores.
 fn check(
     content: &Content,
     rules: &ImportRules,
     stage: &mut Stage,
     progress: &dyn Fn(&str, u64, u64),
 ) -> Result<Checked, PipelineError> {
-    let mut sink = Counting { stage, progress };
+    let (sender, batches) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
     // calamine can panic on a damaged workbook (seen on mutated `.xls`
     // files: index out of bounds in its CFB reader). A panic while reading
     // one file must not stop the daemon — it would find the file claimed
     // at every start and stop again — so it rejects that file instead.
-    // Nothing is shared with the reader but the stage, cleared below.
-    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        validate::check_input(&content.name, content.input(), rules, &mut sink)
-    }));
+    // Nothing is shared with the reader but the channel; the stage is
+    // cleared below.
+    let read = std::thread::scope(|scope| {
+        let reader = std::thread::Builder::new()
+            .name("stockdrop-read".into())
+            .spawn_scoped(scope, || {
+                let mut sink = Batches::new(sender);
+                let checked =
+                    validate::check_input(&content.name, content.input(), rules, &mut sink);
+                sink.flush();
+                checked
+            });
+        let reader = match reader {
+            Ok(reader) => reader,
+            Err(e) => return Err(e),
+        };
+        for batch in batches {
+            match batch {
+                Batch::Rows { data, rows } => {
+                    let mut start = 0;
+                    for (row, end) in rows {
+                        stage.push_encoded(&row, data.get(start..end).unwrap_or_default());
+                        start = end;
+                        if stage.len().is_multiple_of(65_536) {
+                            progress("checking rows", stage.len(), 0);
+                        }
+                    }
+                }
+                Batch::Clear => stage.clear(),
+            }
+        }
+        Ok(reader.join())
+    })
+    .map_err(|source| PipelineError::Read {
+        path: PathBuf::from(&content.name),
+        source,
+    })?;
     let mut checked = match read {
         Ok(checked) => checked,
         Err(panic) => {
@@ -346,6 +382,76 @@ fn check(
     Ok(checked)
 }
 
+/// Rows per batch handed from the reading thread to the staging one, and
+/// batches in flight: enough to keep both busy, little memory.
+const BATCH_ROWS: usize = 512;
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// Rows handed from the reading thread to the staging one, already
+/// encoded: one buffer per batch (the row objects are made and dropped on
+/// the reading thread; freeing them on the other one made both wait on
+/// the allocator), each row with where its encoding ends.
+enum Batch {
+    Rows {
+        data: Vec<u8>,
+        rows: Vec<(StagedRow, usize)>,
+    },
+    Clear,
+}
+
+/// Validation's sink on the reading thread: rows go to the staging thread
+/// in batches. If that thread is gone, rows are dropped (the import fails
+/// there with its own error).
+struct Batches {
+    sender: std::sync::mpsc::SyncSender<Batch>,
+    data: Vec<u8>,
+    rows: Vec<(StagedRow, usize)>,
+    /// Rows pushed since the last clear.
+    len: u64,
+}
+
+impl Batches {
+    fn new(sender: std::sync::mpsc::SyncSender<Batch>) -> Self {
+        Batches {
+            sender,
+            data: Vec::new(),
+            rows: Vec::with_capacity(BATCH_ROWS),
+            len: 0,
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.rows.is_empty() {
+            let capacity = self.data.len();
+            let data = std::mem::replace(&mut self.data, Vec::with_capacity(capacity));
+            let rows = std::mem::replace(&mut self.rows, Vec::with_capacity(BATCH_ROWS));
+            let _ = self.sender.send(Batch::Rows { data, rows });
+        }
+    }
+}
+
+impl RowSink for Batches {
+    fn push(&mut self, row: validate::CheckedRow) {
+        let staged = StagedRow::encode(&row, &mut self.data);
+        self.rows.push((staged, self.data.len()));
+        self.len += 1;
+        if self.rows.len() == BATCH_ROWS {
+            self.flush();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.rows.clear();
+        self.len = 0;
+        let _ = self.sender.send(Batch::Clear);
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
 /// A sink that keeps nothing (for a file that yields no rows).
 struct NoRows;
 
@@ -354,30 +460,6 @@ impl RowSink for NoRows {
     fn clear(&mut self) {}
     fn len(&self) -> u64 {
         0
-    }
-}
-
-/// The stage as validation's sink, telling `progress` every so many rows.
-struct Counting<'a> {
-    stage: &'a mut Stage,
-    progress: &'a dyn Fn(&str, u64, u64),
-}
-
-impl RowSink for Counting<'_> {
-    fn push(&mut self, row: validate::CheckedRow) {
-        self.stage.push(row);
-        let rows = self.stage.len();
-        if rows.is_multiple_of(65_536) {
-            (self.progress)("checking rows", rows, 0);
-        }
-    }
-
-    fn clear(&mut self) {
-        self.stage.clear();
-    }
-
-    fn len(&self) -> u64 {
-        self.stage.len()
     }
 }
 

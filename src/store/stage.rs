@@ -47,11 +47,6 @@ pub struct StagedJob {
     pub plan: Vec<u8>,
 }
 
-fn encode(row: &CheckedRow) -> Vec<u8> {
-    // Serialising plain data into a Vec cannot fail.
-    postcard::to_stdvec(row).unwrap_or_default()
-}
-
 fn decode(bytes: &[u8]) -> Result<CheckedRow> {
     postcard::from_bytes(bytes).map_err(|e| super::StoreError::Corrupt {
         what: "staged row",
@@ -260,15 +255,38 @@ impl Stage {
     }
 }
 
-impl RowSink for Stage {
-    fn push(&mut self, row: CheckedRow) {
+/// A row as the stage keeps it: encoded (by [`StagedRow::encode`], on
+/// whichever thread checked it) with what the stage indexes it by.
+pub struct StagedRow {
+    pub location: Option<u32>,
+    pub errored: bool,
+    /// Errors or warnings.
+    pub flagged: bool,
+}
+
+impl StagedRow {
+    /// Appends `row`'s encoding to `out` and says how to stage it.
+    pub fn encode(row: &CheckedRow, out: &mut Vec<u8>) -> StagedRow {
+        // Serialising plain data into a Vec cannot fail.
+        let _ = postcard::to_io(row, &mut *out);
+        StagedRow {
+            location: row.location,
+            errored: !row.errors.is_empty(),
+            flagged: !row.errors.is_empty() || !row.warnings.is_empty(),
+        }
+    }
+}
+
+impl Stage {
+    /// Stages one row encoded by [`StagedRow::encode`].
+    pub fn push_encoded(&mut self, row: &StagedRow, data: &[u8]) {
         if self.failed.is_some() {
             return;
         }
-        if !row.errors.is_empty() {
+        if row.errored {
             self.errored += 1;
         }
-        if !row.errors.is_empty() || !row.warnings.is_empty() {
+        if row.flagged {
             let flagged = self
                 .conn
                 .prepare_cached("INSERT INTO flagged (seq) VALUES (?1)")
@@ -288,13 +306,21 @@ impl RowSink for Stage {
                 stmt.execute(params![
                     self.rows as i64,
                     row.location.map_or(-1, i64::from),
-                    encode(&row)
+                    data
                 ])
             });
         match result {
             Ok(_) => self.rows += 1,
             Err(e) => self.failed = Some(e),
         }
+    }
+}
+
+impl RowSink for Stage {
+    fn push(&mut self, row: CheckedRow) {
+        let mut data = Vec::new();
+        let staged = StagedRow::encode(&row, &mut data);
+        self.push_encoded(&staged, &data);
     }
 
     fn clear(&mut self) {
