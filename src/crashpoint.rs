@@ -7,7 +7,9 @@
 //!
 //! Points: `after-plan` (the plan is committed, nothing applied),
 //! `after-commit-N` (the Nth location transaction of the process committed),
-//! `after-reports` (reports written, import not yet marked finished).
+//! `after-reports` (reports written, import not yet marked finished);
+//! and `panic-while-reading`, where the file's reader panics instead (as
+//! calamine has on a damaged workbook), which must reject only that file.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,6 +22,14 @@ pub fn hit(name: &str) {
             eprintln!("stockdrop: crash point {name} reached, aborting (STOCKDROP_CRASH_AT)");
             std::process::abort();
         }
+    }
+}
+
+/// Panics, as a reader with a bug would, if the environment names this
+/// point.
+pub fn panic_at(name: &str) {
+    if std::env::var("STOCKDROP_CRASH_AT").is_ok_and(|wanted| wanted == name) {
+        panic!("crash point {name} reached (STOCKDROP_CRASH_AT)");
     }
 }
 

@@ -322,6 +322,7 @@ fn check(
             .name("stockdrop-read".into())
             .spawn_scoped(scope, || {
                 let mut sink = Batches::new(sender);
+                crate::crashpoint::panic_at("panic-while-reading");
                 let checked =
                     validate::check_input(&content.name, content.input(), rules, &mut sink);
                 sink.flush();

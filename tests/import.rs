@@ -723,3 +723,19 @@ fn matching_against_a_small_and_a_large_location_gives_the_same_answers() {
         assert_eq!(q.len(), 4 + extra);
     }
 }
+
+/// A reader that panics (calamine has, on damaged workbooks) rejects only
+/// its file, with a report that says so; the next file imports as usual.
+#[test]
+fn a_reader_that_panics_rejects_its_file_with_a_report() {
+    let env = Env::new();
+    env.write("a.csv", &lines(&["location,sku,qty", "A,S1,5"]));
+    let run = env.import_with(&[("STOCKDROP_CRASH_AT", "panic-while-reading")], &["a.csv"]);
+    assert_eq!(run.code, Some(1), "{run}");
+    let report: Value = serde_json::from_str(&run.stdout).expect("a JSON report");
+    assert_eq!(report["status"], "rejected", "{report:#}");
+    assert_eq!(report["errors"][0]["code"], "unreadable-file", "{report:#}");
+    assert!(env.stock(&[]).is_empty());
+    env.import_text("b.csv", &lines(&["location,sku,qty", "A,S1,5"]), 0);
+    assert_eq!(env.stock(&[]).len(), 1);
+}
