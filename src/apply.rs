@@ -130,6 +130,30 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
 /// count moves once, by the planned change, whenever the job is applied.
 /// A result below 0 (the count fell between planning and applying, or
 /// `adjust_below_zero = "clamp"`) stops at 0.
+/// Whether applying `item` to `record` would change nothing: the same as
+/// `merged(record, item) == *record`, without building the merged record
+/// (resolving asks this of every row that names a record).
+pub(crate) fn changes_nothing(record: &Record, item: &Item) -> bool {
+    let (o, r) = (&item.optionals, &record.optionals);
+    let same = |given: Option<i64>, held: Option<i64>| given.is_none() || given == held;
+    let same_f = |given: Option<f64>, held: Option<f64>| given.is_none() || given == held;
+    let id_kept = |given: &Option<String>, held: &Option<String>| given.is_none() || held.is_some();
+    item.quantity == record.quantity
+        && same(o.bin_id, r.bin_id)
+        && same_f(o.ltd, r.ltd)
+        && same(o.floor, r.floor)
+        && same(o.safety_stock, r.safety_stock)
+        && same(o.currency_id, r.currency_id)
+        && same_f(o.retail_price, r.retail_price)
+        && id_kept(&item.ids.sku, &record.ids.sku)
+        && id_kept(&item.ids.part_number, &record.ids.part_number)
+        && id_kept(&item.ids.upc, &record.ids.upc)
+        && item
+            .attributes
+            .iter()
+            .all(|a| record.attributes.contains(a))
+}
+
 fn apply_adjust(
     w: &Write<'_>,
     job: &PendingJob,
@@ -227,4 +251,61 @@ pub fn changes(before: &Record, after: &Record) -> (Map<String, Value>, Map<Stri
         new.insert("quantity".into(), json!(after.quantity));
     }
     (old, new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Identifiers;
+
+    #[test]
+    fn changes_nothing_agrees_with_merging() {
+        let record = Record {
+            id: 1,
+            location: "A".into(),
+            ids: Identifiers {
+                sku: Some("S".into()),
+                part_number: None,
+                upc: Some("036000291452".into()),
+            },
+            quantity: 5,
+            optionals: Optionals {
+                bin_id: Some(3),
+                ltd: Some(1.5),
+                ..Optionals::default()
+            },
+            attributes: vec!["red".into(), "M".into()],
+        };
+        let same = Item {
+            ids: Identifiers {
+                sku: Some("S".into()),
+                ..Identifiers::default()
+            },
+            quantity: 5,
+            optionals: Optionals {
+                ltd: Some(1.5),
+                ..Optionals::default()
+            },
+            attributes: vec!["M".into()],
+        };
+        let edits: [fn(&mut Item); 7] = [
+            |_| {},
+            |i| i.quantity = 6,
+            |i| i.optionals.ltd = Some(2.0),
+            |i| i.optionals.floor = Some(1),
+            |i| i.ids.part_number = Some("P".into()),
+            |i| i.ids.upc = Some("036000291452".into()),
+            |i| i.attributes.push("wool".into()),
+        ];
+        for edit in edits {
+            let mut item = same.clone();
+            edit(&mut item);
+            assert_eq!(
+                changes_nothing(&record, &item),
+                merged(&record, &item) == record,
+                "{item:?}"
+            );
+        }
+        assert!(changes_nothing(&record, &same));
+    }
 }

@@ -160,6 +160,17 @@ pub fn gtin14(upc: &str) -> String {
     format!("{upc:0>14}")
 }
 
+/// A UPC as it is matched, without building its GTIN-14: two UPCs of at
+/// most 14 digits have the same GTIN-14 exactly when they are equal
+/// without their leading zeros.
+pub fn upc_key(upc: &str) -> &str {
+    if upc.len() <= 14 {
+        upc.trim_start_matches('0')
+    } else {
+        upc
+    }
+}
+
 /// The optional fields of an item: `None` means "not in the file, leave the
 /// record's value as it is".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -179,4 +190,32 @@ pub struct Item {
     pub quantity: i64,
     pub optionals: Optionals,
     pub attributes: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upc_keys_match_exactly_when_gtin14s_do() {
+        let upcs = [
+            "036000291452",
+            "0036000291452",
+            "00036000291452",
+            "36000291452",
+            "000000000000",
+            "0",
+            "",
+            "12345678901234",
+            "012345678901234",
+            "0012345678901234",
+            "0A",
+            "A",
+        ];
+        for a in upcs {
+            for b in upcs {
+                assert_eq!(upc_key(a) == upc_key(b), gtin14(a) == gtin14(b), "{a} {b}");
+            }
+        }
+    }
 }

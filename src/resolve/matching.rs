@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::{row_place, Found};
 use crate::issue::{Code, Issue, Place};
-use crate::model::gtin14;
+use crate::model::{gtin14, upc_key};
 use crate::store::records::{self, IdKind, Record};
 use crate::store::{Reader, Result};
 use crate::validate::row::MAX_ATTRIBUTES;
@@ -56,19 +56,27 @@ pub(super) fn resolve_rows(
         }
     }
     wanted.sort_unstable();
-    for (id, index) in wanted {
-        let Some(record) = records::get(store, id)? else {
-            continue;
-        };
-        check_record(
-            checked,
-            &rows[index],
-            &matches[index],
-            &record,
-            &mut found[index],
-            location,
-        );
-    }
+    let ids: Vec<i64> = wanted.iter().map(|w| w.0).collect();
+    let mut next = 0;
+    records::get_sorted(store, &ids, |record| {
+        // Every row that names this record (a file may repeat a product).
+        while let Some(&(id, index)) = wanted.get(next) {
+            if id > record.id {
+                break;
+            }
+            next += 1;
+            if id == record.id {
+                check_record(
+                    checked,
+                    &rows[index],
+                    &matches[index],
+                    &record,
+                    &mut found[index],
+                    location,
+                );
+            }
+        }
+    })?;
     Ok(())
 }
 
@@ -85,13 +93,14 @@ fn scan_matches(
     for (slot, kind) in KINDS.into_iter().enumerate() {
         // Each value → the rows that give it (a chain through `next`:
         // a file may repeat a product).
-        let mut first: HashMap<String, usize> = HashMap::new();
+        let mut first: HashMap<&str, usize> = HashMap::new();
         let mut next: Vec<Option<usize>> = vec![None; rows.len()];
         for (index, row) in rows.iter().enumerate() {
+            let ids = row.ids();
             let value = match kind {
-                IdKind::Sku => row.ids().sku.clone(),
-                IdKind::PartNumber => row.ids().part_number.clone(),
-                IdKind::Upc => row.ids().upc.as_deref().map(gtin14),
+                IdKind::Sku => ids.sku.as_deref(),
+                IdKind::PartNumber => ids.part_number.as_deref(),
+                IdKind::Upc => ids.upc.as_deref().map(upc_key),
             };
             if let Some(value) = value {
                 next[index] = first.insert(value, index);
@@ -101,6 +110,11 @@ fn scan_matches(
             continue;
         }
         let complete = records::scan_ids(store, location, kind, limit, |value, id| {
+            let value = if kind == IdKind::Upc {
+                upc_key(value)
+            } else {
+                value
+            };
             let mut at = first.get(value).copied();
             while let Some(index) = at {
                 matches[index][slot] = Some(id);
@@ -235,6 +249,6 @@ fn check_record(
         );
         return;
     }
-    found.unchanged = crate::apply::merged(record, item) == *record;
+    found.unchanged = crate::apply::changes_nothing(record, item);
     found.record = Some(id);
 }

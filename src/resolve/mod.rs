@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use crate::adjust;
 use crate::config::{BelowZero, Duplicates, ImportRules, JobType, OnError, RefreshMode};
 use crate::issue::{Code, Issue, Place};
-use crate::model::gtin14;
+use crate::model::upc_key;
 use crate::plan::{Draft, JobPlan, LeftOutRow, Plan, PlannedItem};
 use crate::store::queries;
 use crate::store::records::{self, IdKind};
@@ -601,19 +601,19 @@ fn find_duplicates(
     policy: Duplicates,
 ) {
     // (kind, value) and record id → the latest row that claimed it.
-    let mut owners: HashMap<(IdKind, String), usize> = HashMap::new();
+    let mut owners: HashMap<(IdKind, &str), usize> = HashMap::new();
     let mut record_owner: HashMap<i64, usize> = HashMap::new();
     for (index, row) in rows.iter().enumerate() {
         if !row.is_valid() || !found[index].errors.is_empty() {
             continue;
         }
         let mut earlier: BTreeSet<usize> = BTreeSet::new();
-        let keys: Vec<(IdKind, String)> = IdKind::of(row.ids())
+        let keys: Vec<(IdKind, &str)> = IdKind::of(row.ids())
             .map(|(kind, value)| {
                 let key = if kind == IdKind::Upc {
-                    gtin14(value)
+                    upc_key(value)
                 } else {
-                    value.to_string()
+                    value
                 };
                 (kind, key)
             })

@@ -173,6 +173,48 @@ pub fn get(r: &impl Reader, id: i64) -> Result<Option<Record>> {
     }
 }
 
+/// Calls `f` with each record of `ids` (sorted, repeats allowed) that
+/// exists, in id order. Ids close together (a location's records, created
+/// together) are read as one range of the table rather than one descent
+/// each.
+pub fn get_sorted(r: &impl Reader, ids: &[i64], mut f: impl FnMut(Record)) -> Result<()> {
+    let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+        return Ok(());
+    };
+    let span = u64::try_from(last.saturating_sub(first)).unwrap_or(u64::MAX);
+    if span > 2 * ids.len() as u64 {
+        let mut previous = None;
+        for &id in ids {
+            if previous == Some(id) {
+                continue;
+            }
+            previous = Some(id);
+            if let Some(record) = get(r, id)? {
+                f(record);
+            }
+        }
+        return Ok(());
+    }
+    let mut stmt = r.conn().prepare_cached(concat!(
+        "SELECT ",
+        record_columns!(),
+        " FROM inventory WHERE id BETWEEN ?1 AND ?2 ORDER BY id"
+    ))?;
+    let mut rows = stmt.query([first, last])?;
+    let mut wanted = ids.iter().peekable();
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        while wanted.next_if(|&&w| w < id).is_some() {}
+        if wanted.peek() != Some(&&id) {
+            continue;
+        }
+        let (mut record, attributes) = from_row(row)?;
+        record.attributes = parse_attributes(&attributes)?;
+        f(record);
+    }
+    Ok(())
+}
+
 /// Whether a location has any record. Asked of the three identifier
 /// indexes (every record has an identifier): `count(*) WHERE location = ?`
 /// can use none of those partial indexes and scans the whole inventory,
