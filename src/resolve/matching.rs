@@ -44,7 +44,10 @@ pub(super) fn resolve_rows(
         Some(matches) => matches,
         None => rows
             .iter()
-            .map(|row| records::lookup(store, location, row.ids()))
+            .map(|row| match row.ids().is_empty() {
+                true => Ok([None; 3]),
+                false => records::lookup(store, location, row.ids()),
+            })
             .collect::<Result<Vec<_>>>()?,
     };
     // The rows that name one record, by record id: read in id order.

@@ -15,7 +15,7 @@ use crate::model::upc_key;
 use crate::plan::{Draft, JobPlan, LeftOutRow, Plan, PlannedItem};
 use crate::store::queries;
 use crate::store::records::{self, IdKind};
-use crate::store::stage::{Stage, StagedJob};
+use crate::store::stage::{row_keys, Stage, StagedJob};
 use crate::store::{Reader, Result};
 
 mod matching;
@@ -232,6 +232,29 @@ pub fn plan(
     })
 }
 
+/// A location of more rows than this (one warehouse's whole stock list of
+/// millions) is resolved a window of rows at a time; a smaller one is
+/// held in memory while it is resolved (about 1 KiB a row), which is
+/// faster.
+const IN_MEMORY_ROWS: u64 = 50_000;
+const WINDOW_ROWS: usize = 20_000;
+
+/// ([`IN_MEMORY_ROWS`], [`WINDOW_ROWS`]), or both `N` with
+/// `STOCKDROP_RESOLVE_WINDOW=N` in the environment: how tests make small
+/// files take the windowed way.
+fn window_sizes() -> (u64, usize) {
+    static SIZES: std::sync::LazyLock<(u64, usize)> = std::sync::LazyLock::new(|| {
+        match std::env::var("STOCKDROP_RESOLVE_WINDOW")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            Some(n) => (n as u64, n.max(1)),
+            None => (IN_MEMORY_ROWS, WINDOW_ROWS),
+        }
+    });
+    *SIZES
+}
+
 /// Resolves one location's rows and stages its jobs: matching, conflicts,
 /// duplicates, `reject-location`, full-mode zeroing and its guard, the
 /// split into jobs.
@@ -247,11 +270,211 @@ fn plan_location(
     update_stamp: Option<u64>,
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
+    if rules.job_type == JobType::Refresh && stage.rows_at(location_index) > window_sizes().0 {
+        return plan_large_location(
+            checked,
+            stage,
+            store,
+            rules,
+            mode,
+            location_index,
+            location,
+            location_errors,
+        );
+    }
+    plan_location_in_memory(
+        checked,
+        stage,
+        store,
+        rules,
+        mode,
+        location_index,
+        location,
+        update_stamp,
+        location_errors,
+    )
+}
+
+/// A large refresh location, in bounded memory whatever its size: a
+/// window of rows at a time is matched against the store (each row's
+/// record and whether it is unchanged go to the stage, with a hash of
+/// each identifier and record); duplicates are looked for only among the
+/// rows that share a hash with another; the jobs are then built from a
+/// second pass over the rows. What is held for the whole location is what
+/// rows have to say (`issues`), which were superseded, and the rows that
+/// may be duplicates (a few, unless the file repeats itself).
+#[allow(clippy::too_many_arguments)]
+fn plan_large_location(
+    checked: &Checked,
+    stage: &mut Stage,
+    store: &impl Reader,
+    rules: &ImportRules,
+    mode: RefreshMode,
+    location_index: u32,
+    location: &str,
+    location_errors: &mut Vec<Issue>,
+) -> Result<LocationFindings> {
+    stage.start_location()?;
+    let wants_listed = mode == RefreshMode::Full;
+    let mut issues: HashMap<u64, (Vec<Issue>, Vec<Issue>)> = HashMap::new();
+    // The first row with errors, in file order: (seq, row number).
+    let mut first_error: Option<(u64, u64)> = None;
+    let mut note_error = |seq: u64, number: u64| {
+        if first_error.is_none_or(|(s, _)| seq < s) {
+            first_error = Some((seq, number));
+        }
+    };
+
+    // 1. Each row's record, a window at a time.
+    let mut after = None;
+    loop {
+        let window = stage.location_window(location_index, after, window_sizes().1)?;
+        let Some(&(last, _)) = window.last() else {
+            break;
+        };
+        after = Some(last);
+        let (seqs, rows): (Vec<u64>, Vec<CheckedRow>) = window.into_iter().unzip();
+        let mut found: Vec<Found> = vec![Found::default(); rows.len()];
+        let mut listed: HashSet<i64> = HashSet::new();
+        matching::resolve_rows(checked, &rows, &mut found, store, location, &mut listed)?;
+        if wants_listed {
+            for id in listed {
+                stage.push_listed(id)?;
+            }
+        }
+        for ((seq, row), found) in seqs.into_iter().zip(&rows).zip(found) {
+            for h in row_keys(row).into_iter().flatten() {
+                stage.push_key(h, seq)?;
+            }
+            if let Some(record) = found.record {
+                stage.push_verdict(seq, record, found.unchanged)?;
+            }
+            if !row.errors.is_empty() || !found.errors.is_empty() {
+                note_error(seq, row.number);
+            }
+            if !found.errors.is_empty() || !found.warnings.is_empty() {
+                issues.insert(seq, (found.errors, found.warnings));
+            }
+        }
+    }
+
+    // 2. Duplicates, among the rows that may be.
+    let mut superseded: HashSet<u64> = HashSet::new();
+    let candidates = stage.duplicate_candidates()?;
+    if !candidates.is_empty() {
+        let mut rows = Vec::with_capacity(candidates.len());
+        let mut found = Vec::with_capacity(candidates.len());
+        for &seq in &candidates {
+            let Some(row) = stage.row_at(seq)? else {
+                continue;
+            };
+            let (errors, warnings) = issues.remove(&seq).unwrap_or_default();
+            let verdict = stage.verdict(seq)?;
+            found.push(Found {
+                errors,
+                warnings,
+                record: verdict.map(|v| v.0),
+                unchanged: verdict.is_some_and(|v| v.1),
+                superseded: false,
+            });
+            rows.push((seq, row));
+        }
+        let (seqs, rows): (Vec<u64>, Vec<CheckedRow>) = rows.into_iter().unzip();
+        find_duplicates(checked, &rows, &mut found, rules.duplicates);
+        for ((seq, row), found) in seqs.into_iter().zip(&rows).zip(found) {
+            if found.superseded {
+                superseded.insert(seq);
+            }
+            if !found.errors.is_empty() {
+                note_error(seq, row.number);
+            }
+            if !found.errors.is_empty() || !found.warnings.is_empty() {
+                issues.insert(seq, (found.errors, found.warnings));
+            }
+        }
+    }
+
+    let any_error = first_error.is_some();
+    let mut rejected = reject_location(rules, location, first_error.map(|e| e.1));
+    let zero = full_mode_zero(
+        checked,
+        stage,
+        store,
+        rules,
+        mode,
+        location,
+        &mut rejected,
+        location_errors,
+        |stage, id| stage.is_listed(id),
+    )?;
+    let guard_rejected = zero.is_none();
+
+    // 3. The jobs, from the rows in file order.
+    let mut jobs = JobSplitter::new(location_index, rules.items_per_job);
+    let mut after = None;
+    loop {
+        let window =
+            stage.location_window_with_verdicts(location_index, after, window_sizes().1)?;
+        let Some(&(last, _, _)) = window.last() else {
+            break;
+        };
+        after = Some(last);
+        for (seq, row, verdict) in window {
+            let errored = !row.errors.is_empty()
+                || issues
+                    .get(&seq)
+                    .is_some_and(|(errors, _)| !errors.is_empty());
+            if errored || superseded.contains(&seq) {
+                continue;
+            }
+            let Some(item) = row.item else {
+                continue;
+            };
+            let planned = match verdict {
+                Some((_, true)) => None,
+                _ => Some(PlannedItem {
+                    row: row.number,
+                    record: verdict.map(|v| v.0),
+                    item: *item,
+                }),
+            };
+            jobs.push(stage, row.manufacturer_id, planned)?;
+        }
+    }
+    let zero = if rejected.is_none() {
+        zero.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    jobs.finish(stage, zero, rules.manufacturer_id)?;
+
+    Ok(LocationFindings {
+        issues,
+        rejected,
+        any_error,
+        guard_rejected,
+    })
+}
+
+/// A location whose rows are held in memory while it is resolved: a
+/// refresh location of at most [`IN_MEMORY_ROWS`], or an adjust file's
+/// (SPEC §1.1: rows of one product are summed).
+#[allow(clippy::too_many_arguments)]
+fn plan_location_in_memory(
+    checked: &Checked,
+    stage: &mut Stage,
+    store: &impl Reader,
+    rules: &ImportRules,
+    mode: RefreshMode,
+    location_index: u32,
+    location: &str,
+    update_stamp: Option<u64>,
+    location_errors: &mut Vec<Issue>,
+) -> Result<LocationFindings> {
     let staged = stage.location_rows(location_index)?;
     let idless_error = staged.first_idless_error;
     let (seqs, mut rows): (Vec<u64>, Vec<CheckedRow>) = staged.rows.into_iter().unzip();
     let mut found: Vec<Found> = vec![Found::default(); rows.len()];
-
     // Records the rows name (valid or not), for full mode.
     let mut listed: HashSet<i64> = HashSet::new();
     matching::resolve_rows(checked, &rows, &mut found, store, location, &mut listed)?;
@@ -270,78 +493,32 @@ fn plan_location(
 
     let has_error = |i: usize| !rows[i].errors.is_empty() || !found[i].errors.is_empty();
     let any_error = idless_error.is_some() || (0..rows.len()).any(has_error);
-    let mut rejected = None;
-    if rules.on_error == OnError::RejectLocation {
-        // The first row with errors in file order, held or not.
-        let held = (0..rows.len())
-            .find(|&i| has_error(i))
-            .map(|i| (seqs[i], rows[i].number));
-        let bad = match (held, idless_error) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some((_, number)) = bad {
-            rejected = Some(format!(
-                "location {location} was rejected because row {number} has errors (import.on_error = reject-location)"
-            ));
-        }
-    }
-    // A file rejected as a whole, or for its rows, never reaches full mode.
-    let file_rejected = checked.file_error.is_some()
-        || (rules.on_error == OnError::RejectFile && stage.any_row_error());
+    // The first row with errors in file order, held or not.
+    let held = (0..rows.len())
+        .find(|&i| has_error(i))
+        .map(|i| (seqs[i], rows[i].number));
+    let bad = match (held, idless_error) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let mut rejected = reject_location(rules, location, bad.map(|b| b.1));
+    let zero = full_mode_zero(
+        checked,
+        stage,
+        store,
+        rules,
+        mode,
+        location,
+        &mut rejected,
+        location_errors,
+        |_, id| Ok(listed.contains(&id)),
+    )?;
+    let guard_rejected = zero.is_none();
 
-    // Full mode: zero what the file does not list, unless that is too much.
-    // A location outside import.locations is never changed: its rows are
-    // `unknown-location`, and nothing there is zeroed.
-    let allowed = rules
-        .locations
-        .as_ref()
-        .is_none_or(|list| list.iter().any(|l| l == location));
-    let mut zero: Vec<i64> = Vec::new();
-    let mut guard_rejected = false;
-    if mode == RefreshMode::Full && !file_rejected && rejected.is_none() && allowed {
-        let nonzero = records::nonzero_at(store, location)?;
-        let unlisted: Vec<i64> = nonzero
-            .iter()
-            .copied()
-            .filter(|id| !listed.contains(id))
-            .collect();
-        if !unlisted.is_empty() {
-            let pct = unlisted.len() as f64 * 100.0 / nonzero.len() as f64;
-            if pct > rules.full_max_zero_pct {
-                location_errors.push(
-                    Issue::new(
-                        Code::TooManyZeroed,
-                        format!(
-                            "location {location}: the file does not list {} of the {} products in stock there \
-                             ({pct:.0}%), and full mode would set them all to 0; the limit \
-                             (import.full_max_zero_pct) is {}%. Is the file complete? Send the whole \
-                             stock list, or use delta mode",
-                            unlisted.len(),
-                            nonzero.len(),
-                            rules.full_max_zero_pct
-                        ),
-                    )
-                    .with_value(location.to_string()),
-                );
-                guard_rejected = true;
-                rejected = Some(format!(
-                    "location {location} was rejected: the file would set {} products in stock to 0 (too-many-zeroed)",
-                    unlisted.len()
-                ));
-            } else {
-                zero = unlisted;
-            }
-        }
-    }
-
-    // Jobs: per manufacturer, in file order, at most items_per_job items
-    // each; the zeroing rides on the location's last job.
-    // An unchanged item (`None` here) still counts in its job's items.
     let refresh = rules.job_type == JobType::Refresh;
-    let mut groups: Vec<(Option<u32>, Vec<Option<PlannedItem>>)> = Vec::new();
+    let mut jobs = JobSplitter::new(location_index, rules.items_per_job);
     for (index, row) in rows.iter_mut().enumerate() {
-        if !row.errors.is_empty() || !found[index].errors.is_empty() || found[index].superseded {
+        if has_error_or_superseded(row, &found[index]) {
             continue;
         }
         let Some(item) = row.item.take() else {
@@ -356,45 +533,14 @@ fn plan_location(
                 item: *item,
             })
         };
-        match groups.iter_mut().find(|(m, _)| *m == row.manufacturer_id) {
-            Some((_, items)) => items.push(planned),
-            None => groups.push((row.manufacturer_id, vec![planned])),
-        }
+        jobs.push(stage, row.manufacturer_id, planned)?;
     }
-    let mut chunks: Vec<(Option<u32>, Vec<Option<PlannedItem>>)> = Vec::new();
-    for (manufacturer_id, items) in groups {
-        let mut items = items.into_iter().peekable();
-        while items.peek().is_some() {
-            chunks.push((
-                manufacturer_id,
-                items.by_ref().take(rules.items_per_job).collect(),
-            ));
-        }
-    }
-    if rejected.is_none() && !zero.is_empty() && chunks.is_empty() {
-        // Every row of the location was rejected: those rows still count
-        // as listed, the rest is still not in stock.
-        chunks.push((rules.manufacturer_id, Vec::new()));
-    }
-    let last = chunks.len().saturating_sub(1);
-    for (index, (manufacturer_id, items)) in chunks.into_iter().enumerate() {
-        let item_count = items.len() as u64;
-        let plan = JobPlan {
-            items: items.into_iter().flatten().collect(),
-            zero: if index == last && rejected.is_none() {
-                std::mem::take(&mut zero)
-            } else {
-                Vec::new()
-            },
-        };
-        stage.push_job(&StagedJob {
-            location: location_index,
-            manufacturer_id,
-            item_count,
-            zero_count: plan.zero.len() as u64,
-            plan: plan.encode(),
-        })?;
-    }
+    let zero = if rejected.is_none() {
+        zero.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    jobs.finish(stage, zero, rules.manufacturer_id)?;
 
     let issues = found
         .into_iter()
@@ -408,6 +554,186 @@ fn plan_location(
         any_error,
         guard_rejected,
     })
+}
+
+fn has_error_or_superseded(row: &CheckedRow, found: &Found) -> bool {
+    !row.errors.is_empty() || !found.errors.is_empty() || found.superseded
+}
+
+/// `reject-location`: the location is rejected when one of its rows
+/// (`first_bad`, the first in file order) has errors.
+fn reject_location(rules: &ImportRules, location: &str, first_bad: Option<u64>) -> Option<String> {
+    if rules.on_error != OnError::RejectLocation {
+        return None;
+    }
+    first_bad.map(|number| {
+        format!(
+            "location {location} was rejected because row {number} has errors (import.on_error = reject-location)"
+        )
+    })
+}
+
+/// Full mode: the records to zero — those in stock at the location that
+/// no row lists (`is_listed`) — unless that is too many, which rejects
+/// the location (`None`, with its `too-many-zeroed` error). A location
+/// outside import.locations is never changed: its rows are
+/// `unknown-location`, and nothing there is zeroed.
+#[allow(clippy::too_many_arguments)]
+fn full_mode_zero(
+    checked: &Checked,
+    stage: &Stage,
+    store: &impl Reader,
+    rules: &ImportRules,
+    mode: RefreshMode,
+    location: &str,
+    rejected: &mut Option<String>,
+    location_errors: &mut Vec<Issue>,
+    is_listed: impl Fn(&Stage, i64) -> Result<bool>,
+) -> Result<Option<Vec<i64>>> {
+    // A file rejected as a whole, or for its rows, never reaches full mode.
+    let file_rejected = checked.file_error.is_some()
+        || (rules.on_error == OnError::RejectFile && stage.any_row_error());
+    let allowed = rules
+        .locations
+        .as_ref()
+        .is_none_or(|list| list.iter().any(|l| l == location));
+    if mode != RefreshMode::Full || file_rejected || rejected.is_some() || !allowed {
+        return Ok(Some(Vec::new()));
+    }
+    let nonzero = records::nonzero_at(store, location)?;
+    let mut unlisted = Vec::new();
+    for &id in &nonzero {
+        if !is_listed(stage, id)? {
+            unlisted.push(id);
+        }
+    }
+    if unlisted.is_empty() {
+        return Ok(Some(unlisted));
+    }
+    let pct = unlisted.len() as f64 * 100.0 / nonzero.len() as f64;
+    if pct <= rules.full_max_zero_pct {
+        return Ok(Some(unlisted));
+    }
+    location_errors.push(
+        Issue::new(
+            Code::TooManyZeroed,
+            format!(
+                "location {location}: the file does not list {} of the {} products in stock there \
+                 ({pct:.0}%), and full mode would set them all to 0; the limit \
+                 (import.full_max_zero_pct) is {}%. Is the file complete? Send the whole \
+                 stock list, or use delta mode",
+                unlisted.len(),
+                nonzero.len(),
+                rules.full_max_zero_pct
+            ),
+        )
+        .with_value(location.to_string()),
+    );
+    *rejected = Some(format!(
+        "location {location} was rejected: the file would set {} products in stock to 0 (too-many-zeroed)",
+        unlisted.len()
+    ));
+    Ok(None)
+}
+
+/// Splits a location's items into jobs as they come: per manufacturer, in
+/// file order, at most `items_per_job` each; the zeroing rides on the
+/// location's last job. A job is staged once full (the one before it, so
+/// that the last is still in hand when the zeroing is added). An unchanged
+/// item (`None`) still counts in its job's items.
+struct JobSplitter {
+    location: u32,
+    items_per_job: usize,
+    /// Open jobs by manufacturer, in first-seen order.
+    open: Vec<(Option<u32>, Vec<Option<PlannedItem>>)>,
+    /// A full job not yet staged.
+    held: Option<(Option<u32>, Vec<Option<PlannedItem>>)>,
+}
+
+impl JobSplitter {
+    fn new(location: u32, items_per_job: usize) -> Self {
+        JobSplitter {
+            location,
+            items_per_job: items_per_job.max(1),
+            open: Vec::new(),
+            held: None,
+        }
+    }
+
+    fn push(
+        &mut self,
+        stage: &mut Stage,
+        manufacturer_id: Option<u32>,
+        item: Option<PlannedItem>,
+    ) -> Result<()> {
+        let index = match self.open.iter().position(|(m, _)| *m == manufacturer_id) {
+            Some(index) => index,
+            None => {
+                self.open.push((manufacturer_id, Vec::new()));
+                self.open.len() - 1
+            }
+        };
+        self.open[index].1.push(item);
+        if self.open[index].1.len() == self.items_per_job {
+            let full = std::mem::take(&mut self.open[index].1);
+            if let Some(held) = self.held.replace((manufacturer_id, full)) {
+                self.stage(stage, held, Vec::new())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages what is left, the zeroing on the last job (a job of its own
+    /// when no row of the location made one: every row was rejected, and
+    /// those rows still count as listed).
+    fn finish(
+        mut self,
+        stage: &mut Stage,
+        zero: Vec<i64>,
+        manufacturer_id: Option<u32>,
+    ) -> Result<()> {
+        let mut jobs: Vec<(Option<u32>, Vec<Option<PlannedItem>>)> =
+            self.held.take().into_iter().collect();
+        jobs.extend(
+            std::mem::take(&mut self.open)
+                .into_iter()
+                .filter(|(_, items)| !items.is_empty()),
+        );
+        if jobs.is_empty() && !zero.is_empty() {
+            jobs.push((manufacturer_id, Vec::new()));
+        }
+        let last = jobs.len().saturating_sub(1);
+        let mut zero = Some(zero);
+        for (index, job) in jobs.into_iter().enumerate() {
+            let zero = if index == last {
+                zero.take().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            self.stage(stage, job, zero)?;
+        }
+        Ok(())
+    }
+
+    fn stage(
+        &self,
+        stage: &mut Stage,
+        (manufacturer_id, items): (Option<u32>, Vec<Option<PlannedItem>>),
+        zero: Vec<i64>,
+    ) -> Result<()> {
+        let item_count = items.len() as u64;
+        let plan = JobPlan {
+            items: items.into_iter().flatten().collect(),
+            zero,
+        };
+        stage.push_job(&StagedJob {
+            location: self.location,
+            manufacturer_id,
+            item_count,
+            zero_count: plan.zero.len() as u64,
+            plan: plan.encode(),
+        })
+    }
 }
 
 /// The errors CSV's columns: the header of the table the left-out rows

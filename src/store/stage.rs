@@ -22,6 +22,8 @@ pub struct Stage {
     /// Rows with validation errors or warnings (their seqs are in
     /// `flagged`).
     flagged: u64,
+    /// Rows per location index.
+    per_location: Vec<u64>,
     /// The first write that failed; reported by [`Stage::finish_rows`].
     failed: Option<rusqlite::Error>,
     jobs: u64,
@@ -71,6 +73,17 @@ impl Stage {
              -- Rows with validation errors or warnings: what the report's
              -- draft must visit even when resolving found nothing.
              CREATE TABLE flagged (seq INTEGER PRIMARY KEY);
+             -- Per location being resolved (a large one): a hash of each
+             -- identifier of each valid row, and of the record it names;
+             -- rows that share one are the only ones that can be
+             -- duplicates of each other.
+             -- (Indexed once they are all in: `duplicate_candidates`.)
+             CREATE TABLE keys (h INTEGER NOT NULL, seq INTEGER NOT NULL);
+             -- Per location being resolved: the record each row names and
+             -- whether it is unchanged; the records the rows list (full mode).
+             CREATE TABLE verdicts (seq INTEGER PRIMARY KEY, record INTEGER NOT NULL,
+                                    unchanged INTEGER NOT NULL);
+             CREATE TABLE listed (id INTEGER PRIMARY KEY);
              CREATE TABLE left_out (seq INTEGER PRIMARY KEY, tbl INTEGER NOT NULL,
                                     number INTEGER NOT NULL, location TEXT, error TEXT NOT NULL);
              CREATE TABLE jobs (seq INTEGER PRIMARY KEY, location INTEGER NOT NULL,
@@ -83,6 +96,7 @@ impl Stage {
             rows: 0,
             errored: 0,
             flagged: 0,
+            per_location: Vec::new(),
             failed: None,
             jobs: 0,
         })
@@ -130,6 +144,138 @@ impl Stage {
                 continue;
             }
             out.rows.push((seq as u64, row));
+        }
+        Ok(out)
+    }
+
+    /// How many rows a location has.
+    pub fn rows_at(&self, location: u32) -> u64 {
+        self.per_location
+            .get(location as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Row `seq` of the location being resolved has key `h`
+    /// ([`key_hash`]).
+    pub fn push_key(&self, h: i64, seq: u64) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO keys (h, seq) VALUES (?1, ?2)")?
+            .execute(params![h, seq as i64])?;
+        Ok(())
+    }
+
+    /// Up to `limit` rows of one location after `after` (`None`: from its
+    /// first), in file order.
+    pub fn location_window(
+        &self,
+        location: u32,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, CheckedRow)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, data FROM rows WHERE location = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let after = after.map_or(-1, |s| s as i64);
+        let mut rows = stmt.query(params![location, after, limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            out.push((seq as u64, decode(data)?));
+        }
+        Ok(out)
+    }
+
+    /// Forgets the verdicts and listed records of the location resolved
+    /// before.
+    pub fn start_location(&self) -> Result<()> {
+        self.conn.execute_batch(
+            "DELETE FROM verdicts; DELETE FROM listed; DELETE FROM keys; \
+                 DROP INDEX IF EXISTS keys_h;",
+        )?;
+        Ok(())
+    }
+
+    /// Row `seq` names `record` (of `location`), which it would leave
+    /// `unchanged` or not.
+    pub fn push_verdict(&self, seq: u64, record: i64, unchanged: bool) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT INTO verdicts (seq, record, unchanged) VALUES (?1, ?2, ?3)")?
+            .execute(params![seq as i64, record, unchanged])?;
+        self.push_key(key_hash(3, &record.to_le_bytes()), seq)
+    }
+
+    /// The record row `seq` names and whether it is unchanged.
+    pub fn verdict(&self, seq: u64) -> Result<Option<(i64, bool)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT record, unchanged FROM verdicts WHERE seq = ?1")?;
+        let mut rows = stmt.query([seq as i64])?;
+        match rows.next()? {
+            Some(row) => Ok(Some((row.get(0)?, row.get(1)?))),
+            None => Ok(None),
+        }
+    }
+
+    pub fn push_listed(&self, id: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO listed (id) VALUES (?1)")?
+            .execute([id])?;
+        Ok(())
+    }
+
+    pub fn is_listed(&self, id: i64) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM listed WHERE id = ?1)")?;
+        Ok(stmt.query_row([id], |row| row.get(0))?)
+    }
+
+    /// The rows of the location being resolved that share an identifier
+    /// (or a record) with another of its rows, in file order: the only ones duplicate
+    /// detection needs to see.
+    pub fn duplicate_candidates(&self) -> Result<Vec<u64>> {
+        // One sort of all the keys, rather than an index kept in order
+        // through millions of inserts.
+        self.conn
+            .execute_batch("CREATE INDEX IF NOT EXISTS keys_h ON keys(h, seq);")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT seq FROM (SELECT seq, count(*) OVER (PARTITION BY h) AS n \
+             FROM keys) WHERE n > 1 ORDER BY seq",
+        )?;
+        let seqs = stmt
+            .query_map([], |r| r.get::<_, i64>(0))?
+            .map(|seq| seq.map(|s| s as u64))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(seqs)
+    }
+
+    /// The rows of a location after `after`, up to `limit`, each with its
+    /// verdict: what building the jobs reads, in file order.
+    #[allow(clippy::type_complexity)]
+    pub fn location_window_with_verdicts(
+        &self,
+        location: u32,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(u64, CheckedRow, Option<(i64, bool)>)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT r.seq, r.data, v.record, v.unchanged FROM rows r \
+             LEFT JOIN verdicts v ON v.seq = r.seq \
+             WHERE r.location = ?1 AND r.seq > ?2 ORDER BY r.seq LIMIT ?3",
+        )?;
+        let after = after.map_or(-1, |s| s as i64);
+        let mut rows = stmt.query(params![location, after, limit as i64])?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            let verdict = match row.get::<_, Option<i64>>(2)? {
+                Some(record) => Some((record, row.get::<_, bool>(3)?)),
+                None => None,
+            };
+            out.push((seq as u64, decode(data)?, verdict));
         }
         Ok(out)
     }
@@ -264,6 +410,35 @@ pub struct StagedRow {
     pub flagged: bool,
 }
 
+/// [`key_hash`] of each identifier of a valid row.
+pub fn row_keys(row: &CheckedRow) -> [Option<i64>; 3] {
+    let mut keys = [None; 3];
+    if row.is_valid() {
+        let ids = row.ids();
+        let values = [
+            ids.sku.as_deref(),
+            ids.part_number.as_deref(),
+            ids.upc.as_deref().map(crate::model::upc_key),
+        ];
+        for (kind, value) in values.into_iter().enumerate() {
+            keys[kind] = value.map(|v| key_hash(kind as u8, v.as_bytes()));
+        }
+    }
+    keys
+}
+
+/// A 64-bit hash of one identifier (`kind` 0–2: sku, partNumber, UPC as
+/// [`crate::model::upc_key`]) or of a record (`kind` 3). Equal keys hash
+/// equal; a collision only makes two rows look worth comparing, and the
+/// comparison is made on the identifiers themselves.
+pub fn key_hash(kind: u8, value: &[u8]) -> i64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    kind.hash(&mut hasher);
+    value.hash(&mut hasher);
+    hasher.finish() as i64
+}
+
 impl StagedRow {
     /// Appends `row`'s encoding to `out` and says how to stage it.
     pub fn encode(row: &CheckedRow, out: &mut Vec<u8>) -> StagedRow {
@@ -299,6 +474,13 @@ impl Stage {
                 }
             }
         }
+        if let Some(location) = row.location {
+            let location = location as usize;
+            if self.per_location.len() <= location {
+                self.per_location.resize(location + 1, 0);
+            }
+            self.per_location[location] += 1;
+        }
         let result = self
             .conn
             .prepare_cached("INSERT INTO rows (seq, location, data) VALUES (?1, ?2, ?3)")
@@ -333,6 +515,7 @@ impl RowSink for Stage {
         self.rows = 0;
         self.errored = 0;
         self.flagged = 0;
+        self.per_location.clear();
     }
 
     fn len(&self) -> u64 {
