@@ -232,27 +232,29 @@ pub fn plan(
     })
 }
 
-/// A location of more rows than this (one warehouse's whole stock list of
-/// millions) is resolved a window of rows at a time; a smaller one is
-/// held in memory while it is resolved (about 1 KiB a row), which is
-/// faster.
-const IN_MEMORY_ROWS: u64 = 50_000;
+/// A location whose rows take more than this staged (encoded; up to ten
+/// times as much decoded: each text is a `String`) is resolved a window of
+/// rows at a time — one warehouse's whole stock list of millions of rows;
+/// a smaller one is held in memory while it is resolved, which is faster.
+/// 12 MiB is about 130,000 rows of the benchmark's shape, some 120 MiB
+/// held.
+const IN_MEMORY_BYTES: u64 = 12 * 1024 * 1024;
 const WINDOW_ROWS: usize = 20_000;
 
-/// ([`IN_MEMORY_ROWS`], [`WINDOW_ROWS`]), or both `N` with
-/// `STOCKDROP_RESOLVE_WINDOW=N` in the environment: how tests make small
-/// files take the windowed way.
-fn window_sizes() -> (u64, usize) {
-    static SIZES: std::sync::LazyLock<(u64, usize)> = std::sync::LazyLock::new(|| {
-        match std::env::var("STOCKDROP_RESOLVE_WINDOW")
+/// Whether a location of `rows` rows taking `bytes` staged is resolved a
+/// window at a time, and the window's size. `STOCKDROP_RESOLVE_WINDOW=N`
+/// in the environment windows every location of more than `N` rows, `N`
+/// at a time: how tests make small files take the windowed way.
+fn windowing(rows: u64, bytes: u64) -> Option<usize> {
+    static FORCED: std::sync::LazyLock<Option<usize>> = std::sync::LazyLock::new(|| {
+        std::env::var("STOCKDROP_RESOLVE_WINDOW")
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
-        {
-            Some(n) => (n as u64, n.max(1)),
-            None => (IN_MEMORY_ROWS, WINDOW_ROWS),
-        }
     });
-    *SIZES
+    match *FORCED {
+        Some(n) => (rows > n as u64).then_some(n.max(1)),
+        None => (bytes > IN_MEMORY_BYTES).then_some(WINDOW_ROWS),
+    }
 }
 
 /// Resolves one location's rows and stages its jobs: matching, conflicts,
@@ -270,7 +272,9 @@ fn plan_location(
     update_stamp: Option<u64>,
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
-    if rules.job_type == JobType::Refresh && stage.rows_at(location_index) > window_sizes().0 {
+    let (rows, bytes) = stage.rows_at(location_index);
+    tracing::debug!(location, rows, bytes, "resolving a location");
+    if let (JobType::Refresh, Some(window)) = (rules.job_type, windowing(rows, bytes)) {
         return plan_large_location(
             checked,
             stage,
@@ -279,6 +283,7 @@ fn plan_location(
             mode,
             location_index,
             location,
+            window,
             location_errors,
         );
     }
@@ -312,6 +317,7 @@ fn plan_large_location(
     mode: RefreshMode,
     location_index: u32,
     location: &str,
+    window: usize,
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
     stage.start_location()?;
@@ -326,9 +332,10 @@ fn plan_large_location(
     };
 
     // 1. Each row's record, a window at a time.
+    let mut verdicts = 0u64;
     let mut after = None;
     loop {
-        let window = stage.location_window(location_index, after, window_sizes().1)?;
+        let window = stage.location_window(location_index, after, window)?;
         let Some(&(last, _)) = window.last() else {
             break;
         };
@@ -348,6 +355,7 @@ fn plan_large_location(
             }
             if let Some(record) = found.record {
                 stage.push_verdict(seq, record, found.unchanged)?;
+                verdicts += 1;
             }
             if !row.errors.is_empty() || !found.errors.is_empty() {
                 note_error(seq, row.number);
@@ -413,8 +421,16 @@ fn plan_large_location(
     let mut jobs = JobSplitter::new(location_index, rules.items_per_job);
     let mut after = None;
     loop {
-        let window =
-            stage.location_window_with_verdicts(location_index, after, window_sizes().1)?;
+        // A new location (no row named a record) has no verdicts to join.
+        let window = if verdicts == 0 {
+            stage
+                .location_window(location_index, after, window)?
+                .into_iter()
+                .map(|(seq, row)| (seq, row, None))
+                .collect()
+        } else {
+            stage.location_window_with_verdicts(location_index, after, window)?
+        };
         let Some(&(last, _, _)) = window.last() else {
             break;
         };
@@ -457,7 +473,7 @@ fn plan_large_location(
 }
 
 /// A location whose rows are held in memory while it is resolved: a
-/// refresh location of at most [`IN_MEMORY_ROWS`], or an adjust file's
+/// refresh location of at most [`IN_MEMORY_BYTES`] staged, or an adjust file's
 /// (SPEC §1.1: rows of one product are summed).
 #[allow(clippy::too_many_arguments)]
 fn plan_location_in_memory(

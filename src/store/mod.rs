@@ -214,6 +214,13 @@ impl Store {
 
     /// Starts a write transaction, taking SQLite's write lock at once so two
     /// writers queue instead of failing half way.
+    /// Sets the connection's page cache, in KiB (SQLite's default is
+    /// 2,000).
+    pub fn set_cache_kib(&self, kib: i64) -> Result<()> {
+        self.conn.pragma_update(None, "cache_size", -kib)?;
+        Ok(())
+    }
+
     pub fn write(&mut self) -> Result<Write<'_>> {
         let tx = self
             .conn

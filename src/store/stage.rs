@@ -22,8 +22,8 @@ pub struct Stage {
     /// Rows with validation errors or warnings (their seqs are in
     /// `flagged`).
     flagged: u64,
-    /// Rows per location index.
-    per_location: Vec<u64>,
+    /// (rows, bytes staged) per location index.
+    per_location: Vec<(u64, u64)>,
     /// The first write that failed; reported by [`Stage::finish_rows`].
     failed: Option<rusqlite::Error>,
     jobs: u64,
@@ -77,7 +77,7 @@ impl Stage {
              -- identifier of each valid row, and of the record it names;
              -- rows that share one are the only ones that can be
              -- duplicates of each other.
-             -- (Indexed once they are all in: `duplicate_candidates`.)
+             -- (Sorted once they are all in: `duplicate_candidates`.)
              CREATE TABLE keys (h INTEGER NOT NULL, seq INTEGER NOT NULL);
              -- Per location being resolved: the record each row names and
              -- whether it is unchanged; the records the rows list (full mode).
@@ -148,12 +148,13 @@ impl Stage {
         Ok(out)
     }
 
-    /// How many rows a location has.
-    pub fn rows_at(&self, location: u32) -> u64 {
+    /// How many rows a location has, and how many bytes they take
+    /// staged (encoded; decoded, they take two to three times that).
+    pub fn rows_at(&self, location: u32) -> (u64, u64) {
         self.per_location
             .get(location as usize)
             .copied()
-            .unwrap_or(0)
+            .unwrap_or((0, 0))
     }
 
     /// Row `seq` of the location being resolved has key `h`
@@ -190,10 +191,8 @@ impl Stage {
     /// Forgets the verdicts and listed records of the location resolved
     /// before.
     pub fn start_location(&self) -> Result<()> {
-        self.conn.execute_batch(
-            "DELETE FROM verdicts; DELETE FROM listed; DELETE FROM keys; \
-                 DROP INDEX IF EXISTS keys_h;",
-        )?;
+        self.conn
+            .execute_batch("DELETE FROM verdicts; DELETE FROM listed; DELETE FROM keys;")?;
         Ok(())
     }
 
@@ -236,19 +235,29 @@ impl Stage {
     /// (or a record) with another of its rows, in file order: the only ones duplicate
     /// detection needs to see.
     pub fn duplicate_candidates(&self) -> Result<Vec<u64>> {
-        // One sort of all the keys, rather than an index kept in order
-        // through millions of inserts.
-        self.conn
-            .execute_batch("CREATE INDEX IF NOT EXISTS keys_h ON keys(h, seq);")?;
-        let mut stmt = self.conn.prepare(
-            "SELECT DISTINCT seq FROM (SELECT seq, count(*) OVER (PARTITION BY h) AS n \
-             FROM keys) WHERE n > 1 ORDER BY seq",
-        )?;
-        let seqs = stmt
-            .query_map([], |r| r.get::<_, i64>(0))?
-            .map(|seq| seq.map(|s| s as u64))
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(seqs)
+        // One sort of the keys (SQLite's sorter, which spills to disk),
+        // read in order: a run of equal hashes is a group of candidates.
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT h, seq FROM keys ORDER BY h")?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        // The current run's hash and its first row, until a second joins.
+        let mut run: Option<(i64, Option<u64>)> = None;
+        while let Some(row) = rows.next()? {
+            let (h, seq): (i64, i64) = (row.get(0)?, row.get(1)?);
+            let seq = seq as u64;
+            match &mut run {
+                Some((current, first)) if *current == h => {
+                    out.extend(first.take());
+                    out.push(seq);
+                }
+                _ => run = Some((h, Some(seq))),
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 
     /// The rows of a location after `after`, up to `limit`, each with its
@@ -477,9 +486,11 @@ impl Stage {
         if let Some(location) = row.location {
             let location = location as usize;
             if self.per_location.len() <= location {
-                self.per_location.resize(location + 1, 0);
+                self.per_location.resize(location + 1, (0, 0));
             }
-            self.per_location[location] += 1;
+            let (rows, bytes) = &mut self.per_location[location];
+            *rows += 1;
+            *bytes += data.len() as u64;
         }
         let result = self
             .conn
