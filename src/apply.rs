@@ -211,14 +211,7 @@ fn apply_adjust(
 pub(crate) fn merged(record: &Record, item: &Item) -> Record {
     let mut after = record.clone();
     after.quantity = item.quantity;
-    let o = &item.optionals;
-    let a = &mut after.optionals;
-    a.bin_id = o.bin_id.or(a.bin_id);
-    a.ltd = o.ltd.or(a.ltd);
-    a.floor = o.floor.or(a.floor);
-    a.safety_stock = o.safety_stock.or(a.safety_stock);
-    a.currency_id = o.currency_id.or(a.currency_id);
-    a.retail_price = o.retail_price.or(a.retail_price);
+    after.optionals.take_given(&item.optionals);
     if after.ids.sku.is_none() {
         after.ids.sku = item.ids.sku.clone();
     }

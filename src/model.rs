@@ -183,6 +183,19 @@ pub struct Optionals {
     pub retail_price: Option<f64>,
 }
 
+impl Optionals {
+    /// Takes each value `other` carries; keeps its own where `other` has
+    /// none.
+    pub fn take_given(&mut self, other: &Optionals) {
+        self.bin_id = other.bin_id.or(self.bin_id);
+        self.ltd = other.ltd.or(self.ltd);
+        self.floor = other.floor.or(self.floor);
+        self.safety_stock = other.safety_stock.or(self.safety_stock);
+        self.currency_id = other.currency_id.or(self.currency_id);
+        self.retail_price = other.retail_price.or(self.retail_price);
+    }
+}
+
 /// One validated item of a refresh job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {

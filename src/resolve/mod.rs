@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use crate::adjust;
 use crate::config::{BelowZero, Duplicates, ImportRules, JobType, OnError, RefreshMode};
 use crate::issue::{Code, Issue, Place};
-use crate::model::upc_key;
+use crate::model::{upc_key, Item};
 use crate::plan::{Draft, JobPlan, LeftOutRow, Plan, PlannedItem};
 use crate::store::queries;
 use crate::store::records::{self, IdKind};
@@ -97,17 +97,16 @@ pub fn plan(
 
     for (location_index, location) in checked.locations.iter().enumerate() {
         let location_index = location_index as u32;
-        let findings = plan_location(
+        let at = At {
             checked,
-            stage,
             store,
             rules,
             mode,
             location_index,
             location,
             update_stamp,
-            &mut location_errors,
-        )?;
+        };
+        let findings = plan_location(&at, stage, &mut location_errors)?;
         any_row_error |= findings.any_error;
         guard_rejected |= findings.guard_rejected;
         rejected_locations[location_index as usize] = findings.rejected;
@@ -257,47 +256,32 @@ fn windowing(rows: u64, bytes: u64) -> Option<usize> {
     }
 }
 
+/// One location of one file being resolved, and what it is resolved
+/// against.
+struct At<'a, R> {
+    checked: &'a Checked,
+    store: &'a R,
+    rules: &'a ImportRules,
+    mode: RefreshMode,
+    location_index: u32,
+    location: &'a str,
+    update_stamp: Option<u64>,
+}
+
 /// Resolves one location's rows and stages its jobs: matching, conflicts,
 /// duplicates, `reject-location`, full-mode zeroing and its guard, the
 /// split into jobs.
-#[allow(clippy::too_many_arguments)]
 fn plan_location(
-    checked: &Checked,
+    at: &At<'_, impl Reader>,
     stage: &mut Stage,
-    store: &impl Reader,
-    rules: &ImportRules,
-    mode: RefreshMode,
-    location_index: u32,
-    location: &str,
-    update_stamp: Option<u64>,
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
-    let (rows, bytes) = stage.rows_at(location_index);
-    tracing::debug!(location, rows, bytes, "resolving a location");
-    if let (JobType::Refresh, Some(window)) = (rules.job_type, windowing(rows, bytes)) {
-        return plan_large_location(
-            checked,
-            stage,
-            store,
-            rules,
-            mode,
-            location_index,
-            location,
-            window,
-            location_errors,
-        );
+    let (rows, bytes) = stage.rows_at(at.location_index);
+    tracing::debug!(location = at.location, rows, bytes, "resolving a location");
+    if let (JobType::Refresh, Some(window)) = (at.rules.job_type, windowing(rows, bytes)) {
+        return plan_large_location(at, stage, window, location_errors);
     }
-    plan_location_in_memory(
-        checked,
-        stage,
-        store,
-        rules,
-        mode,
-        location_index,
-        location,
-        update_stamp,
-        location_errors,
-    )
+    plan_location_in_memory(at, stage, location_errors)
 }
 
 /// A large refresh location, in bounded memory whatever its size: a
@@ -308,18 +292,21 @@ fn plan_location(
 /// second pass over the rows. What is held for the whole location is what
 /// rows have to say (`issues`), which were superseded, and the rows that
 /// may be duplicates (a few, unless the file repeats itself).
-#[allow(clippy::too_many_arguments)]
 fn plan_large_location(
-    checked: &Checked,
+    at: &At<'_, impl Reader>,
     stage: &mut Stage,
-    store: &impl Reader,
-    rules: &ImportRules,
-    mode: RefreshMode,
-    location_index: u32,
-    location: &str,
     window: usize,
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
+    let At {
+        checked,
+        store,
+        rules,
+        mode,
+        location_index,
+        location,
+        ..
+    } = *at;
     stage.start_location()?;
     let wants_listed = mode == RefreshMode::Full;
     let mut issues: HashMap<u64, (Vec<Issue>, Vec<Issue>)> = HashMap::new();
@@ -404,17 +391,9 @@ fn plan_large_location(
 
     let any_error = first_error.is_some();
     let mut rejected = reject_location(rules, location, first_error.map(|e| e.1));
-    let zero = full_mode_zero(
-        checked,
-        stage,
-        store,
-        rules,
-        mode,
-        location,
-        &mut rejected,
-        location_errors,
-        |stage, id| stage.is_listed(id),
-    )?;
+    let zero = full_mode_zero(at, stage, &mut rejected, location_errors, |stage, id| {
+        stage.is_listed(id)
+    })?;
     let guard_rejected = zero.is_none();
 
     // 3. The jobs, from the rows in file order.
@@ -435,7 +414,7 @@ fn plan_large_location(
             break;
         };
         after = Some(last);
-        for (seq, row, verdict) in window {
+        for (seq, mut row, verdict) in window {
             let errored = !row.errors.is_empty()
                 || issues
                     .get(&seq)
@@ -443,26 +422,14 @@ fn plan_large_location(
             if errored || superseded.contains(&seq) {
                 continue;
             }
-            let Some(item) = row.item else {
+            let Some(item) = row.item.take() else {
                 continue;
             };
-            let planned = match verdict {
-                Some((_, true)) => None,
-                _ => Some(PlannedItem {
-                    row: row.number,
-                    record: verdict.map(|v| v.0),
-                    item: *item,
-                }),
-            };
-            jobs.push(stage, row.manufacturer_id, planned)?;
+            let (record, unchanged) = verdict.map_or((None, false), |(r, u)| (Some(r), u));
+            jobs.push_row(stage, &row, *item, record, unchanged)?;
         }
     }
-    let zero = if rejected.is_none() {
-        zero.unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    jobs.finish(stage, zero, rules.manufacturer_id)?;
+    jobs.finish_location(stage, zero, rejected.is_some(), rules.manufacturer_id)?;
 
     Ok(LocationFindings {
         issues,
@@ -475,18 +442,20 @@ fn plan_large_location(
 /// A location whose rows are held in memory while it is resolved: a
 /// refresh location of at most [`IN_MEMORY_BYTES`] staged, or an adjust file's
 /// (SPEC §1.1: rows of one product are summed).
-#[allow(clippy::too_many_arguments)]
 fn plan_location_in_memory(
-    checked: &Checked,
+    at: &At<'_, impl Reader>,
     stage: &mut Stage,
-    store: &impl Reader,
-    rules: &ImportRules,
-    mode: RefreshMode,
-    location_index: u32,
-    location: &str,
-    update_stamp: Option<u64>,
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
+    let At {
+        checked,
+        store,
+        rules,
+        location_index,
+        location,
+        update_stamp,
+        ..
+    } = *at;
     let staged = stage.location_rows(location_index)?;
     let idless_error = staged.first_idless_error;
     let (seqs, mut rows): (Vec<u64>, Vec<CheckedRow>) = staged.rows.into_iter().unzip();
@@ -518,17 +487,9 @@ fn plan_location_in_memory(
         (a, b) => a.or(b),
     };
     let mut rejected = reject_location(rules, location, bad.map(|b| b.1));
-    let zero = full_mode_zero(
-        checked,
-        stage,
-        store,
-        rules,
-        mode,
-        location,
-        &mut rejected,
-        location_errors,
-        |_, id| Ok(listed.contains(&id)),
-    )?;
+    let zero = full_mode_zero(at, stage, &mut rejected, location_errors, |_, id| {
+        Ok(listed.contains(&id))
+    })?;
     let guard_rejected = zero.is_none();
 
     let refresh = rules.job_type == JobType::Refresh;
@@ -540,23 +501,10 @@ fn plan_location_in_memory(
         let Some(item) = row.item.take() else {
             continue;
         };
-        let planned = if refresh && found[index].unchanged {
-            None
-        } else {
-            Some(PlannedItem {
-                row: row.number,
-                record: found[index].record,
-                item: *item,
-            })
-        };
-        jobs.push(stage, row.manufacturer_id, planned)?;
+        let unchanged = refresh && found[index].unchanged;
+        jobs.push_row(stage, row, *item, found[index].record, unchanged)?;
     }
-    let zero = if rejected.is_none() {
-        zero.unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    jobs.finish(stage, zero, rules.manufacturer_id)?;
+    jobs.finish_location(stage, zero, rejected.is_some(), rules.manufacturer_id)?;
 
     let issues = found
         .into_iter()
@@ -594,18 +542,21 @@ fn reject_location(rules: &ImportRules, location: &str, first_bad: Option<u64>) 
 /// the location (`None`, with its `too-many-zeroed` error). A location
 /// outside import.locations is never changed: its rows are
 /// `unknown-location`, and nothing there is zeroed.
-#[allow(clippy::too_many_arguments)]
 fn full_mode_zero(
-    checked: &Checked,
+    at: &At<'_, impl Reader>,
     stage: &Stage,
-    store: &impl Reader,
-    rules: &ImportRules,
-    mode: RefreshMode,
-    location: &str,
     rejected: &mut Option<String>,
     location_errors: &mut Vec<Issue>,
     is_listed: impl Fn(&Stage, i64) -> Result<bool>,
 ) -> Result<Option<Vec<i64>>> {
+    let At {
+        checked,
+        store,
+        rules,
+        mode,
+        location,
+        ..
+    } = *at;
     // A file rejected as a whole, or for its rows, never reaches full mode.
     let file_rejected = checked.file_error.is_some()
         || (rules.on_error == OnError::RejectFile && stage.any_row_error());
@@ -697,6 +648,41 @@ impl JobSplitter {
             }
         }
         Ok(())
+    }
+
+    /// A row that applies, as `item` to `record` (`None`: a new one); an
+    /// item that would change nothing is planned as nothing.
+    fn push_row(
+        &mut self,
+        stage: &mut Stage,
+        row: &CheckedRow,
+        item: Item,
+        record: Option<i64>,
+        unchanged: bool,
+    ) -> Result<()> {
+        let planned = (!unchanged).then_some(PlannedItem {
+            row: row.number,
+            record,
+            item,
+        });
+        self.push(stage, row.manufacturer_id, planned)
+    }
+
+    /// Stages what is left, with full mode's zeroing (`None`: the guard
+    /// rejected the location) unless the location was rejected.
+    fn finish_location(
+        self,
+        stage: &mut Stage,
+        zero: Option<Vec<i64>>,
+        rejected: bool,
+        manufacturer_id: Option<u32>,
+    ) -> Result<()> {
+        let zero = if rejected {
+            Vec::new()
+        } else {
+            zero.unwrap_or_default()
+        };
+        self.finish(stage, zero, manufacturer_id)
     }
 
     /// Stages what is left, the zeroing on the last job (a job of its own
@@ -913,13 +899,7 @@ fn adjust_rows(
                 continue;
             };
             if let Some(sum) = rows[first].item.as_mut() {
-                let (o, s) = (&item.optionals, &mut sum.optionals);
-                s.bin_id = o.bin_id.or(s.bin_id);
-                s.ltd = o.ltd.or(s.ltd);
-                s.floor = o.floor.or(s.floor);
-                s.safety_stock = o.safety_stock.or(s.safety_stock);
-                s.currency_id = o.currency_id.or(s.currency_id);
-                s.retail_price = o.retail_price.or(s.retail_price);
+                sum.optionals.take_given(&item.optionals);
                 for attribute in &item.attributes {
                     if !sum.attributes.contains(attribute) {
                         sum.attributes.push(attribute.clone());

@@ -174,16 +174,33 @@ impl Stage {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<(u64, CheckedRow)>> {
-        let mut stmt = self.conn.prepare_cached(
+        self.window(
             "SELECT seq, data FROM rows WHERE location = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-        )?;
+            location,
+            after,
+            limit,
+            |seq, row, _| Ok((seq, row)),
+        )
+    }
+
+    /// Runs a window query (`?1` location, `?2` after, `?3` limit; seq and
+    /// data first) and makes each row with `f`.
+    fn window<T>(
+        &self,
+        sql: &str,
+        location: u32,
+        after: Option<u64>,
+        limit: usize,
+        mut f: impl FnMut(u64, CheckedRow, &rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let after = after.map_or(-1, |s| s as i64);
         let mut rows = stmt.query(params![location, after, limit as i64])?;
         let mut out = Vec::new();
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-            out.push((seq as u64, decode(data)?));
+            out.push(f(seq as u64, decode(data)?, row)?);
         }
         Ok(out)
     }
@@ -269,24 +286,21 @@ impl Stage {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Vec<(u64, CheckedRow, Option<(i64, bool)>)>> {
-        let mut stmt = self.conn.prepare_cached(
+        self.window(
             "SELECT r.seq, r.data, v.record, v.unchanged FROM rows r \
              LEFT JOIN verdicts v ON v.seq = r.seq \
              WHERE r.location = ?1 AND r.seq > ?2 ORDER BY r.seq LIMIT ?3",
-        )?;
-        let after = after.map_or(-1, |s| s as i64);
-        let mut rows = stmt.query(params![location, after, limit as i64])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
-            let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-            let verdict = match row.get::<_, Option<i64>>(2)? {
-                Some(record) => Some((record, row.get::<_, bool>(3)?)),
-                None => None,
-            };
-            out.push((seq as u64, decode(data)?, verdict));
-        }
-        Ok(out)
+            location,
+            after,
+            limit,
+            |seq, data, row| {
+                let verdict = match row.get::<_, Option<i64>>(2)? {
+                    Some(record) => Some((record, row.get::<_, bool>(3)?)),
+                    None => None,
+                };
+                Ok((seq, data, verdict))
+            },
+        )
     }
 
     /// How many rows have validation errors or warnings.
