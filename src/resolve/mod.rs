@@ -295,7 +295,7 @@ fn plan_location(
 fn plan_large_location(
     at: &At<'_, impl Reader>,
     stage: &mut Stage,
-    window: usize,
+    window_rows: usize,
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
     let At {
@@ -322,7 +322,7 @@ fn plan_large_location(
     let mut verdicts = 0u64;
     let mut after = None;
     loop {
-        let window = stage.location_window(location_index, after, window)?;
+        let window = stage.location_window(location_index, after, window_rows)?;
         let Some(&(last, _)) = window.last() else {
             break;
         };
@@ -403,12 +403,12 @@ fn plan_large_location(
         // A new location (no row named a record) has no verdicts to join.
         let window = if verdicts == 0 {
             stage
-                .location_window(location_index, after, window)?
+                .location_window(location_index, after, window_rows)?
                 .into_iter()
                 .map(|(seq, row)| (seq, row, None))
                 .collect()
         } else {
-            stage.location_window_with_verdicts(location_index, after, window)?
+            stage.location_window_with_verdicts(location_index, after, window_rows)?
         };
         let Some(&(last, _, _)) = window.last() else {
             break;
