@@ -842,8 +842,15 @@ fn import_content(
     let mut stage = Stage::new()?;
     let checked = check(&content, rules, &mut stage, &progress)?;
     clock.lap("check");
-    progress("resolving items", stage.rows(), stage.rows());
-    let mut plan = resolve::plan(&checked, &mut stage, &store.read(), rules, &content.name)?;
+    progress("resolving items", 0, stage.rows());
+    let mut plan = resolve::plan(
+        &checked,
+        &mut stage,
+        &store.read(),
+        rules,
+        &content.name,
+        &|done, of| progress("resolving items", done, of),
+    )?;
     clock.lap("resolve");
     let report_dir = options
         .report_dir
@@ -1216,7 +1223,14 @@ fn validate_content(
     let received_at = now();
     let mut stage = Stage::new()?;
     let checked = check(&content, rules, &mut stage, &|_, _, _| {})?;
-    let plan = resolve::plan(&checked, &mut stage, &store.read(), rules, &content.name)?;
+    let plan = resolve::plan(
+        &checked,
+        &mut stage,
+        &store.read(),
+        rules,
+        &content.name,
+        &|_, _| {},
+    )?;
     let duplicate = if checked.file_error.is_none() {
         duplicate_of(&store.read(), &inbox.name, rules, &plan, &content.sha256)?
     } else {

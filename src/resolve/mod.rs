@@ -69,12 +69,14 @@ struct LocationFindings {
 /// store through `store`. One location's rows are in memory at a time:
 /// its jobs go into the stage as they are planned, the rows left out too;
 /// what the plan keeps is the report's draft and a flag per location.
+/// `progress` is told (rows resolved, rows in all) after each location.
 pub fn plan(
     checked: &Checked,
     stage: &mut Stage,
     store: &impl Reader,
     rules: &ImportRules,
     file_name: &str,
+    progress: &dyn Fn(u64, u64),
 ) -> Result<Plan> {
     let _snapshot = crate::store::snapshot(store)?;
     // An adjust file never zeroes anything (SPEC §1.1): refresh mode does
@@ -95,6 +97,7 @@ pub fn plan(
     let mut any_row_error = stage.any_row_error();
     let mut guard_rejected = false;
 
+    let mut resolved = 0;
     for (location_index, location) in checked.locations.iter().enumerate() {
         let location_index = location_index as u32;
         let at = At {
@@ -107,6 +110,8 @@ pub fn plan(
             update_stamp,
         };
         let findings = plan_location(&at, stage, &mut location_errors)?;
+        resolved += stage.rows_at(location_index).0;
+        progress(resolved, stage.rows());
         any_row_error |= findings.any_error;
         guard_rejected |= findings.guard_rejected;
         rejected_locations[location_index as usize] = findings.rejected;
