@@ -33,14 +33,12 @@ pub fn apply_import(
             locations.push(&job.location);
         }
     }
-    let total = pending.len() as u64;
-    let mut done = 0;
     // A location's identifier indexes take about 130 bytes a record: past
     // SQLite's default 2 MB cache at some 15,000 records, each insert
     // into them reads and writes pages through the kernel. 32 MiB holds a
     // location of 250,000 records.
     store.set_cache_kib(APPLY_CACHE_KIB)?;
-    let applied = apply_locations(store, &pending, &locations, total, &mut done, &mut progress);
+    let applied = apply_locations(store, &pending, &locations, &mut progress);
     store.set_cache_kib(DEFAULT_CACHE_KIB)?;
     applied
 }
@@ -48,23 +46,24 @@ pub fn apply_import(
 const APPLY_CACHE_KIB: i64 = 32 * 1024;
 const DEFAULT_CACHE_KIB: i64 = 2000;
 
+/// Applies `pending`, one transaction per location, in `locations` order.
 fn apply_locations(
     store: &mut Store,
     pending: &[PendingJob],
     locations: &[&str],
-    total: u64,
-    done: &mut u64,
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<()> {
+    let total = pending.len() as u64;
+    let mut done = 0;
     for &location in locations {
         let write = store.write()?;
         for job in pending.iter().filter(|j| j.location == location) {
             apply_job(&write, job)?;
-            *done += 1;
+            done += 1;
         }
         write.commit()?;
         crate::crashpoint::hit_commit();
-        progress(*done, total);
+        progress(done, total);
     }
     Ok(())
 }
@@ -76,7 +75,7 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
     if !queries::is_pending(w, job.id)? {
         return Ok(());
     }
-    let plan: JobPlan =
+    let plan =
         JobPlan::decode(&queries::job_plan(w, job.id)?).map_err(|e| StoreError::Corrupt {
             what: "job plan",
             detail: format!("job {}: {e}", job.id),
@@ -146,11 +145,6 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
     queries::finish_job(w, job.id, &started, &now(), zeroed)
 }
 
-/// An adjust job (SPEC §1.1): each item's quantity is a change, added to
-/// the count the record has now, read inside this transaction — so the
-/// count moves once, by the planned change, whenever the job is applied.
-/// A result below 0 (the count fell between planning and applying, or
-/// `adjust_below_zero = "clamp"`) stops at 0.
 /// Whether applying `item` to `record` would change nothing: the same as
 /// `merged(record, item) == *record`, without building the merged record
 /// (resolving asks this of every row that names a record).
@@ -175,6 +169,11 @@ pub(crate) fn changes_nothing(record: &Record, item: &Item) -> bool {
             .all(|a| record.attributes.contains(a))
 }
 
+/// An adjust job (SPEC §1.1): each item's quantity is a change, added to
+/// the count the record has now, read inside this transaction — so the
+/// count moves once, by the planned change, whenever the job is applied.
+/// A result below 0 (the count fell between planning and applying, or
+/// `adjust_below_zero = "clamp"`) stops at 0.
 fn apply_adjust(
     w: &Write<'_>,
     job: &PendingJob,

@@ -328,10 +328,7 @@ fn check(
                 sink.flush();
                 checked
             });
-        let reader = match reader {
-            Ok(reader) => reader,
-            Err(e) => return Err(e),
-        };
+        let reader = reader?;
         for batch in batches {
             match batch {
                 Batch::Rows { data, rows } => {

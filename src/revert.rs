@@ -7,9 +7,9 @@
 //! A record the job created did not exist before it: reverting sets its
 //! quantity back to 0 (the record stays, so its history stays readable).
 
-use rusqlite::params;
 use std::collections::HashSet;
 
+use rusqlite::params;
 use serde_json::Value;
 
 use crate::apply::now;

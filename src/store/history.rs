@@ -120,12 +120,7 @@ fn put_value(out: &mut Vec<u8>, value: &Value) {
             out.push(TEXT);
             put_bytes(out, s.as_bytes());
         }
-        Value::Number(n) if n.is_i64() => {
-            out.push(INT);
-            let i = n.as_i64().unwrap_or_default();
-            // Zigzag: small negatives stay small.
-            put_varint(out, ((i << 1) ^ (i >> 63)) as u64);
-        }
+        Value::Number(n) if n.is_i64() => put_int(out, n.as_i64().unwrap_or_default()),
         Value::Number(n) if n.is_f64() => {
             out.push(FLOAT);
             out.extend_from_slice(&n.as_f64().unwrap_or_default().to_le_bytes());
@@ -326,8 +321,8 @@ impl Journal {
         }
     }
 
-    /// Adds one record's change (`before`/`after` from [`diff`] or
-    /// [`encode`]), writing a chunk when it is full.
+    /// Adds one record's change (`before`/`after` from [`diff`]), writing
+    /// a chunk when it is full.
     pub fn add(
         &mut self,
         w: &Write<'_>,

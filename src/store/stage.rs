@@ -148,8 +148,8 @@ impl Stage {
         Ok(out)
     }
 
-    /// How many rows a location has, and how many bytes they take
-    /// staged (encoded; decoded, they take two to three times that).
+    /// How many rows a location has, and how many bytes they take staged
+    /// (encoded; decoded, they take up to ten times that).
     pub fn rows_at(&self, location: u32) -> (u64, u64) {
         self.per_location
             .get(location as usize)
@@ -213,8 +213,8 @@ impl Stage {
         Ok(())
     }
 
-    /// Row `seq` names `record` (of `location`), which it would leave
-    /// `unchanged` or not.
+    /// Row `seq` names `record`, which it would leave `unchanged` or not;
+    /// the record's hash joins the row's keys.
     pub fn push_verdict(&self, seq: u64, record: i64, unchanged: bool) -> Result<()> {
         self.conn
             .prepare_cached("INSERT INTO verdicts (seq, record, unchanged) VALUES (?1, ?2, ?3)")?
@@ -249,8 +249,8 @@ impl Stage {
     }
 
     /// The rows of the location being resolved that share an identifier
-    /// (or a record) with another of its rows, in file order: the only ones duplicate
-    /// detection needs to see.
+    /// (or a record) with another of its rows, in file order: the only
+    /// ones duplicate detection needs to see.
     pub fn duplicate_candidates(&self) -> Result<Vec<u64>> {
         // One sort of the keys (SQLite's sorter, which spills to disk),
         // read in order: a run of equal hashes is a group of candidates.
