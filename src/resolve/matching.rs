@@ -28,7 +28,10 @@ const KINDS: [IdKind; 3] = [IdKind::Sku, IdKind::PartNumber, IdKind::Upc];
 
 /// Resolves the rows of one location against its records: `found[i]`
 /// gets row `i`'s record, conflicts and whether it is unchanged; `listed`
-/// every record a row names (valid or not), for full mode.
+/// every record a row names (valid or not), for full mode. `scan` says
+/// whether range scans are still worth trying at this location; it is
+/// cleared once the location proves too large for them, so the later
+/// windows of a large location go straight to point lookups.
 pub(super) fn resolve_rows(
     checked: &Checked,
     rows: &[CheckedRow],
@@ -36,11 +39,17 @@ pub(super) fn resolve_rows(
     store: &impl Reader,
     location: &str,
     listed: &mut HashSet<i64>,
+    scan: &mut bool,
 ) -> Result<()> {
     if rows.is_empty() || !records::any_at(store, location)? {
         return Ok(());
     }
-    let matches = match scan_matches(store, location, rows)? {
+    let scanned = match scan {
+        true => scan_matches(store, location, rows)?,
+        false => None,
+    };
+    *scan = scanned.is_some();
+    let matches = match scanned {
         Some(matches) => matches,
         None => rows
             .iter()

@@ -325,6 +325,7 @@ fn plan_large_location(
 
     // 1. Each row's record, a window at a time.
     let mut verdicts = 0u64;
+    let mut scan = true;
     let mut after = None;
     loop {
         let window = stage.location_window(location_index, after, window_rows)?;
@@ -335,7 +336,15 @@ fn plan_large_location(
         let (seqs, rows): (Vec<u64>, Vec<CheckedRow>) = window.into_iter().unzip();
         let mut found: Vec<Found> = vec![Found::default(); rows.len()];
         let mut listed: HashSet<i64> = HashSet::new();
-        matching::resolve_rows(checked, &rows, &mut found, store, location, &mut listed)?;
+        matching::resolve_rows(
+            checked,
+            &rows,
+            &mut found,
+            store,
+            location,
+            &mut listed,
+            &mut scan,
+        )?;
         if wants_listed {
             for id in listed {
                 stage.push_listed(id)?;
@@ -467,7 +476,15 @@ fn plan_location_in_memory(
     let mut found: Vec<Found> = vec![Found::default(); rows.len()];
     // Records the rows name (valid or not), for full mode.
     let mut listed: HashSet<i64> = HashSet::new();
-    matching::resolve_rows(checked, &rows, &mut found, store, location, &mut listed)?;
+    matching::resolve_rows(
+        checked,
+        &rows,
+        &mut found,
+        store,
+        location,
+        &mut listed,
+        &mut true,
+    )?;
     match rules.job_type {
         JobType::Refresh => find_duplicates(checked, &rows, &mut found, rules.duplicates),
         JobType::Adjust => adjust_rows(
