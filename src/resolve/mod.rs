@@ -282,8 +282,15 @@ fn plan_location(
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
     let (rows, bytes) = stage.rows_at(at.location_index);
-    tracing::debug!(location = at.location, rows, bytes, "resolving a location");
     if let (JobType::Refresh, Some(window)) = (at.rules.job_type, windowing(rows, bytes)) {
+        // Once per large location (a file has few), not per location.
+        tracing::debug!(
+            location = at.location,
+            rows,
+            bytes,
+            window,
+            "resolving a large location a window at a time"
+        );
         return plan_large_location(at, stage, window, location_errors);
     }
     plan_location_in_memory(at, stage, location_errors)
