@@ -455,8 +455,11 @@ pub fn row_keys(row: &CheckedRow) -> [Option<i64>; 3] {
 /// equal; a collision only makes two rows look worth comparing, and the
 /// comparison is made on the identifiers themselves.
 pub fn key_hash(kind: u8, value: &[u8]) -> i64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::hash::DefaultHasher::new();
+    use std::hash::{BuildHasher, Hash, Hasher};
+    // Seeded at random once per process (an uploader cannot make many rows
+    // collide and so be held as candidates), the same for every call in it.
+    static SEED: std::sync::OnceLock<foldhash::quality::RandomState> = std::sync::OnceLock::new();
+    let mut hasher = SEED.get_or_init(Default::default).build_hasher();
     kind.hash(&mut hasher);
     value.hash(&mut hasher);
     hasher.finish() as i64
