@@ -93,6 +93,8 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
         optionals: Optionals::default(),
         attributes: Vec::new(),
     };
+    // Looked up (or added) at the first record the job creates.
+    let mut location_id = None;
     for planned in plan.items {
         let existing = match planned.record {
             Some(id) => records::get(w, id)?,
@@ -116,7 +118,11 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
                     optionals: item.optionals,
                     attributes: item.attributes,
                 };
-                record.id = records::insert(w, &record, job.id, &started)?;
+                let location_id = match location_id {
+                    Some(id) => id,
+                    None => *location_id.insert(records::location_id(w, &job.location)?),
+                };
+                record.id = records::insert(w, location_id, &record, job.id, &started)?;
                 if let Some((old, new)) = history::diff(&empty, &record) {
                     journal.add(w, record.id, "create", &old, &new)?;
                 }

@@ -623,7 +623,10 @@ async fn the_same_name_dropped_again_is_a_new_import() {
         assert_eq!(env.report("x", import.id)["status"], "applied");
     }
     assert_eq!(
-        env.count("SELECT quantity FROM inventory WHERE location = '11' AND sku = 'A'"),
+        env.count(
+            "SELECT i.quantity FROM inventory i JOIN locations l ON l.id = i.location_id \
+             WHERE l.name = '11' AND i.sku = 'A'"
+        ),
         2
     );
 }

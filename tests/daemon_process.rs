@@ -138,7 +138,7 @@ impl Env {
 
     /// (location, sku) → (record id, quantity).
     fn inventory(&self) -> BTreeMap<(String, String), (i64, i64)> {
-        self.rows("SELECT location, sku, id, quantity FROM inventory", |r| {
+        self.rows("SELECT l.name, i.sku, i.id, i.quantity FROM inventory i JOIN locations l ON l.id = i.location_id", |r| {
             Ok((
                 (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
                 (r.get(2)?, r.get(3)?),

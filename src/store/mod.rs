@@ -212,8 +212,6 @@ impl Store {
         Read { conn: &self.conn }
     }
 
-    /// Starts a write transaction, taking SQLite's write lock at once so two
-    /// writers queue instead of failing half way.
     /// Sets the connection's page cache, in KiB (SQLite's default is
     /// 2,000).
     pub fn set_cache_kib(&self, kib: i64) -> Result<()> {
@@ -221,6 +219,8 @@ impl Store {
         Ok(())
     }
 
+    /// Starts a write transaction, taking SQLite's write lock at once so two
+    /// writers queue instead of failing half way.
     pub fn write(&mut self) -> Result<Write<'_>> {
         let tx = self
             .conn

@@ -604,11 +604,12 @@ pub fn stock(
     mut visit: impl FnMut(StockRow) -> std::io::Result<()>,
 ) -> Result<()> {
     let mut stmt = r.conn().prepare(
-        "SELECT location, sku, part_number, upc, quantity, bin_id, ltd, floor, safety_stock, \
-         currency_id, retail_price, attributes, updated_at, job_id, id FROM inventory \
-         WHERE (?1 IS NULL OR location = ?1) AND (?2 IS NULL OR sku = ?2) \
-         AND (?3 IS NULL OR upc14 = ?3) AND (?4 IS NULL OR part_number = ?4) \
-         ORDER BY location, coalesce(sku, part_number, upc), id",
+        "SELECT l.name, i.sku, i.part_number, i.upc, i.quantity, i.bin_id, i.ltd, i.floor, \
+         i.safety_stock, i.currency_id, i.retail_price, i.attributes, i.updated_at, i.job_id, i.id \
+         FROM inventory i JOIN locations l ON l.id = i.location_id \
+         WHERE (?1 IS NULL OR l.name = ?1) AND (?2 IS NULL OR i.sku = ?2) \
+         AND (?3 IS NULL OR i.upc14 = ?3) AND (?4 IS NULL OR i.part_number = ?4) \
+         ORDER BY l.name, coalesce(i.sku, i.part_number, i.upc), i.id",
     )?;
     let upc14 = filter.upc.as_deref().map(crate::model::gtin14);
     let mut rows = stmt.query(params![

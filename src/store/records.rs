@@ -47,19 +47,32 @@ impl IdKind {
     }
 }
 
-/// A record's columns, in the order `from_row` reads them.
-macro_rules! record_columns {
+/// A record's columns after its id and location (`i`: the inventory), in
+/// the order `from_row` reads them from column 2 on.
+macro_rules! record_values {
     () => {
-        "id, location, sku, part_number, upc, quantity, bin_id, ltd, floor, \
-         safety_stock, currency_id, retail_price, attributes"
+        "i.sku, i.part_number, i.upc, i.quantity, i.bin_id, i.ltd, i.floor, \
+         i.safety_stock, i.currency_id, i.retail_price, i.attributes"
     };
 }
 
+/// The id of a location's name in `locations`, as a scalar subquery: the
+/// inventory and its identifier indexes key on the integer (SQLite
+/// evaluates the subquery once per statement).
+macro_rules! location_of {
+    ($param:literal) => {
+        concat!("(SELECT id FROM locations WHERE name = ", $param, ")")
+    };
+}
+
+/// A record from its id (column 0) and [`record_values`] (columns 2 on),
+/// with its attributes still as JSON; column 1 is the location, which the
+/// caller reads (a name, or an id it names itself).
 fn from_row(row: &Row<'_>) -> rusqlite::Result<(Record, String)> {
     Ok((
         Record {
             id: row.get(0)?,
-            location: row.get(1)?,
+            location: String::new(),
             ids: Identifiers {
                 sku: row.get(2)?,
                 part_number: row.get(3)?,
@@ -90,9 +103,21 @@ pub fn parse_attributes(json: &str) -> Result<Vec<String>> {
 /// The record at `location` with identifier `value` of `kind`.
 pub fn find(r: &impl Reader, location: &str, kind: IdKind, value: &str) -> Result<Option<i64>> {
     let sql = match kind {
-        IdKind::Sku => "SELECT id FROM inventory WHERE location = ?1 AND sku = ?2",
-        IdKind::PartNumber => "SELECT id FROM inventory WHERE location = ?1 AND part_number = ?2",
-        IdKind::Upc => "SELECT id FROM inventory WHERE location = ?1 AND upc14 = ?2",
+        IdKind::Sku => concat!(
+            "SELECT id FROM inventory WHERE location_id = ",
+            location_of!("?1"),
+            " AND sku = ?2"
+        ),
+        IdKind::PartNumber => concat!(
+            "SELECT id FROM inventory WHERE location_id = ",
+            location_of!("?1"),
+            " AND part_number = ?2"
+        ),
+        IdKind::Upc => concat!(
+            "SELECT id FROM inventory WHERE location_id = ",
+            location_of!("?1"),
+            " AND upc14 = ?2"
+        ),
     };
     let key = match kind {
         IdKind::Upc => gtin14(value),
@@ -107,11 +132,15 @@ pub fn find(r: &impl Reader, location: &str, kind: IdKind, value: &str) -> Resul
 /// The record each of `ids` names at `location` (sku, partNumber, upc):
 /// one statement for the three.
 pub fn lookup(r: &impl Reader, location: &str, ids: &Identifiers) -> Result<[Option<i64>; 3]> {
-    let mut stmt = r.conn().prepare_cached(
-        "SELECT (SELECT id FROM inventory WHERE location = ?1 AND sku = ?2), \
-                (SELECT id FROM inventory WHERE location = ?1 AND part_number = ?3), \
-                (SELECT id FROM inventory WHERE location = ?1 AND upc14 = ?4)",
-    )?;
+    let mut stmt = r.conn().prepare_cached(concat!(
+        "SELECT (SELECT id FROM inventory WHERE location_id = ",
+        location_of!("?1"),
+        " AND sku = ?2), (SELECT id FROM inventory WHERE location_id = ",
+        location_of!("?1"),
+        " AND part_number = ?3), (SELECT id FROM inventory WHERE location_id = ",
+        location_of!("?1"),
+        " AND upc14 = ?4)",
+    ))?;
     let found = stmt.query_row(
         params![location, ids.sku, ids.part_number, ids.upc14()],
         |row| Ok([row.get(0)?, row.get(1)?, row.get(2)?]),
@@ -130,15 +159,21 @@ pub fn scan_ids(
     mut f: impl FnMut(&str, i64),
 ) -> Result<bool> {
     let sql = match kind {
-        IdKind::Sku => {
-            "SELECT sku, id FROM inventory WHERE location = ?1 AND sku IS NOT NULL LIMIT ?2"
-        }
-        IdKind::PartNumber => {
-            "SELECT part_number, id FROM inventory WHERE location = ?1 AND part_number IS NOT NULL LIMIT ?2"
-        }
-        IdKind::Upc => {
-            "SELECT upc14, id FROM inventory WHERE location = ?1 AND upc14 IS NOT NULL LIMIT ?2"
-        }
+        IdKind::Sku => concat!(
+            "SELECT sku, id FROM inventory WHERE location_id = ",
+            location_of!("?1"),
+            " AND sku IS NOT NULL LIMIT ?2"
+        ),
+        IdKind::PartNumber => concat!(
+            "SELECT part_number, id FROM inventory WHERE location_id = ",
+            location_of!("?1"),
+            " AND part_number IS NOT NULL LIMIT ?2"
+        ),
+        IdKind::Upc => concat!(
+            "SELECT upc14, id FROM inventory WHERE location_id = ",
+            location_of!("?1"),
+            " AND upc14 IS NOT NULL LIMIT ?2"
+        ),
     };
     let mut stmt = r.conn().prepare_cached(sql)?;
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -159,11 +194,17 @@ pub fn get(r: &impl Reader, id: i64) -> Result<Option<Record>> {
         .conn()
         // A literal: `get` runs once per record a file names.
         .prepare_cached(concat!(
-            "SELECT ",
-            record_columns!(),
-            " FROM inventory WHERE id = ?1"
+            "SELECT i.id, l.name, ",
+            record_values!(),
+            " FROM inventory i JOIN locations l ON l.id = i.location_id WHERE i.id = ?1"
         ))?;
-    let found = stmt.query_row([id], from_row).optional()?;
+    let found = stmt
+        .query_row([id], |row| {
+            let (mut record, attributes) = from_row(row)?;
+            record.location = row.get(1)?;
+            Ok((record, attributes))
+        })
+        .optional()?;
     match found {
         None => Ok(None),
         Some((mut record, attributes)) => {
@@ -195,13 +236,16 @@ pub fn get_sorted(r: &impl Reader, ids: &[i64], mut f: impl FnMut(Record)) -> Re
         }
         return Ok(());
     }
+    // The location by id, named here: a join would look up the location
+    // of every row of the range, wanted or not.
     let mut stmt = r.conn().prepare_cached(concat!(
-        "SELECT ",
-        record_columns!(),
-        " FROM inventory WHERE id BETWEEN ?1 AND ?2 ORDER BY id"
+        "SELECT i.id, i.location_id, ",
+        record_values!(),
+        " FROM inventory i WHERE i.id BETWEEN ?1 AND ?2 ORDER BY i.id"
     ))?;
     let mut rows = stmt.query([first, last])?;
     let mut wanted = ids.iter().peekable();
+    let mut named: Option<(i64, String)> = None;
     while let Some(row) = rows.next()? {
         let id: i64 = row.get(0)?;
         while wanted.next_if(|&&w| w < id).is_some() {}
@@ -209,10 +253,32 @@ pub fn get_sorted(r: &impl Reader, ids: &[i64], mut f: impl FnMut(Record)) -> Re
             continue;
         }
         let (mut record, attributes) = from_row(row)?;
+        let location_id: i64 = row.get(1)?;
+        record.location = match &named {
+            Some((known, name)) if *known == location_id => name.clone(),
+            _ => {
+                let name = location_name(r, location_id)?;
+                named = Some((location_id, name.clone()));
+                name
+            }
+        };
         record.attributes = parse_attributes(&attributes)?;
         f(record);
     }
     Ok(())
+}
+
+/// The name of the location whose id is `id`.
+fn location_name(r: &impl Reader, id: i64) -> Result<String> {
+    let mut stmt = r
+        .conn()
+        .prepare_cached("SELECT name FROM locations WHERE id = ?1")?;
+    stmt.query_row([id], |row| row.get(0))
+        .optional()?
+        .ok_or(StoreError::Corrupt {
+            what: "inventory record",
+            detail: format!("location {id} has no name"),
+        })
 }
 
 /// Whether a location has any record. Asked of the three identifier
@@ -220,24 +286,33 @@ pub fn get_sorted(r: &impl Reader, ids: &[i64], mut f: impl FnMut(Record)) -> Re
 /// can use none of those partial indexes and scans the whole inventory,
 /// once per location of every file.
 pub fn any_at(r: &impl Reader, location: &str) -> Result<bool> {
-    let mut stmt = r.conn().prepare_cached(
-        "SELECT EXISTS (SELECT 1 FROM inventory WHERE location = ?1 AND sku IS NOT NULL) \
-             OR EXISTS (SELECT 1 FROM inventory WHERE location = ?1 AND part_number IS NOT NULL) \
-             OR EXISTS (SELECT 1 FROM inventory WHERE location = ?1 AND upc14 IS NOT NULL)",
-    )?;
+    let mut stmt = r.conn().prepare_cached(concat!(
+        "SELECT EXISTS (SELECT 1 FROM inventory WHERE location_id = ",
+        location_of!("?1"),
+        " AND sku IS NOT NULL) OR EXISTS (SELECT 1 FROM inventory WHERE location_id = ",
+        location_of!("?1"),
+        " AND part_number IS NOT NULL) OR EXISTS (SELECT 1 FROM inventory WHERE location_id = ",
+        location_of!("?1"),
+        " AND upc14 IS NOT NULL)",
+    ))?;
     Ok(stmt.query_row([location], |row| row.get::<_, bool>(0))?)
 }
 
 /// The records at a location whose quantity is not 0: what full mode may zero.
 pub fn nonzero_at(r: &impl Reader, location: &str) -> Result<Vec<i64>> {
-    let mut stmt = r.conn().prepare_cached(
+    let mut stmt = r.conn().prepare_cached(concat!(
         // Through the identifier indexes, as in `any_at`: not a scan of
         // every location's records.
-        "SELECT id FROM inventory WHERE location = ?1 AND sku IS NOT NULL AND quantity != 0 \
-         UNION SELECT id FROM inventory WHERE location = ?1 AND part_number IS NOT NULL AND quantity != 0 \
-         UNION SELECT id FROM inventory WHERE location = ?1 AND upc14 IS NOT NULL AND quantity != 0 \
-         ORDER BY id",
-    )?;
+        "SELECT id FROM inventory WHERE location_id = ",
+        location_of!("?1"),
+        " AND sku IS NOT NULL AND quantity != 0 \
+         UNION SELECT id FROM inventory WHERE location_id = ",
+        location_of!("?1"),
+        " AND part_number IS NOT NULL AND quantity != 0 \
+         UNION SELECT id FROM inventory WHERE location_id = ",
+        location_of!("?1"),
+        " AND upc14 IS NOT NULL AND quantity != 0 ORDER BY id",
+    ))?;
     let ids = stmt
         .query_map([location], |row| row.get(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
@@ -274,14 +349,31 @@ fn execute_record(
     Ok(())
 }
 
-/// Inserts a new record and returns its id.
-pub fn insert(w: &Write<'_>, record: &Record, job_id: i64, now: &str) -> Result<i64> {
+/// The id of `location` in `locations`, added if it is new: what
+/// [`insert`] takes (a job looks it up once, not once per record).
+pub fn location_id(w: &Write<'_>, location: &str) -> Result<i64> {
     let mut stmt = w.tx.prepare_cached(
-        "INSERT INTO inventory (location, sku, part_number, upc, upc14, quantity, bin_id, ltd, \
+        "INSERT INTO locations (name) VALUES (?1) ON CONFLICT (name) DO UPDATE SET name = name \
+         RETURNING id",
+    )?;
+    Ok(stmt.query_row([location], |row| row.get(0))?)
+}
+
+/// Inserts a new record at the location [`location_id`] gave and returns
+/// its id.
+pub fn insert(
+    w: &Write<'_>,
+    location_id: i64,
+    record: &Record,
+    job_id: i64,
+    now: &str,
+) -> Result<i64> {
+    let mut stmt = w.tx.prepare_cached(
+        "INSERT INTO inventory (location_id, sku, part_number, upc, upc14, quantity, bin_id, ltd, \
          floor, safety_stock, currency_id, retail_price, attributes, updated_at, job_id) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?;
-    execute_record(&mut stmt, &record.location, record, job_id, now)?;
+    execute_record(&mut stmt, &location_id, record, job_id, now)?;
     Ok(w.tx.last_insert_rowid())
 }
 

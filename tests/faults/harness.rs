@@ -191,7 +191,8 @@ impl Root {
     /// (location, sku) → quantity of every inventory record with a sku.
     pub fn stock(&self) -> BTreeMap<(String, String), i64> {
         self.rows(
-            "SELECT location, sku, quantity FROM inventory WHERE sku IS NOT NULL",
+            "SELECT l.name, i.sku, i.quantity FROM inventory i JOIN locations l ON l.id = i.location_id \
+             WHERE i.sku IS NOT NULL",
             |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)),
         )
         .into_iter()
