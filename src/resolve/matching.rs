@@ -111,7 +111,7 @@ fn scan_matches(
     for (slot, kind) in KINDS.into_iter().enumerate() {
         // Each value → the rows that give it (a chain through `next`:
         // a file may repeat a product).
-        let mut first: HashMap<&str, usize> = HashMap::new();
+        let mut first: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
         let mut next: Vec<Option<usize>> = vec![None; rows.len()];
         for (index, row) in rows.iter().enumerate() {
             let ids = row.ids();
@@ -158,8 +158,9 @@ fn one_record(
     if !row.is_valid() || row.item.is_none() {
         return None;
     }
-    let distinct: BTreeSet<i64> = matched.iter().flatten().copied().collect();
-    if distinct.len() > 1 {
+    let mut ids = matched.iter().flatten().copied();
+    let one = ids.next();
+    if ids.any(|id| Some(id) != one) {
         let detail = named(row, matched)
             .map(|(kind, value, id)| format!("{} {value} belongs to record #{id}", kind.name()))
             .collect::<Vec<_>>()
@@ -177,7 +178,7 @@ fn one_record(
         );
         return None;
     }
-    distinct.into_iter().next()
+    one
 }
 
 /// A row's identifiers that name a record: (kind, the row's value, record).

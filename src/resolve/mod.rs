@@ -958,24 +958,26 @@ fn find_duplicates(
     policy: Duplicates,
 ) {
     // (kind, value) and record id → the latest row that claimed it.
-    let mut owners: HashMap<(IdKind, &str), usize> = HashMap::new();
-    let mut record_owner: HashMap<i64, usize> = HashMap::new();
+    // Sized for the rows at the start: growing a map of a million keys
+    // rehashes it some twenty times.
+    let mut owners: HashMap<(IdKind, &str), usize> = HashMap::with_capacity(rows.len() * 3);
+    let mut record_owner: HashMap<i64, usize> = HashMap::with_capacity(rows.len());
     for (index, row) in rows.iter().enumerate() {
         if !row.is_valid() || !found[index].errors.is_empty() {
             continue;
         }
         let mut earlier: BTreeSet<usize> = BTreeSet::new();
-        let keys: Vec<(IdKind, &str)> = IdKind::of(row.ids())
-            .map(|(kind, value)| {
-                let key = if kind == IdKind::Upc {
-                    upc_key(value)
-                } else {
-                    value
-                };
-                (kind, key)
-            })
-            .collect();
-        for key in &keys {
+        // At most three identifiers: kept on the stack, not in a Vec per row.
+        let mut keys: [Option<(IdKind, &str)>; 3] = [None; 3];
+        for (slot, (kind, value)) in keys.iter_mut().zip(IdKind::of(row.ids())) {
+            let key = if kind == IdKind::Upc {
+                upc_key(value)
+            } else {
+                value
+            };
+            *slot = Some((kind, key));
+        }
+        for key in keys.iter().flatten() {
             if let Some(&other) = owners.get(key) {
                 earlier.insert(other);
             }
@@ -1035,7 +1037,7 @@ fn find_duplicates(
                 }
             }
         }
-        for key in keys {
+        for key in keys.into_iter().flatten() {
             owners.insert(key, index);
         }
         if let Some(record) = found[index].record {
