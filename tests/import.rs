@@ -834,3 +834,85 @@ fn a_location_resolved_a_window_at_a_time_gives_the_same_answers() {
         );
     }
 }
+
+/// A file of several locations is resolved a location ahead (one read
+/// from the store while the one before it is decided on a second
+/// thread): the jobs still come in location order, one location's
+/// findings never reach another, and a location whose full-mode guard
+/// trips between two that apply changes nothing while they do.
+#[test]
+fn locations_resolved_side_by_side_keep_their_order_and_their_own_findings() {
+    let env = Env::new();
+    let mut seed = vec!["location,sku,qty"];
+    let rows: Vec<String> = ["A", "B", "C", "D"]
+        .iter()
+        .flat_map(|l| (1..=4).map(move |n| format!("{l},S{n},{n}")))
+        .collect();
+    seed.extend(rows.iter().map(String::as_str));
+    env.import_text("seed.csv", &lines(&seed), 0);
+
+    env.set_config(
+        "[import]\nrefresh_mode = \"full\"\nfull_max_zero_pct = 50\nduplicates = \"last-wins\"\n",
+    );
+    // A: every product, one repeated (the later row wins). B: one product
+    // left out (25%: zeroed). C: three of four left out (75%: the guard
+    // rejects C). D: every product.
+    let report = env.import_text(
+        "full.csv",
+        &lines(&[
+            "location,sku,qty",
+            "A,S1,10",
+            "B,S1,20",
+            "C,S1,30",
+            "D,S1,40",
+            "A,S2,11",
+            "B,S2,21",
+            "D,S2,41",
+            "A,S3,12",
+            "B,S3,22",
+            "D,S3,42",
+            "A,S4,13",
+            "D,S4,43",
+            "A,S1,14",
+        ]),
+        1,
+    );
+    let errors = report_errors(&report);
+    let guard: Vec<&(Option<u64>, String)> =
+        errors.iter().filter(|e| e.1 == "too-many-zeroed").collect();
+    assert_eq!(guard.len(), 1, "{report:#}");
+    let text = report.to_string();
+    assert!(text.contains("location C"), "{report:#}");
+    let jobs = report_jobs(&report);
+    let located: Vec<(&str, &str)> = jobs.iter().map(|j| (j.0.as_str(), j.3.as_str())).collect();
+    assert_eq!(
+        located,
+        [
+            ("A", "success"),
+            ("B", "success"),
+            ("C", "rejected"),
+            ("D", "success")
+        ],
+        "{report:#}"
+    );
+    assert_eq!(jobs[1].2, 1, "B zeroes the product it left out: {report:#}");
+    assert_eq!(warning_codes(&report), ["duplicate-item"], "{report:#}");
+    let ids: Vec<u64> = report["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j["job_id"].as_u64().expect("job_id"))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{report:#}");
+
+    let stock = quantities(&env.stock(&[]));
+    let q = |l: &str, s: &str| stock[&(l.to_string(), s.to_string())];
+    assert_eq!((q("A", "S1"), q("A", "S4")), (14, 13));
+    assert_eq!((q("B", "S1"), q("B", "S4")), (20, 0));
+    assert_eq!(
+        (q("C", "S1"), q("C", "S2"), q("C", "S4")),
+        (1, 2, 4),
+        "C is rejected whole"
+    );
+    assert_eq!(q("D", "S4"), 43);
+}

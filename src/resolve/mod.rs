@@ -103,26 +103,27 @@ pub fn plan(
     let mut any_row_error = stage.any_row_error();
     let mut guard_rejected = false;
 
+    let file = File {
+        checked,
+        store,
+        rules,
+        mode,
+        update_stamp,
+    };
     let mut resolved = 0;
-    for (location_index, location) in checked.locations.iter().enumerate() {
-        let location_index = location_index as u32;
-        let at = At {
-            checked,
-            store,
-            rules,
-            mode,
-            location_index,
-            location,
-            update_stamp,
-        };
-        let findings = plan_location(&at, stage, &mut location_errors)?;
-        resolved += stage.rows_at(location_index).0;
-        progress(resolved, stage.rows());
-        any_row_error |= findings.any_error;
-        guard_rejected |= findings.guard_rejected;
-        rejected_locations[location_index as usize] = findings.rejected;
-        issues.extend(findings.issues);
-    }
+    resolve_locations(
+        &file,
+        stage,
+        &mut location_errors,
+        |stage, location_index, findings| {
+            resolved += stage.rows_at(location_index).0;
+            progress(resolved, stage.rows());
+            any_row_error |= findings.any_error;
+            guard_rejected |= findings.guard_rejected;
+            rejected_locations[location_index as usize] = findings.rejected;
+            issues.extend(findings.issues);
+        },
+    )?;
 
     // The on_error policies, now that every row's errors are known.
     let rows_rejected_file = rules.on_error == OnError::RejectFile && any_row_error;
@@ -264,6 +265,133 @@ fn windowing(rows: u64, bytes: u64) -> Option<usize> {
     match *FORCED {
         Some(n) => (rows > n as u64).then_some(n.max(1)),
         None => (bytes > IN_MEMORY_BYTES).then_some(WINDOW_ROWS),
+    }
+}
+
+/// The file being resolved, and what it is resolved against.
+struct File<'a, R> {
+    checked: &'a Checked,
+    store: &'a R,
+    rules: &'a ImportRules,
+    mode: RefreshMode,
+    update_stamp: Option<u64>,
+}
+
+impl<'a, R> File<'a, R> {
+    fn at(&self, location_index: u32) -> At<'a, R> {
+        At {
+            checked: self.checked,
+            store: self.store,
+            rules: self.rules,
+            mode: self.mode,
+            location_index,
+            location: &self.checked.locations[location_index as usize],
+            update_stamp: self.update_stamp,
+        }
+    }
+}
+
+/// Resolves every location, handing each one's findings to `take` and
+/// staging its jobs, both in location order. A refresh location small
+/// enough to hold is gathered here (its rows from the stage, matched
+/// against the store) while the one before it is decided on a helper
+/// thread (duplicates, the full-mode guard, the split into jobs): the
+/// second core works while the store is read. The two locations in hand
+/// take at most [`IN_MEMORY_BYTES`] staged together, as one may alone.
+fn resolve_locations<R: Reader>(
+    file: &File<'_, R>,
+    stage: &mut Stage,
+    location_errors: &mut Vec<Issue>,
+    mut take: impl FnMut(&Stage, u32, LocationFindings),
+) -> Result<()> {
+    let count = file.checked.locations.len() as u32;
+    // A file of one location has nothing to overlap.
+    let pipelined = count > 1 && file.rules.job_type == JobType::Refresh;
+    let (checked, rules) = (file.checked, file.rules);
+    std::thread::scope(|scope| {
+        let (to_helper, inbox) = std::sync::mpsc::sync_channel::<(u32, Gathered)>(1);
+        let (outbox, from_helper) = std::sync::mpsc::sync_channel::<Result<Decided>>(1);
+        let mut helper = pipelined.then(|| {
+            scope.spawn(move || {
+                for (location_index, gathered) in inbox {
+                    let apart = Apart {
+                        checked,
+                        rules,
+                        location_index,
+                        location: &checked.locations[location_index as usize],
+                    };
+                    let mut jobs: Vec<StagedJob> = Vec::new();
+                    let decided = decide(&apart, gathered, &mut jobs).map(|mut decided| {
+                        decided.jobs = jobs;
+                        decided
+                    });
+                    if outbox.send(decided).is_err() {
+                        break;
+                    }
+                }
+            })
+        });
+        // The location on the helper thread, and its staged bytes.
+        let mut in_flight: Option<(u32, u64)> = None;
+        let mut receive = |stage: &mut Stage,
+                           location_errors: &mut Vec<Issue>,
+                           location_index: u32|
+         -> Result<LocationFindings> {
+            let decided = match from_helper.recv() {
+                Ok(decided) => decided?,
+                // The helper is gone without an answer: it panicked, and
+                // so does this thread, as if it had decided the location.
+                Err(_) => match helper.take().map(|h| h.join()) {
+                    Some(Err(panic)) => std::panic::resume_unwind(panic),
+                    _ => return Err(not_decided(location_index)),
+                },
+            };
+            for job in &decided.jobs {
+                stage.push_job(job)?;
+            }
+            location_errors.extend(decided.location_errors);
+            Ok(decided.findings)
+        };
+        for location_index in 0..count {
+            let at = file.at(location_index);
+            let (rows, bytes) = stage.rows_at(location_index);
+            let alone = !pipelined || windowing(rows, bytes).is_some();
+            if let Some((held_index, held)) = in_flight {
+                if alone || held + bytes > IN_MEMORY_BYTES {
+                    let findings = receive(stage, location_errors, held_index)?;
+                    take(stage, held_index, findings);
+                    in_flight = None;
+                }
+            }
+            if alone {
+                let findings = plan_location(&at, stage, location_errors)?;
+                take(stage, location_index, findings);
+                continue;
+            }
+            let gathered = gather(&at, stage)?;
+            if let Some((held_index, _)) = in_flight.take() {
+                let findings = receive(stage, location_errors, held_index)?;
+                take(stage, held_index, findings);
+            }
+            if to_helper.send((location_index, gathered)).is_err() {
+                // The helper is gone: receiving says why (its panic).
+                receive(stage, location_errors, location_index)?;
+                return Err(not_decided(location_index));
+            }
+            in_flight = Some((location_index, bytes));
+        }
+        if let Some((held_index, _)) = in_flight {
+            let findings = receive(stage, location_errors, held_index)?;
+            take(stage, held_index, findings);
+        }
+        Ok(())
+    })
+}
+
+fn not_decided(location_index: u32) -> crate::store::StoreError {
+    crate::store::StoreError::Corrupt {
+        what: "resolve",
+        detail: format!("location {location_index} was not decided"),
     }
 }
 
@@ -474,43 +602,120 @@ fn plan_location_in_memory(
     stage: &mut Stage,
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
-    let At {
-        checked,
-        store,
-        rules,
-        location_index,
-        location,
-        update_stamp,
-        ..
-    } = *at;
-    let staged = stage.location_rows(location_index)?;
-    let idless_error = staged.first_idless_error;
-    let (seqs, mut rows): (Vec<u64>, Vec<CheckedRow>) = staged.rows.into_iter().unzip();
+    let mut gathered = gather(at, stage)?;
+    if at.rules.job_type == JobType::Adjust {
+        adjust_rows(
+            at.checked,
+            &mut gathered.rows,
+            &mut gathered.found,
+            at.store,
+            at.rules,
+            at.location,
+            at.update_stamp,
+        )?;
+    }
+    let decided = decide(&at.apart(), gathered, stage)?;
+    location_errors.extend(decided.location_errors);
+    Ok(decided.findings)
+}
+
+/// What resolving a location in memory needs from the stage and the
+/// store: its rows, what matching them found, and for full mode the
+/// records in stock there.
+struct Gathered {
+    seqs: Vec<u64>,
+    rows: Vec<CheckedRow>,
+    found: Vec<Found>,
+    /// Records the rows name (valid or not), for full mode.
+    listed: HashSet<i64>,
+    /// The first row with errors and no identifier (not staged): (seq, number).
+    idless_error: Option<(u64, u64)>,
+    /// Full mode: the records in stock at the location (`None`: nothing
+    /// is zeroed here, whatever the rows say).
+    nonzero: Option<Vec<i64>>,
+}
+
+/// Reads a location's rows from the stage and matches them against the
+/// store: every read [`decide`] needs, so that it can run apart from both.
+fn gather(at: &At<'_, impl Reader>, stage: &Stage) -> Result<Gathered> {
+    let staged = stage.location_rows(at.location_index)?;
+    let (seqs, rows): (Vec<u64>, Vec<CheckedRow>) = staged.rows.into_iter().unzip();
     let mut found: Vec<Found> = vec![Found::default(); rows.len()];
-    // Records the rows name (valid or not), for full mode.
     let mut listed: HashSet<i64> = HashSet::new();
     matching::resolve_rows(
-        checked,
+        at.checked,
         &rows,
         &mut found,
-        store,
-        location,
+        at.store,
+        at.location,
         &mut listed,
         &mut true,
     )?;
-    match rules.job_type {
-        JobType::Refresh => find_duplicates(checked, &rows, &mut found, rules.duplicates),
-        JobType::Adjust => adjust_rows(
-            checked,
-            &mut rows,
-            &mut found,
-            store,
-            rules,
-            location,
-            update_stamp,
-        )?,
-    }
+    let nonzero = match full_mode_applies(at, stage) {
+        true => Some(records::nonzero_at(at.store, at.location)?),
+        false => None,
+    };
+    Ok(Gathered {
+        seqs,
+        rows,
+        found,
+        listed,
+        idless_error: staged.first_idless_error,
+        nonzero,
+    })
+}
 
+/// One location being resolved, without the store: what [`decide`]
+/// needs, and can take to another thread.
+struct Apart<'a> {
+    checked: &'a Checked,
+    rules: &'a ImportRules,
+    location_index: u32,
+    location: &'a str,
+}
+
+impl<R> At<'_, R> {
+    fn apart(&self) -> Apart<'_> {
+        Apart {
+            checked: self.checked,
+            rules: self.rules,
+            location_index: self.location_index,
+            location: self.location,
+        }
+    }
+}
+
+/// What deciding a location found, and the `too-many-zeroed` error its
+/// full-mode guard raised, if any.
+struct Decided {
+    findings: LocationFindings,
+    location_errors: Vec<Issue>,
+    /// The location's jobs, when they were split into a list rather than
+    /// straight into the stage.
+    jobs: Vec<StagedJob>,
+}
+
+/// The rules that need no store, on a location's gathered rows:
+/// duplicates (refresh), `reject-location`, full mode's guard, the split
+/// into jobs (into `jobs`).
+fn decide(apart: &Apart<'_>, gathered: Gathered, jobs: &mut impl JobSink) -> Result<Decided> {
+    let Apart {
+        checked,
+        rules,
+        location_index,
+        location,
+    } = *apart;
+    let Gathered {
+        seqs,
+        mut rows,
+        mut found,
+        listed,
+        idless_error,
+        nonzero,
+    } = gathered;
+    if rules.job_type == JobType::Refresh {
+        find_duplicates(checked, &rows, &mut found, rules.duplicates);
+    }
     let has_error = |i: usize| !rows[i].errors.is_empty() || !found[i].errors.is_empty();
     let any_error = idless_error.is_some() || (0..rows.len()).any(has_error);
     // The first row with errors in file order, held or not.
@@ -522,13 +727,22 @@ fn plan_location_in_memory(
         (a, b) => a.or(b),
     };
     let mut rejected = reject_location(rules, location, bad.map(|b| b.1));
-    let zero = full_mode_zero(at, stage, &mut rejected, location_errors, |_, id| {
-        Ok(listed.contains(&id))
-    })?;
+    let mut location_errors = Vec::new();
+    let zero = match nonzero {
+        None => Some(Vec::new()),
+        Some(nonzero) => full_mode_guard(
+            rules,
+            location,
+            &nonzero,
+            &mut rejected,
+            &mut location_errors,
+            |id| Ok(listed.contains(&id)),
+        )?,
+    };
     let guard_rejected = zero.is_none();
 
     let refresh = rules.job_type == JobType::Refresh;
-    let mut jobs = JobSplitter::new(location_index, rules.items_per_job);
+    let mut splitter = JobSplitter::new(location_index, rules.items_per_job);
     for (index, row) in rows.iter_mut().enumerate() {
         if has_error_or_superseded(row, &found[index]) {
             continue;
@@ -537,9 +751,9 @@ fn plan_location_in_memory(
             continue;
         };
         let unchanged = refresh && found[index].unchanged;
-        jobs.push_row(stage, row, *item, found[index].record, unchanged)?;
+        splitter.push_row(jobs, row, *item, found[index].record, unchanged)?;
     }
-    jobs.finish_location(stage, zero, rejected.is_some(), rules.manufacturer_id)?;
+    splitter.finish_location(jobs, zero, rejected.is_some(), rules.manufacturer_id)?;
 
     let issues = found
         .into_iter()
@@ -547,11 +761,15 @@ fn plan_location_in_memory(
         .filter(|(f, _)| !f.errors.is_empty() || !f.warnings.is_empty())
         .map(|(f, seq)| (seq, (f.errors, f.warnings)))
         .collect();
-    Ok(LocationFindings {
-        issues,
-        rejected,
-        any_error,
-        guard_rejected,
+    Ok(Decided {
+        findings: LocationFindings {
+            issues,
+            rejected,
+            any_error,
+            guard_rejected,
+        },
+        location_errors,
+        jobs: Vec::new(),
     })
 }
 
@@ -572,11 +790,24 @@ fn reject_location(rules: &ImportRules, location: &str, first_bad: Option<u64>) 
     })
 }
 
+/// Whether full mode may zero anything at this location, whatever its
+/// rows say: full mode, the file not rejected as a whole or for its rows,
+/// and the location inside import.locations (outside it, its rows are
+/// `unknown-location` and nothing there is changed).
+fn full_mode_applies(at: &At<'_, impl Reader>, stage: &Stage) -> bool {
+    let file_rejected = at.checked.file_error.is_some()
+        || (at.rules.on_error == OnError::RejectFile && stage.any_row_error());
+    let allowed = at
+        .rules
+        .locations
+        .as_ref()
+        .is_none_or(|list| list.iter().any(|l| l == at.location));
+    at.mode == RefreshMode::Full && !file_rejected && allowed
+}
+
 /// Full mode: the records to zero — those in stock at the location that
 /// no row lists (`is_listed`) — unless that is too many, which rejects
-/// the location (`None`, with its `too-many-zeroed` error). A location
-/// outside import.locations is never changed: its rows are
-/// `unknown-location`, and nothing there is zeroed.
+/// the location (`None`, with its `too-many-zeroed` error).
 fn full_mode_zero(
     at: &At<'_, impl Reader>,
     stage: &Stage,
@@ -584,28 +815,38 @@ fn full_mode_zero(
     location_errors: &mut Vec<Issue>,
     is_listed: impl Fn(&Stage, i64) -> Result<bool>,
 ) -> Result<Option<Vec<i64>>> {
-    let At {
-        checked,
-        store,
-        rules,
-        mode,
-        location,
-        ..
-    } = *at;
-    // A file rejected as a whole, or for its rows, never reaches full mode.
-    let file_rejected = checked.file_error.is_some()
-        || (rules.on_error == OnError::RejectFile && stage.any_row_error());
-    let allowed = rules
-        .locations
-        .as_ref()
-        .is_none_or(|list| list.iter().any(|l| l == location));
-    if mode != RefreshMode::Full || file_rejected || rejected.is_some() || !allowed {
+    if !full_mode_applies(at, stage) || rejected.is_some() {
         return Ok(Some(Vec::new()));
     }
-    let nonzero = records::nonzero_at(store, location)?;
+    let nonzero = records::nonzero_at(at.store, at.location)?;
+    full_mode_guard(
+        at.rules,
+        at.location,
+        &nonzero,
+        rejected,
+        location_errors,
+        |id| is_listed(stage, id),
+    )
+}
+
+/// Full mode's guard on the records in stock at a location (`nonzero`):
+/// the unlisted ones to zero, or `None` (and the location rejected) when
+/// that is more than import.full_max_zero_pct of them. A location already
+/// rejected zeroes nothing.
+fn full_mode_guard(
+    rules: &ImportRules,
+    location: &str,
+    nonzero: &[i64],
+    rejected: &mut Option<String>,
+    location_errors: &mut Vec<Issue>,
+    is_listed: impl Fn(i64) -> Result<bool>,
+) -> Result<Option<Vec<i64>>> {
+    if rejected.is_some() {
+        return Ok(Some(Vec::new()));
+    }
     let mut unlisted = Vec::new();
-    for &id in &nonzero {
-        if !is_listed(stage, id)? {
+    for &id in nonzero {
+        if !is_listed(id)? {
             unlisted.push(id);
         }
     }
@@ -638,6 +879,25 @@ fn full_mode_zero(
     Ok(None)
 }
 
+/// Where a location's jobs go as they are split: the stage, or a list the
+/// stage takes afterwards (a location decided on the helper thread).
+trait JobSink {
+    fn take_job(&mut self, job: StagedJob) -> Result<()>;
+}
+
+impl JobSink for Stage {
+    fn take_job(&mut self, job: StagedJob) -> Result<()> {
+        self.push_job(&job)
+    }
+}
+
+impl JobSink for Vec<StagedJob> {
+    fn take_job(&mut self, job: StagedJob) -> Result<()> {
+        self.push(job);
+        Ok(())
+    }
+}
+
 /// Splits a location's items into jobs as they come: per manufacturer, in
 /// file order, at most `items_per_job` each; the zeroing rides on the
 /// location's last job. A job is staged once full (the one before it, so
@@ -664,7 +924,7 @@ impl JobSplitter {
 
     fn push(
         &mut self,
-        stage: &mut Stage,
+        jobs: &mut impl JobSink,
         manufacturer_id: Option<u32>,
         item: Option<PlannedItem>,
     ) -> Result<()> {
@@ -679,7 +939,7 @@ impl JobSplitter {
         if self.open[index].1.len() == self.items_per_job {
             let full = std::mem::take(&mut self.open[index].1);
             if let Some(held) = self.held.replace((manufacturer_id, full)) {
-                self.stage(stage, held, Vec::new())?;
+                self.stage(jobs, held, Vec::new())?;
             }
         }
         Ok(())
@@ -689,7 +949,7 @@ impl JobSplitter {
     /// item that would change nothing is planned as nothing.
     fn push_row(
         &mut self,
-        stage: &mut Stage,
+        jobs: &mut impl JobSink,
         row: &CheckedRow,
         item: Item,
         record: Option<i64>,
@@ -700,14 +960,14 @@ impl JobSplitter {
             record,
             item,
         });
-        self.push(stage, row.manufacturer_id, planned)
+        self.push(jobs, row.manufacturer_id, planned)
     }
 
     /// Stages what is left, with full mode's zeroing (`None`: the guard
     /// rejected the location) unless the location was rejected.
     fn finish_location(
         self,
-        stage: &mut Stage,
+        jobs: &mut impl JobSink,
         zero: Option<Vec<i64>>,
         rejected: bool,
         manufacturer_id: Option<u32>,
@@ -717,7 +977,7 @@ impl JobSplitter {
         } else {
             zero.unwrap_or_default()
         };
-        self.finish(stage, zero, manufacturer_id)
+        self.finish(jobs, zero, manufacturer_id)
     }
 
     /// Stages what is left, the zeroing on the last job (a job of its own
@@ -725,36 +985,36 @@ impl JobSplitter {
     /// those rows still count as listed).
     fn finish(
         mut self,
-        stage: &mut Stage,
+        jobs: &mut impl JobSink,
         zero: Vec<i64>,
         manufacturer_id: Option<u32>,
     ) -> Result<()> {
-        let mut jobs: Vec<(Option<u32>, Vec<Option<PlannedItem>>)> =
+        let mut left: Vec<(Option<u32>, Vec<Option<PlannedItem>>)> =
             self.held.take().into_iter().collect();
-        jobs.extend(
+        left.extend(
             std::mem::take(&mut self.open)
                 .into_iter()
                 .filter(|(_, items)| !items.is_empty()),
         );
-        if jobs.is_empty() && !zero.is_empty() {
-            jobs.push((manufacturer_id, Vec::new()));
+        if left.is_empty() && !zero.is_empty() {
+            left.push((manufacturer_id, Vec::new()));
         }
-        let last = jobs.len().saturating_sub(1);
+        let last = left.len().saturating_sub(1);
         let mut zero = Some(zero);
-        for (index, job) in jobs.into_iter().enumerate() {
+        for (index, job) in left.into_iter().enumerate() {
             let zero = if index == last {
                 zero.take().unwrap_or_default()
             } else {
                 Vec::new()
             };
-            self.stage(stage, job, zero)?;
+            self.stage(jobs, job, zero)?;
         }
         Ok(())
     }
 
     fn stage(
         &self,
-        stage: &mut Stage,
+        jobs: &mut impl JobSink,
         (manufacturer_id, items): (Option<u32>, Vec<Option<PlannedItem>>),
         zero: Vec<i64>,
     ) -> Result<()> {
@@ -763,7 +1023,7 @@ impl JobSplitter {
             items: items.into_iter().flatten().collect(),
             zero,
         };
-        stage.push_job(&StagedJob {
+        jobs.take_job(StagedJob {
             location: self.location,
             manufacturer_id,
             item_count,
