@@ -352,26 +352,49 @@ fn resolve_locations<R: Reader>(
             location_errors.extend(decided.location_errors);
             Ok(decided.findings)
         };
+        // A location held in memory while it is resolved: its staged
+        // bytes; `None` for one resolved a window at a time.
+        let held_whole = |stage: &Stage, location_index: u32| {
+            let (rows, bytes) = stage.rows_at(location_index);
+            windowing(rows, bytes).is_none().then_some(bytes)
+        };
         for location_index in 0..count {
             let at = file.at(location_index);
-            let (rows, bytes) = stage.rows_at(location_index);
-            let alone = !pipelined || windowing(rows, bytes).is_some();
+            let bytes = match held_whole(stage, location_index) {
+                Some(bytes) if pipelined => bytes,
+                _ => {
+                    if let Some((held_index, _)) = in_flight.take() {
+                        let findings = receive(stage, location_errors, held_index)?;
+                        take(stage, held_index, findings);
+                    }
+                    let findings = plan_location(&at, stage, location_errors)?;
+                    take(stage, location_index, findings);
+                    continue;
+                }
+            };
             if let Some((held_index, held)) = in_flight {
-                if alone || held + bytes > IN_MEMORY_BYTES {
+                if held + bytes > IN_MEMORY_BYTES {
                     let findings = receive(stage, location_errors, held_index)?;
                     take(stage, held_index, findings);
                     in_flight = None;
                 }
             }
-            if alone {
-                let findings = plan_location(&at, stage, location_errors)?;
-                take(stage, location_index, findings);
-                continue;
-            }
             let gathered = gather(&at, stage)?;
             if let Some((held_index, _)) = in_flight.take() {
                 let findings = receive(stage, location_errors, held_index)?;
                 take(stage, held_index, findings);
+            }
+            // Decided on the helper only when the next location can be
+            // gathered meanwhile; otherwise here: handing the rows over
+            // (and freeing them on another thread) is all it would add.
+            let next = (location_index + 1 < count)
+                .then(|| held_whole(stage, location_index + 1))
+                .flatten();
+            if next.is_none_or(|next| bytes + next > IN_MEMORY_BYTES) {
+                let decided = decide(&at.apart(), gathered, stage)?;
+                location_errors.extend(decided.location_errors);
+                take(stage, location_index, decided.findings);
+                continue;
             }
             if to_helper.send((location_index, gathered)).is_err() {
                 // The helper is gone: receiving says why (its panic).
