@@ -47,8 +47,36 @@ pub(super) fn resolve_rows(
     listed: &mut HashSet<i64>,
     scan: &mut bool,
 ) -> Result<()> {
+    let named = match_rows(checked, rows, found, store, location, listed, scan)?;
+    check_named(checked, rows, found, location, named);
+    Ok(())
+}
+
+/// The records a location's rows name, as read from the store: what
+/// [`check_named`] compares with the rows, apart from the store.
+#[derive(Default)]
+pub(super) struct Named {
+    /// Each row's matches, by row index (empty: nothing matched).
+    matches: Vec<Matches>,
+    records: Vec<Record>,
+    /// (row index, index into `records`), in record order.
+    rows: Vec<(usize, usize)>,
+}
+
+/// [`resolve_rows`]' reads: each row's matches (and `identifier-conflict`
+/// where they name several records), `listed`, and the records named.
+pub(super) fn match_rows(
+    checked: &Checked,
+    rows: &[CheckedRow],
+    found: &mut [Found],
+    store: &impl Reader,
+    location: &str,
+    listed: &mut HashSet<i64>,
+    scan: &mut bool,
+) -> Result<Named> {
+    let mut named = Named::default();
     if rows.is_empty() || !records::any_at(store, location)? {
-        return Ok(());
+        return Ok(named);
     }
     let scanned = match scan {
         true => scan_matches(store, location, rows)?,
@@ -84,18 +112,34 @@ pub(super) fn resolve_rows(
             }
             next += 1;
             if id == record.id {
-                check_record(
-                    checked,
-                    &rows[index],
-                    &matches[index],
-                    &record,
-                    &mut found[index],
-                    location,
-                );
+                named.rows.push((index, named.records.len()));
             }
         }
+        named.records.push(record);
     })?;
-    Ok(())
+    named.matches = matches;
+    Ok(named)
+}
+
+/// Compares each row with the record it names (`identifier-conflict`,
+/// `too-many-attributes`, unchanged): no store.
+pub(super) fn check_named(
+    checked: &Checked,
+    rows: &[CheckedRow],
+    found: &mut [Found],
+    location: &str,
+    named: Named,
+) {
+    for &(index, record) in &named.rows {
+        check_record(
+            checked,
+            &rows[index],
+            &named.matches[index],
+            &named.records[record],
+            &mut found[index],
+            location,
+        );
+    }
 }
 
 /// The rows' matches from range scans of the location's three identifier

@@ -627,6 +627,15 @@ fn plan_location_in_memory(
 ) -> Result<LocationFindings> {
     let mut gathered = gather(at, stage)?;
     if at.rules.job_type == JobType::Adjust {
+        // Adjusting reads each row's record: the comparison first.
+        let named = std::mem::take(&mut gathered.named);
+        matching::check_named(
+            at.checked,
+            &gathered.rows,
+            &mut gathered.found,
+            at.location,
+            named,
+        );
         adjust_rows(
             at.checked,
             &mut gathered.rows,
@@ -651,6 +660,8 @@ struct Gathered {
     found: Vec<Found>,
     /// Records the rows name (valid or not), for full mode.
     listed: HashSet<i64>,
+    /// The records the rows name, still to compare with the rows.
+    named: matching::Named,
     /// The first row with errors and no identifier (not staged): (seq, number).
     idless_error: Option<(u64, u64)>,
     /// Full mode: the records in stock at the location (`None`: nothing
@@ -665,7 +676,7 @@ fn gather(at: &At<'_, impl Reader>, stage: &Stage) -> Result<Gathered> {
     let (seqs, rows): (Vec<u64>, Vec<CheckedRow>) = staged.rows.into_iter().unzip();
     let mut found: Vec<Found> = vec![Found::default(); rows.len()];
     let mut listed: HashSet<i64> = HashSet::new();
-    matching::resolve_rows(
+    let named = matching::match_rows(
         at.checked,
         &rows,
         &mut found,
@@ -683,6 +694,7 @@ fn gather(at: &At<'_, impl Reader>, stage: &Stage) -> Result<Gathered> {
         rows,
         found,
         listed,
+        named,
         idless_error: staged.first_idless_error,
         nonzero,
     })
@@ -733,9 +745,11 @@ fn decide(apart: &Apart<'_>, gathered: Gathered, jobs: &mut impl JobSink) -> Res
         mut rows,
         mut found,
         listed,
+        named,
         idless_error,
         nonzero,
     } = gathered;
+    matching::check_named(checked, &rows, &mut found, location, named);
     if rules.job_type == JobType::Refresh {
         find_duplicates(checked, &rows, &mut found, rules.duplicates);
     }
