@@ -311,26 +311,39 @@ fn resolve_locations<R: Reader>(
     std::thread::scope(|scope| {
         let (to_helper, inbox) = std::sync::mpsc::sync_channel::<(u32, Gathered)>(1);
         let (outbox, from_helper) = std::sync::mpsc::sync_channel::<Result<Decided>>(1);
-        let mut helper = pipelined.then(|| {
-            scope.spawn(move || {
-                for (location_index, gathered) in inbox {
-                    let apart = Apart {
-                        checked,
-                        rules,
-                        location_index,
-                        location: &checked.locations[location_index as usize],
-                    };
-                    let mut jobs: Vec<StagedJob> = Vec::new();
-                    let decided = decide(&apart, gathered, &mut jobs).map(|mut decided| {
-                        decided.jobs = jobs;
-                        decided
-                    });
-                    if outbox.send(decided).is_err() {
-                        break;
+        let helper = pipelined.then(|| {
+            std::thread::Builder::new()
+                .name("stockdrop-resolve".into())
+                .spawn_scoped(scope, move || {
+                    for (location_index, gathered) in inbox {
+                        let apart = Apart {
+                            checked,
+                            rules,
+                            location_index,
+                            location: &checked.locations[location_index as usize],
+                        };
+                        let mut jobs: Vec<StagedJob> = Vec::new();
+                        let decided = decide(&apart, gathered, &mut jobs).map(|mut decided| {
+                            decided.jobs = jobs;
+                            decided
+                        });
+                        if outbox.send(decided).is_err() {
+                            break;
+                        }
                     }
-                }
-            })
+                })
         });
+        // No thread to be had (the service's task limit, say): one
+        // location at a time on this one, as with a single location.
+        let mut helper = match helper {
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "resolving on one thread: no helper thread");
+                None
+            }
+            Some(Ok(thread)) => Some(thread),
+            None => None,
+        };
+        let pipelined = helper.is_some();
         // The location on the helper thread, and its staged bytes.
         let mut in_flight: Option<(u32, u64)> = None;
         let mut receive = |stage: &mut Stage,

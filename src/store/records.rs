@@ -132,19 +132,21 @@ pub fn find(r: &impl Reader, location: &str, kind: IdKind, value: &str) -> Resul
 /// The record each of `ids` names at `location` (sku, partNumber, upc):
 /// one statement for the three.
 pub fn lookup(r: &impl Reader, location: &str, ids: &Identifiers) -> Result<[Option<i64>; 3]> {
-    let mut stmt = r.conn().prepare_cached(concat!(
-        "SELECT (SELECT id FROM inventory WHERE location_id = ",
-        location_of!("?1"),
-        " AND sku = ?2), (SELECT id FROM inventory WHERE location_id = ",
-        location_of!("?1"),
-        " AND part_number = ?3), (SELECT id FROM inventory WHERE location_id = ",
-        location_of!("?1"),
-        " AND upc14 = ?4)",
-    ))?;
-    let found = stmt.query_row(
-        params![location, ids.sku, ids.part_number, ids.upc14()],
-        |row| Ok([row.get(0)?, row.get(1)?, row.get(2)?]),
+    // The location looked up once (a location not in the store yet gives
+    // no row: nothing matches).
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT (SELECT id FROM inventory WHERE location_id = l.id AND sku = ?2), \
+                (SELECT id FROM inventory WHERE location_id = l.id AND part_number = ?3), \
+                (SELECT id FROM inventory WHERE location_id = l.id AND upc14 = ?4) \
+         FROM locations l WHERE l.name = ?1",
     )?;
+    let found = stmt
+        .query_row(
+            params![location, ids.sku, ids.part_number, ids.upc14()],
+            |row| Ok([row.get(0)?, row.get(1)?, row.get(2)?]),
+        )
+        .optional()?
+        .unwrap_or([None; 3]);
     Ok(found)
 }
 
