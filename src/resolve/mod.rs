@@ -523,16 +523,15 @@ fn plan_large_location(
             &mut scan,
         )?;
         if wants_listed {
-            for id in listed {
-                stage.push_listed(id)?;
-            }
+            stage.push_listed(listed)?;
         }
+        // Staged a window at a time: one statement each, not one a row.
+        let mut keys: Vec<(i64, u64)> = Vec::with_capacity(rows.len() * 4);
+        let mut window_verdicts: Vec<(u64, i64, bool)> = Vec::new();
         for ((seq, row), found) in seqs.into_iter().zip(&rows).zip(found) {
-            for h in row_keys(row).into_iter().flatten() {
-                stage.push_key(h, seq)?;
-            }
+            keys.extend(row_keys(row).into_iter().flatten().map(|h| (h, seq)));
             if let Some(record) = found.record {
-                stage.push_verdict(seq, record, found.unchanged)?;
+                window_verdicts.push((seq, record, found.unchanged));
                 verdicts += 1;
             }
             if !row.errors.is_empty() || !found.errors.is_empty() {
@@ -542,6 +541,8 @@ fn plan_large_location(
                 issues.insert(seq, (found.errors, found.warnings));
             }
         }
+        stage.push_keys(&keys)?;
+        stage.push_verdicts(&window_verdicts)?;
     }
 
     // 2. Duplicates, among the rows that may be.

@@ -159,10 +159,14 @@ impl Stage {
 
     /// Row `seq` of the location being resolved has key `h`
     /// ([`key_hash`]).
-    pub fn push_key(&self, h: i64, seq: u64) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT INTO keys (h, seq) VALUES (?1, ?2)")?
-            .execute(params![h, seq as i64])?;
+    /// Stages identifier (or record) hashes, each with its row's seq.
+    pub fn push_keys(&self, keys: &[(i64, u64)]) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT INTO keys (h, seq) VALUES (?1, ?2)")?;
+        for &(h, seq) in keys {
+            stmt.execute(params![h, seq as i64])?;
+        }
         Ok(())
     }
 
@@ -215,11 +219,21 @@ impl Stage {
 
     /// Row `seq` names `record`, which it would leave `unchanged` or not;
     /// the record's hash joins the row's keys.
-    pub fn push_verdict(&self, seq: u64, record: i64, unchanged: bool) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT INTO verdicts (seq, record, unchanged) VALUES (?1, ?2, ?3)")?
-            .execute(params![seq as i64, record, unchanged])?;
-        self.push_key(key_hash(3, &record.to_le_bytes()), seq)
+    /// Stages each row's record and whether it is unchanged, (seq, record,
+    /// unchanged), with a hash of the record among the keys.
+    pub fn push_verdicts(&self, verdicts: &[(u64, i64, bool)]) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT INTO verdicts (seq, record, unchanged) VALUES (?1, ?2, ?3)")?;
+        for &(seq, record, unchanged) in verdicts {
+            stmt.execute(params![seq as i64, record, unchanged])?;
+        }
+        drop(stmt);
+        let keys: Vec<(i64, u64)> = verdicts
+            .iter()
+            .map(|&(seq, record, _)| (key_hash(3, &record.to_le_bytes()), seq))
+            .collect();
+        self.push_keys(&keys)
     }
 
     /// The record row `seq` names and whether it is unchanged.
@@ -234,10 +248,14 @@ impl Stage {
         }
     }
 
-    pub fn push_listed(&self, id: i64) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT OR IGNORE INTO listed (id) VALUES (?1)")?
-            .execute([id])?;
+    /// Stages records a row lists (full mode), once each.
+    pub fn push_listed(&self, ids: impl IntoIterator<Item = i64>) -> Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO listed (id) VALUES (?1)")?;
+        for id in ids {
+            stmt.execute([id])?;
+        }
         Ok(())
     }
 
