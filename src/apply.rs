@@ -95,6 +95,7 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
     };
     // Looked up (or added) at the first record the job creates.
     let mut location_id = None;
+    let mut inserts = records::Inserts::new(w)?;
     for planned in plan.items {
         let existing = match planned.record {
             Some(id) => records::get(w, id)?,
@@ -122,7 +123,7 @@ fn apply_job(w: &Write<'_>, job: &PendingJob) -> Result<()> {
                     Some(id) => id,
                     None => *location_id.insert(records::location_id(w, &job.location)?),
                 };
-                record.id = records::insert(w, location_id, &record, job.id, &started)?;
+                record.id = inserts.insert(location_id, &record, job.id, &started)?;
                 if let Some((old, new)) = history::diff(&empty, &record) {
                     journal.add(w, record.id, "create", &old, &new)?;
                 }

@@ -332,13 +332,11 @@ fn check(
         for batch in batches {
             match batch {
                 Batch::Rows { data, rows } => {
-                    let mut start = 0;
-                    for (row, end) in rows {
-                        stage.push_encoded(&row, data.get(start..end).unwrap_or_default());
-                        start = end;
-                        if stage.len().is_multiple_of(65_536) {
-                            progress("checking rows", stage.len(), 0);
-                        }
+                    let before = stage.len();
+                    stage.push_batch(&data, &rows);
+                    // Told every 65,536 rows.
+                    if stage.len() / 65_536 > before / 65_536 {
+                        progress("checking rows", stage.len(), 0);
                     }
                 }
                 Batch::Clear => stage.clear(),

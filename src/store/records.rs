@@ -361,22 +361,36 @@ pub fn location_id(w: &Write<'_>, location: &str) -> Result<i64> {
     Ok(stmt.query_row([location], |row| row.get(0))?)
 }
 
-/// Inserts a new record at the location [`location_id`] gave and returns
-/// its id.
-pub fn insert(
-    w: &Write<'_>,
-    location_id: i64,
-    record: &Record,
-    job_id: i64,
-    now: &str,
-) -> Result<i64> {
-    let mut stmt = w.tx.prepare_cached(
-        "INSERT INTO inventory (location_id, sku, part_number, upc, upc14, quantity, bin_id, ltd, \
-         floor, safety_stock, currency_id, retail_price, attributes, updated_at, job_id) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-    )?;
-    execute_record(&mut stmt, &location_id, record, job_id, now)?;
-    Ok(w.tx.last_insert_rowid())
+/// Inserts new records, through one prepared statement for as long as it
+/// is held (a job's worth): a statement-cache lookup per record was 2% of
+/// an import's apply.
+pub struct Inserts<'a> {
+    stmt: rusqlite::CachedStatement<'a>,
+    w: &'a Write<'a>,
+}
+
+impl<'a> Inserts<'a> {
+    pub fn new(w: &'a Write<'a>) -> Result<Inserts<'a>> {
+        let stmt = w.tx.prepare_cached(
+            "INSERT INTO inventory (location_id, sku, part_number, upc, upc14, quantity, bin_id, ltd, \
+             floor, safety_stock, currency_id, retail_price, attributes, updated_at, job_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+        )?;
+        Ok(Inserts { stmt, w })
+    }
+
+    /// Inserts a new record at the location [`location_id`] gave and
+    /// returns its id.
+    pub fn insert(
+        &mut self,
+        location_id: i64,
+        record: &Record,
+        job_id: i64,
+        now: &str,
+    ) -> Result<i64> {
+        execute_record(&mut self.stmt, &location_id, record, job_id, now)?;
+        Ok(self.w.tx.last_insert_rowid())
+    }
 }
 
 /// Overwrites a record's identifiers and values.

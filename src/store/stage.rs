@@ -497,50 +497,54 @@ impl StagedRow {
 }
 
 impl Stage {
-    /// Stages one row encoded by [`StagedRow::encode`].
-    pub fn push_encoded(&mut self, row: &StagedRow, data: &[u8]) {
+    /// Stages a batch of rows encoded by [`StagedRow::encode`] one after
+    /// another into `data`, each with the offset its encoding ends at. One
+    /// prepared statement for the batch: a statement-cache lookup per row
+    /// was 2% of the reading.
+    pub fn push_batch(&mut self, data: &[u8], rows: &[(StagedRow, usize)]) {
         if self.failed.is_some() {
             return;
         }
-        if row.errored {
-            self.errored += 1;
+        if let Err(e) = self.insert_batch(data, rows) {
+            self.failed = Some(e);
         }
-        if row.flagged {
-            let flagged = self
-                .conn
-                .prepare_cached("INSERT INTO flagged (seq) VALUES (?1)")
-                .and_then(|mut stmt| stmt.execute([self.rows as i64]));
-            match flagged {
-                Ok(_) => self.flagged += 1,
-                Err(e) => {
-                    self.failed = Some(e);
-                    return;
-                }
-            }
-        }
-        if let Some(location) = row.location {
-            let location = location as usize;
-            if self.per_location.len() <= location {
-                self.per_location.resize(location + 1, (0, 0));
-            }
-            let (rows, bytes) = &mut self.per_location[location];
-            *rows += 1;
-            *bytes += data.len() as u64;
-        }
-        let result = self
+    }
+
+    fn insert_batch(&mut self, data: &[u8], rows: &[(StagedRow, usize)]) -> rusqlite::Result<()> {
+        let mut insert = self
             .conn
-            .prepare_cached("INSERT INTO rows (seq, location, data) VALUES (?1, ?2, ?3)")
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    self.rows as i64,
-                    row.location.map_or(-1, i64::from),
-                    data
-                ])
-            });
-        match result {
-            Ok(_) => self.rows += 1,
-            Err(e) => self.failed = Some(e),
+            .prepare_cached("INSERT INTO rows (seq, location, data) VALUES (?1, ?2, ?3)")?;
+        let mut flag = self
+            .conn
+            .prepare_cached("INSERT INTO flagged (seq) VALUES (?1)")?;
+        let mut start = 0;
+        for (row, end) in rows {
+            let encoded = data.get(start..*end).unwrap_or_default();
+            start = *end;
+            if row.errored {
+                self.errored += 1;
+            }
+            if row.flagged {
+                flag.execute([self.rows as i64])?;
+                self.flagged += 1;
+            }
+            if let Some(location) = row.location {
+                let location = location as usize;
+                if self.per_location.len() <= location {
+                    self.per_location.resize(location + 1, (0, 0));
+                }
+                let (rows, bytes) = &mut self.per_location[location];
+                *rows += 1;
+                *bytes += encoded.len() as u64;
+            }
+            insert.execute(params![
+                self.rows as i64,
+                row.location.map_or(-1, i64::from),
+                encoded
+            ])?;
+            self.rows += 1;
         }
+        Ok(())
     }
 }
 
@@ -548,7 +552,8 @@ impl RowSink for Stage {
     fn push(&mut self, row: CheckedRow) {
         let mut data = Vec::new();
         let staged = StagedRow::encode(&row, &mut data);
-        self.push_encoded(&staged, &data);
+        let end = data.len();
+        self.push_batch(&data, &[(staged, end)]);
     }
 
     fn clear(&mut self) {
