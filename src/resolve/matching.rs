@@ -85,13 +85,12 @@ pub(super) fn match_rows(
     *scan = scanned.is_some();
     let matches = match scanned {
         Some(matches) => matches,
-        None => rows
-            .iter()
-            .map(|row| match row.ids().is_empty() {
-                true => Ok([None; 3]),
-                false => records::lookup(store, location, row.ids()),
-            })
-            .collect::<Result<Vec<_>>>()?,
+        None => records::lookup_each(
+            store,
+            location,
+            rows.iter()
+                .map(|row| (!row.ids().is_empty()).then(|| row.ids())),
+        )?,
     };
     // The rows that name one record, by record id: read in id order.
     let mut wanted: Vec<(i64, usize)> = Vec::new();

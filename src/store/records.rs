@@ -132,22 +132,41 @@ pub fn find(r: &impl Reader, location: &str, kind: IdKind, value: &str) -> Resul
 /// The record each of `ids` names at `location` (sku, partNumber, upc):
 /// one statement for the three.
 pub fn lookup(r: &impl Reader, location: &str, ids: &Identifiers) -> Result<[Option<i64>; 3]> {
-    // The location looked up once (a location not in the store yet gives
-    // no row: nothing matches).
+    let mut found = lookup_each(r, location, [Some(ids)])?;
+    Ok(found.pop().unwrap_or([None; 3]))
+}
+
+/// [`lookup`] for each of many rows' identifiers (`None`: a row without
+/// any, which names nothing), through one prepared statement.
+pub fn lookup_each<'i>(
+    r: &impl Reader,
+    location: &str,
+    rows: impl IntoIterator<Item = Option<&'i Identifiers>>,
+) -> Result<Vec<[Option<i64>; 3]>> {
+    // The location looked up once a row (a location not in the store yet
+    // gives no row: nothing matches).
     let mut stmt = r.conn().prepare_cached(
         "SELECT (SELECT id FROM inventory WHERE location_id = l.id AND sku = ?2), \
                 (SELECT id FROM inventory WHERE location_id = l.id AND part_number = ?3), \
                 (SELECT id FROM inventory WHERE location_id = l.id AND upc14 = ?4) \
          FROM locations l WHERE l.name = ?1",
     )?;
-    let found = stmt
-        .query_row(
-            params![location, ids.sku, ids.part_number, ids.upc14()],
-            |row| Ok([row.get(0)?, row.get(1)?, row.get(2)?]),
-        )
-        .optional()?
-        .unwrap_or([None; 3]);
-    Ok(found)
+    let mut out = Vec::new();
+    for ids in rows {
+        let Some(ids) = ids else {
+            out.push([None; 3]);
+            continue;
+        };
+        let found = stmt
+            .query_row(
+                params![location, ids.sku, ids.part_number, ids.upc14()],
+                |row| Ok([row.get(0)?, row.get(1)?, row.get(2)?]),
+            )
+            .optional()?
+            .unwrap_or([None; 3]);
+        out.push(found);
+    }
+    Ok(out)
 }
 
 /// Calls `f` with (value, record id) of every identifier of `kind` at
