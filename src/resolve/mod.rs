@@ -295,8 +295,9 @@ impl<'a, R> File<'a, R> {
 /// staging its jobs, both in location order. A refresh location small
 /// enough to hold is gathered here (its rows from the stage, matched
 /// against the store) while the one before it is decided on a helper
-/// thread (duplicates, the full-mode guard, the split into jobs): the
-/// second core works while the store is read. The two locations in hand
+/// thread (each row compared with its record, duplicates, the full-mode
+/// guard, the split into jobs): the second core works while the store is
+/// read. The two locations in hand
 /// take at most [`IN_MEMORY_BYTES`] staged together, as one may alone.
 fn resolve_locations<R: Reader>(
     file: &File<'_, R>,
@@ -305,7 +306,9 @@ fn resolve_locations<R: Reader>(
     mut take: impl FnMut(&Stage, u32, LocationFindings),
 ) -> Result<()> {
     let count = file.checked.locations.len() as u32;
-    // A file of one location has nothing to overlap.
+    // A file of one location has nothing to overlap; an adjust file's
+    // rows are checked against the store's counts (`adjust_rows`), which
+    // only this thread reads.
     let pipelined = count > 1 && file.rules.job_type == JobType::Refresh;
     let (checked, rules) = (file.checked, file.rules);
     std::thread::scope(|scope| {
