@@ -32,26 +32,6 @@ type Matches = [Option<i64>; 3];
 
 const KINDS: [IdKind; 3] = [IdKind::Sku, IdKind::PartNumber, IdKind::Upc];
 
-/// Resolves the rows of one location against its records: `found[i]`
-/// gets row `i`'s record, conflicts and whether it is unchanged; `listed`
-/// every record a row names (valid or not), for full mode. `scan` says
-/// whether range scans are still worth trying at this location; it is
-/// cleared once the location proves too large for them, so the later
-/// windows of a large location go straight to point lookups.
-pub(super) fn resolve_rows(
-    checked: &Checked,
-    rows: &[CheckedRow],
-    found: &mut [Found],
-    store: &impl Reader,
-    location: &str,
-    listed: &mut HashSet<i64>,
-    scan: &mut bool,
-) -> Result<()> {
-    let named = match_rows(checked, rows, found, store, location, listed, scan)?;
-    check_named(checked, rows, found, location, named);
-    Ok(())
-}
-
 /// The records a location's rows name, as read from the store: what
 /// [`check_named`] compares with the rows, apart from the store.
 #[derive(Default)]
@@ -63,8 +43,14 @@ pub(super) struct Named {
     rows: Vec<(usize, usize)>,
 }
 
-/// [`resolve_rows`]' reads: each row's matches (and `identifier-conflict`
-/// where they name several records), `listed`, and the records named.
+/// Matches the rows of one location against its records: every read
+/// resolving them takes. `found[i]` gets `identifier-conflict` where row
+/// `i`'s identifiers name several records; `listed` every record a row
+/// names (valid or not), for full mode; the records named are returned,
+/// for [`check_named`] to compare with the rows. `scan` says whether range
+/// scans are still worth trying at this location; it is cleared once the
+/// location proves too large for them, so the later windows of a large
+/// location go straight to point lookups.
 pub(super) fn match_rows(
     checked: &Checked,
     rows: &[CheckedRow],
@@ -120,8 +106,9 @@ pub(super) fn match_rows(
     Ok(named)
 }
 
-/// Compares each row with the record it names (`identifier-conflict`,
-/// `too-many-attributes`, unchanged): no store.
+/// Compares each row with the record it names: `found[i]` gets row `i`'s
+/// record, `identifier-conflict` / `too-many-attributes`, and whether it is
+/// unchanged. No store.
 pub(super) fn check_named(
     checked: &Checked,
     rows: &[CheckedRow],

@@ -297,8 +297,8 @@ impl<'a, R> File<'a, R> {
 /// against the store) while the one before it is decided on a helper
 /// thread (each row compared with its record, duplicates, the full-mode
 /// guard, the split into jobs): the second core works while the store is
-/// read. The two locations in hand
-/// take at most [`IN_MEMORY_BYTES`] staged together, as one may alone.
+/// read. The two locations in hand take at most [`IN_MEMORY_BYTES`]
+/// staged together, as one may alone.
 fn resolve_locations<R: Reader>(
     file: &File<'_, R>,
     stage: &mut Stage,
@@ -347,8 +347,10 @@ fn resolve_locations<R: Reader>(
             None => None,
         };
         let pipelined = helper.is_some();
-        // The location on the helper thread, and its staged bytes.
-        let mut in_flight: Option<(u32, u64)> = None;
+        // The location on the helper thread. It was handed over only if
+        // it and the next location fit the budget together, so the next
+        // can be gathered while it is decided.
+        let mut in_flight: Option<u32> = None;
         let mut receive = |stage: &mut Stage,
                            location_errors: &mut Vec<Issue>,
                            location_index: u32|
@@ -379,7 +381,7 @@ fn resolve_locations<R: Reader>(
             let bytes = match held_whole(stage, location_index) {
                 Some(bytes) if pipelined => bytes,
                 _ => {
-                    if let Some((held_index, _)) = in_flight.take() {
+                    if let Some(held_index) = in_flight.take() {
                         let findings = receive(stage, location_errors, held_index)?;
                         take(stage, held_index, findings);
                     }
@@ -388,15 +390,8 @@ fn resolve_locations<R: Reader>(
                     continue;
                 }
             };
-            if let Some((held_index, held)) = in_flight {
-                if held + bytes > IN_MEMORY_BYTES {
-                    let findings = receive(stage, location_errors, held_index)?;
-                    take(stage, held_index, findings);
-                    in_flight = None;
-                }
-            }
             let gathered = gather(&at, stage)?;
-            if let Some((held_index, _)) = in_flight.take() {
+            if let Some(held_index) = in_flight.take() {
                 let findings = receive(stage, location_errors, held_index)?;
                 take(stage, held_index, findings);
             }
@@ -412,14 +407,13 @@ fn resolve_locations<R: Reader>(
                 take(stage, location_index, decided.findings);
                 continue;
             }
-            if to_helper.send((location_index, gathered)).is_err() {
-                // The helper is gone: receiving says why (its panic).
-                receive(stage, location_errors, location_index)?;
-                return Err(not_decided(location_index));
-            }
-            in_flight = Some((location_index, bytes));
+            // The helper waits for work whenever nothing is in flight.
+            to_helper
+                .send((location_index, gathered))
+                .map_err(|_| not_decided(location_index))?;
+            in_flight = Some(location_index);
         }
-        if let Some((held_index, _)) = in_flight {
+        if let Some(held_index) = in_flight {
             let findings = receive(stage, location_errors, held_index)?;
             take(stage, held_index, findings);
         }
@@ -516,7 +510,7 @@ fn plan_large_location(
         let (seqs, rows): (Vec<u64>, Vec<CheckedRow>) = window.into_iter().unzip();
         let mut found: Vec<Found> = vec![Found::default(); rows.len()];
         let mut listed: HashSet<i64> = HashSet::new();
-        matching::resolve_rows(
+        let named = matching::match_rows(
             checked,
             &rows,
             &mut found,
@@ -525,6 +519,7 @@ fn plan_large_location(
             &mut listed,
             &mut scan,
         )?;
+        matching::check_named(checked, &rows, &mut found, location, named);
         if wants_listed {
             stage.push_listed(listed)?;
         }

@@ -129,15 +129,9 @@ pub fn find(r: &impl Reader, location: &str, kind: IdKind, value: &str) -> Resul
         .optional()?)
 }
 
-/// The record each of `ids` names at `location` (sku, partNumber, upc):
-/// one statement for the three.
-pub fn lookup(r: &impl Reader, location: &str, ids: &Identifiers) -> Result<[Option<i64>; 3]> {
-    let mut found = lookup_each(r, location, [Some(ids)])?;
-    Ok(found.pop().unwrap_or([None; 3]))
-}
-
-/// [`lookup`] for each of many rows' identifiers (`None`: a row without
-/// any, which names nothing), through one prepared statement.
+/// The record each row's identifiers name at `location` (sku, partNumber,
+/// upc; `None`: a row without any, which names nothing): one statement for
+/// the three, prepared once for all the rows.
 pub fn lookup_each<'i>(
     r: &impl Reader,
     location: &str,
@@ -151,7 +145,8 @@ pub fn lookup_each<'i>(
                 (SELECT id FROM inventory WHERE location_id = l.id AND upc14 = ?4) \
          FROM locations l WHERE l.name = ?1",
     )?;
-    let mut out = Vec::new();
+    let rows = rows.into_iter();
+    let mut out = Vec::with_capacity(rows.size_hint().0);
     for ids in rows {
         let Some(ids) = ids else {
             out.push([None; 3]);
@@ -371,7 +366,7 @@ fn execute_record(
 }
 
 /// The id of `location` in `locations`, added if it is new: what
-/// [`insert`] takes (a job looks it up once, not once per record).
+/// [`Inserts::insert`] takes (a job looks it up once, not once per record).
 pub fn location_id(w: &Write<'_>, location: &str) -> Result<i64> {
     let mut stmt = w.tx.prepare_cached(
         "INSERT INTO locations (name) VALUES (?1) ON CONFLICT (name) DO UPDATE SET name = name \

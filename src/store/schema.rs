@@ -213,12 +213,12 @@ mod tests {
             part_number: Some("P1".into()),
             upc: Some("012345678905".into()),
         };
-        let looked_up = records::lookup(&read, "Store B", &ids).expect("lookup");
-        assert_eq!(looked_up, [Some(7), Some(7), Some(7)]);
-        let elsewhere = records::lookup(&read, "Store A", &ids).expect("lookup");
-        assert_eq!(elsewhere, [Some(9), None, None]);
-        let nowhere = records::lookup(&read, "Store C", &ids).expect("lookup");
-        assert_eq!(nowhere, [None; 3]);
+        let looked_up = records::lookup_each(&read, "Store B", [Some(&ids)]).expect("lookup");
+        assert_eq!(looked_up, [[Some(7), Some(7), Some(7)]]);
+        let elsewhere = records::lookup_each(&read, "Store A", [Some(&ids)]).expect("lookup");
+        assert_eq!(elsewhere, [[Some(9), None, None]]);
+        let nowhere = records::lookup_each(&read, "Store C", [Some(&ids)]).expect("lookup");
+        assert_eq!(nowhere, [[None; 3]]);
         assert!(records::any_at(&read, "Store A").expect("any"));
         assert!(!records::any_at(&read, "Store C").expect("any"));
         assert_eq!(

@@ -157,9 +157,8 @@ impl Stage {
             .unwrap_or((0, 0))
     }
 
-    /// Row `seq` of the location being resolved has key `h`
-    /// ([`key_hash`]).
-    /// Stages identifier (or record) hashes, each with its row's seq.
+    /// Stages keys ([`key_hash`]) of the location being resolved, each
+    /// with the seq of the row that has it.
     pub fn push_keys(&self, keys: &[(i64, u64)]) -> Result<()> {
         let mut stmt = self
             .conn
@@ -217,10 +216,9 @@ impl Stage {
         Ok(())
     }
 
-    /// Row `seq` names `record`, which it would leave `unchanged` or not;
-    /// the record's hash joins the row's keys.
-    /// Stages each row's record and whether it is unchanged, (seq, record,
-    /// unchanged), with a hash of the record among the keys.
+    /// Stages verdicts (seq, record, unchanged): row `seq` names `record`,
+    /// which it would leave `unchanged` or not; the record's hash joins the
+    /// row's keys.
     pub fn push_verdicts(&self, verdicts: &[(u64, i64, bool)]) -> Result<()> {
         let mut stmt = self
             .conn
