@@ -116,8 +116,7 @@ fn records<'a>(
         eof: false,
         out: vec![0; 1 << 12],
         ends: vec![0; 64],
-        breaks: 0,
-        pending_cr: false,
+        lines: Lines::default(),
         failed: false,
     };
     std::iter::from_fn(move || {
@@ -144,10 +143,8 @@ struct Records<R> {
     /// The current record's cells, end to end; `ends` where each ends.
     out: Vec<u8>,
     ends: Vec<usize>,
-    /// Line breaks before the unread input. Counted here from the bytes
-    /// themselves: LF, CRLF, and the lone CR of old Mac files.
-    breaks: u64,
-    pending_cr: bool,
+    /// Line breaks before the unread input.
+    lines: Lines,
     failed: bool,
 }
 
@@ -193,29 +190,12 @@ impl<R: Read> Records<R> {
             let (result, n_in, wrote, ended) =
                 self.core
                     .read_record(input, &mut self.out[n_out..], &mut self.ends[n_ends..]);
-            for &b in &input[..n_in] {
-                if self.pending_cr {
-                    self.pending_cr = false;
-                    if b != b'\n' {
-                        self.breaks += 1;
-                    }
-                }
-                // The record's line is the one its first byte is on, past
-                // the line ends the reader skips before it.
-                if line.is_none() && b != b'\r' && b != b'\n' {
-                    line = Some(self.breaks + 1);
-                }
-                match b {
-                    b'\n' => self.breaks += 1,
-                    b'\r' => self.pending_cr = true,
-                    _ => {}
-                }
-            }
+            self.lines.count(&input[..n_in], &mut line);
             self.start += n_in;
             n_out += wrote;
             n_ends += ended;
             let too_long = |line: Option<u64>| {
-                let line = line.unwrap_or(self.breaks + 1);
+                let line = line.unwrap_or(self.lines.breaks + 1);
                 Issue::new(
                     Code::UnreadableFile,
                     format!(
@@ -247,7 +227,7 @@ impl<R: Read> Records<R> {
                     self.ends.resize(grown, 0);
                 }
                 csv_core::ReadRecordResult::Record => {
-                    return Ok(Some((line.unwrap_or(self.breaks + 1), n_out, n_ends)))
+                    return Ok(Some((line.unwrap_or(self.lines.breaks + 1), n_out, n_ends)))
                 }
                 csv_core::ReadRecordResult::End => return Ok(None),
             }
@@ -270,6 +250,48 @@ impl<R: Read> Records<R> {
                         format!("the file could not be read past this point: {e}"),
                     ))
                 }
+            }
+        }
+    }
+}
+
+/// Line breaks counted from the bytes themselves: LF, CRLF, and the lone CR
+/// of old Mac files (a CR at the end of one buffer may start a CRLF).
+#[derive(Default)]
+struct Lines {
+    breaks: u64,
+    pending_cr: bool,
+}
+
+impl Lines {
+    /// Counts the breaks in `consumed`, and sets `line` (if unset) to the
+    /// line its first byte past any line ends is on: the record's line.
+    fn count(&mut self, consumed: &[u8], line: &mut Option<u64>) {
+        if !self.pending_cr && memchr::memchr(b'\r', consumed).is_none() {
+            // Line feeds only, as nearly every file has: counted a word at
+            // a time rather than byte by byte.
+            if line.is_none() {
+                if let Some(i) = consumed.iter().position(|&b| b != b'\n') {
+                    *line = Some(self.breaks + i as u64 + 1);
+                }
+            }
+            self.breaks += memchr::memchr_iter(b'\n', consumed).count() as u64;
+            return;
+        }
+        for &b in consumed {
+            if self.pending_cr {
+                self.pending_cr = false;
+                if b != b'\n' {
+                    self.breaks += 1;
+                }
+            }
+            if line.is_none() && b != b'\r' && b != b'\n' {
+                *line = Some(self.breaks + 1);
+            }
+            match b {
+                b'\n' => self.breaks += 1,
+                b'\r' => self.pending_cr = true,
+                _ => {}
             }
         }
     }
@@ -438,5 +460,47 @@ mod tests {
         text.extend(std::iter::repeat_n(b'x', MAX_RECORD_BYTES - 10));
         let rows: Vec<Row> = records(&text[..], b',').map(Result::unwrap).collect();
         assert_eq!(rows.len(), 1);
+    }
+
+    /// Line breaks counted a slice at a time (the fast path for slices
+    /// with no CR) come to what counting byte by byte gives, wherever the
+    /// reader's slices end: LF, CRLF split across slices, lone CRs.
+    fn counted_byte_by_byte(bytes: &[u8]) -> (u64, Option<u64>) {
+        let (mut breaks, mut pending_cr, mut line) = (0u64, false, None);
+        for &b in bytes {
+            if std::mem::take(&mut pending_cr) && b != b'\n' {
+                breaks += 1;
+            }
+            if line.is_none() && b != b'\r' && b != b'\n' {
+                line = Some(breaks + 1);
+            }
+            match b {
+                b'\n' => breaks += 1,
+                b'\r' => pending_cr = true,
+                _ => {}
+            }
+        }
+        (breaks, line)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn lines_counted_by_slices_match_byte_by_byte(
+            bytes in proptest::collection::vec(proptest::sample::select(vec![b'a', b'\n', b'\r']), 0..200),
+            cuts in proptest::collection::vec(0usize..200, 0..8),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|&c| c <= bytes.len()).collect();
+            cuts.push(0);
+            cuts.push(bytes.len());
+            cuts.sort_unstable();
+            let (mut lines, mut line) = (Lines::default(), None);
+            for pair in cuts.windows(2) {
+                lines.count(&bytes[pair[0]..pair[1]], &mut line);
+            }
+            let (breaks, first) = counted_byte_by_byte(&bytes);
+            // A CR at the very end is pending in both: not yet a break.
+            proptest::prop_assert_eq!(lines.breaks, breaks);
+            proptest::prop_assert_eq!(line, first);
+        }
     }
 }

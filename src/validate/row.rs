@@ -114,8 +114,9 @@ impl<'a, 'r> RowChecker<'a, 'r> {
             self.error(col, field, code, cell, message);
             return None;
         }
-        let text = value::text(cell)?;
-        if text.chars().count() > MAX_LEN {
+        let text = value::trimmed(cell)?;
+        // A character is at least a byte: only a long value needs counting.
+        if text.len() > MAX_LEN && text.chars().count() > MAX_LEN {
             self.error(
                 col,
                 field,
@@ -129,13 +130,13 @@ impl<'a, 'r> RowChecker<'a, 'r> {
             );
             return None;
         }
-        Some(text)
+        Some(text.into_owned())
     }
 
     /// An integer field within `min..=MAX_INT`; `None` when empty or bad.
     fn integer(&mut self, field: Field, min: i64) -> Option<i64> {
         let (col, cell) = self.cell(field)?;
-        value::text(cell)?;
+        value::trimmed(cell)?;
         let rule = if min < 0 {
             "a whole number, signed for a change (+5, 5 or -3)"
         } else if min == 0 {
@@ -174,7 +175,7 @@ impl<'a, 'r> RowChecker<'a, 'r> {
     /// A decimal field; `non_negative` for prices.
     fn number(&mut self, field: Field, non_negative: bool) -> Option<f64> {
         let (col, cell) = self.cell(field)?;
-        value::text(cell)?;
+        value::trimmed(cell)?;
         match value::number(cell, self.ctx.decimal_comma) {
             Ok(n) if non_negative && n < 0.0 => {
                 let message = format!(
@@ -222,7 +223,7 @@ impl<'a, 'r> RowChecker<'a, 'r> {
 
     fn upc(&mut self) -> Option<String> {
         let (col, cell) = self.cell(Field::Upc)?;
-        let text = value::text(cell)?;
+        let text = value::trimmed(cell)?;
         match upc::check(&text) {
             UpcCheck::Scientific => {
                 let message = format!(
@@ -270,7 +271,7 @@ impl<'a, 'r> RowChecker<'a, 'r> {
         let Some((col, cell)) = self.cell(Field::Attributes) else {
             return Vec::new();
         };
-        let Some(text) = value::text(cell) else {
+        let Some(text) = value::trimmed(cell) else {
             return Vec::new();
         };
         let mut list: Vec<String> = Vec::new();
@@ -311,7 +312,7 @@ impl<'a, 'r> RowChecker<'a, 'r> {
     fn location(&mut self) -> Option<String> {
         let cell_filled = self
             .cell(Field::LocationName)
-            .is_some_and(|(_, cell)| value::text(cell).is_some());
+            .is_some_and(|(_, cell)| value::trimmed(cell).is_some());
         let from_cell = self.text(Field::LocationName);
         if cell_filled && from_cell.is_none() {
             return None; // Already reported (too long); a filled cell has no fallback.

@@ -1,6 +1,8 @@
 //! Reading one cell as the kind of value a field needs (SPEC §4.2). Each
 //! function returns the value or a message saying what the cell held.
 
+use std::borrow::Cow;
+
 use crate::parse::{Cell, DecimalComma};
 
 /// The largest integer the API accepts.
@@ -21,16 +23,21 @@ pub fn format_number(f: f64) -> String {
 /// The text of a cell after the rules of SPEC §3: trimmed, one leading `'`
 /// dropped. `None` for an empty cell.
 pub fn text(cell: &Cell) -> Option<String> {
-    let raw = match cell {
+    trimmed(cell).map(Cow::into_owned)
+}
+
+/// [`text`] without a copy where the cell already holds text: numbers are
+/// read from it, and most cells are numbers or identifiers read once.
+pub fn trimmed(cell: &Cell) -> Option<Cow<'_, str>> {
+    let t = match cell {
         Cell::Empty => return None,
         Cell::Text(s) => {
             let t = s.trim();
-            let t = t.strip_prefix('\'').unwrap_or(t).trim();
-            t.to_string()
+            Cow::Borrowed(t.strip_prefix('\'').unwrap_or(t).trim())
         }
-        other => other.to_text(),
+        other => Cow::Owned(other.to_text()),
     };
-    (!raw.is_empty()).then_some(raw)
+    (!t.is_empty()).then_some(t)
 }
 
 /// What a non-numeric cell holds, for messages.
@@ -56,7 +63,7 @@ pub fn integer(cell: &Cell, decimal_comma: DecimalComma) -> Result<i64, String> 
         Cell::Float(f) if f.is_finite() && f.fract() == 0.0 => Ok(*f as i64),
         Cell::Float(_) => Err(format!("got {}", describe(cell))),
         Cell::Text(_) => {
-            let t = text(cell).unwrap_or_default();
+            let t = trimmed(cell).unwrap_or_default();
             integer_text(&t, decimal_comma).ok_or_else(|| format!("got '{t}'"))
         }
         _ => Err(format!("got {}", describe(cell))),
@@ -102,7 +109,7 @@ pub fn number(cell: &Cell, decimal_comma: DecimalComma) -> Result<f64, String> {
         Cell::Int(i) => Ok(*i as f64),
         Cell::Float(f) if f.is_finite() => Ok(*f),
         Cell::Text(_) => {
-            let t = text(cell).unwrap_or_default();
+            let t = trimmed(cell).unwrap_or_default();
             if decimal_comma == DecimalComma::Allowed && thousands_like(&t) {
                 return Err(format!(
                     "got '{t}', which reads as {} with a decimal comma but as {} with a thousands \
@@ -134,13 +141,13 @@ fn thousands_like(t: &str) -> bool {
 
 fn number_text(t: &str, decimal_comma: DecimalComma) -> Option<f64> {
     let commas = t.matches(',').count();
-    let normalised = match decimal_comma {
-        DecimalComma::Never => t.to_string(),
-        DecimalComma::Allowed if !t.contains('.') && commas == 1 => t.replace(',', "."),
-        DecimalComma::Allowed => t.to_string(),
+    let normalised: Cow<str> = match decimal_comma {
+        DecimalComma::Never => Cow::Borrowed(t),
+        DecimalComma::Allowed if !t.contains('.') && commas == 1 => Cow::Owned(t.replace(',', ".")),
+        DecimalComma::Allowed => Cow::Borrowed(t),
         // The sender writes decimal commas: a point is not a decimal point.
         DecimalComma::Only if t.contains('.') => return None,
-        DecimalComma::Only => t.replace(',', "."),
+        DecimalComma::Only => Cow::Owned(t.replace(',', ".")),
     };
     // Only plain decimal notation: no "inf", "NaN" or hex that Rust's
     // parser would also take; a second separator fails to parse.
