@@ -32,8 +32,18 @@ pub fn trimmed(cell: &Cell) -> Option<Cow<'_, str>> {
     let t = match cell {
         Cell::Empty => return None,
         Cell::Text(s) => {
-            let t = s.trim();
-            Cow::Borrowed(t.strip_prefix('\'').unwrap_or(t).trim())
+            let b = s.as_bytes();
+            // Nearly every cell has nothing to trim: it starts and ends with
+            // a visible ASCII character, and not with a quote. Only the
+            // others go through `trim`, which looks for Unicode spaces.
+            let plain = matches!((b.first(), b.last()),
+                (Some(&f), Some(&l)) if f.is_ascii_graphic() && f != b'\'' && l.is_ascii_graphic());
+            if plain {
+                Cow::Borrowed(s.as_str())
+            } else {
+                let t = s.trim();
+                Cow::Borrowed(t.strip_prefix('\'').unwrap_or(t).trim())
+            }
         }
         other => Cow::Owned(other.to_text()),
     };
@@ -71,6 +81,11 @@ pub fn integer(cell: &Cell, decimal_comma: DecimalComma) -> Result<i64, String> 
 }
 
 fn integer_text(t: &str, decimal_comma: DecimalComma) -> Option<i64> {
+    // Plain digits, as nearly every quantity is; 18 of them cannot
+    // overflow.
+    if (1..=18).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(t.bytes().fold(0, |n, b| n * 10 + i64::from(b - b'0')));
+    }
     let separators: &[char] = match decimal_comma {
         DecimalComma::Never => &['.'],
         DecimalComma::Allowed => &['.', ','],
@@ -255,4 +270,26 @@ mod tests {
         assert_eq!(text(&t("   ")), None);
         assert_eq!(text(&Cell::Float(7.0)), Some("7".into()));
     }
+
+    proptest::proptest! {
+        /// The shortcut for cells with nothing to trim gives what trimming
+        /// gives, for any text (Unicode spaces and quotes included).
+        #[test]
+        fn trimmed_matches_trimming(s in "[ '\u{a0}\u{3000}\ta-z0-9.,\u{e9}-]{0,12}") {
+            let t = s.trim();
+            let expected = t.strip_prefix('\'').unwrap_or(t).trim();
+            let cell = Cell::Text(s.clone());
+            let got = trimmed(&cell);
+            proptest::prop_assert_eq!(got.as_deref().unwrap_or(""), expected);
+        }
+
+        /// Plain digits read as the standard parser reads them (saturating
+        /// where they overflow, as the slow path does).
+        #[test]
+        fn plain_digits_read_as_parsed(s in "[0-9]{1,25}") {
+            let expected = s.parse::<i64>().unwrap_or(i64::MAX);
+            proptest::prop_assert_eq!(integer_text(&s, Never), Some(expected));
+        }
+    }
 }
+
