@@ -746,7 +746,7 @@ fn a_reader_that_panics_rejects_its_file_with_a_report() {
 /// reports and the same stock, file after file.
 #[test]
 fn a_location_resolved_a_window_at_a_time_gives_the_same_answers() {
-    let files: [(&str, &str, &[&str]); 5] = [
+    let files: [(&str, &str, &[&str]); 8] = [
         (
             "[import]\nduplicates = \"last-wins\"\n",
             "seed.csv",
@@ -791,6 +791,48 @@ fn a_location_resolved_a_window_at_a_time_gives_the_same_answers() {
             "[import]\nrefresh_mode = \"full\"\nfull_max_zero_pct = 100\n",
             "full.csv",
             &["location,sku,qty", "A,S1,6", "A,S2,9", "A,S9,1", "A,S1,7"],
+        ),
+        (
+            // Chains of duplicates through different identifiers: a row
+            // is paired with the latest earlier row of each of its keys.
+            "[import]\nduplicates = \"last-wins\"\n",
+            "chain.csv",
+            &[
+                "location,sku,upc,qty",
+                "A,S6,012345678905,1",
+                "A,S7,012345678905,2",
+                "A,S7,,3",
+                "A,S6,,4",
+                "A,S8,012345678905,5",
+                "A,S6,,6",
+            ],
+        ),
+        (
+            "[import]\nduplicates = \"reject\"\n",
+            "chain-reject.csv",
+            &[
+                "location,sku,upc,qty",
+                "A,T6,012345678912,1",
+                "A,T7,012345678912,2",
+                "A,T7,,3",
+                "A,T6,,4",
+                "A,T9,,5",
+                "A,T8,012345678912,6",
+            ],
+        ),
+        (
+            // Rows naming one record by different identifiers (the sku of
+            // the record, then its UPC) are duplicates too.
+            "[import]\nduplicates = \"last-wins\"\n",
+            "record.csv",
+            &[
+                "location,sku,upc,qty",
+                "A,S1,,11",
+                "A,,036000291452,12",
+                "A,S4,,13",
+                "A,S1,,14",
+                "A,,036000291452,15",
+            ],
         ),
         (
             "[import]\non_error = \"reject-location\"\n",

@@ -21,7 +21,7 @@ use crate::model::{upc_key, Item};
 use crate::plan::{Draft, JobPlan, LeftOutRow, Plan, PlannedItem};
 use crate::store::queries;
 use crate::store::records::{self, IdKind};
-use crate::store::stage::{row_keys, Stage, StagedJob};
+use crate::store::stage::{record_key, row_keys, Findings, Stage, StagedJob};
 use crate::store::{Reader, Result};
 
 mod matching;
@@ -63,8 +63,9 @@ fn row_place(checked: &Checked, row: &CheckedRow) -> Place {
 /// order), and about the location.
 struct LocationFindings {
     /// Resolve-time errors and warnings of its rows, by seq (sparse: most
-    /// rows have none).
-    issues: HashMap<u64, (Vec<Issue>, Vec<Issue>)>,
+    /// rows have none), still to be staged (a location resolved a window
+    /// at a time stages them as it goes).
+    issues: Vec<(u64, Findings)>,
     rejected: Option<String>,
     any_error: bool,
     /// Rejected by the full-mode guard (`too-many-zeroed`).
@@ -97,7 +98,6 @@ pub fn plan(
     } else {
         rules.refresh_mode
     };
-    let mut issues: HashMap<u64, (Vec<Issue>, Vec<Issue>)> = HashMap::new();
     let mut rejected_locations: Vec<Option<String>> = vec![None; checked.locations.len()];
     let mut location_errors: Vec<Issue> = Vec::new();
     let mut any_row_error = stage.any_row_error();
@@ -121,7 +121,7 @@ pub fn plan(
             any_row_error |= findings.any_error;
             guard_rejected |= findings.guard_rejected;
             rejected_locations[location_index as usize] = findings.rejected;
-            issues.extend(findings.issues);
+            stage.push_found(location_index, findings.issues)
         },
     )?;
 
@@ -160,9 +160,8 @@ pub fn plan(
     }
     let mut left_out_tables: BTreeSet<u16> = BTreeSet::new();
     let mut left_out = 0u64;
-    let mut seqs: Vec<u64> = issues.keys().copied().collect();
-    let mut visit = |seq: u64, row: CheckedRow| -> Result<()> {
-        let (found_errors, found_warnings) = issues.remove(&seq).unwrap_or_default();
+    let visit = |seq: u64, row: CheckedRow, found: Findings| -> Result<()> {
+        let (found_errors, found_warnings) = found;
         let has_error = !row.errors.is_empty() || !found_errors.is_empty();
         let mut messages: Vec<String> = Vec::new();
         for issue in row.errors.iter().chain(&found_errors) {
@@ -213,17 +212,10 @@ pub fn plan(
     // about, and — when a location or the file is rejected — every valid
     // row ("not applied"). A clean file is not read a second time.
     let any_rejected = file_rejected || rejected_locations.iter().any(Option::is_some);
-    if any_rejected || stage.flagged() > stage.rows() / 4 {
+    if any_rejected || stage.flagged() + stage.found()? > stage.rows() / 4 {
         stage.for_each_row(visit)?;
     } else {
-        seqs.extend(stage.flagged_seqs()?);
-        seqs.sort_unstable();
-        seqs.dedup();
-        for seq in seqs {
-            if let Some(row) = stage.row_at(seq)? {
-                visit(seq, row)?;
-            }
-        }
+        stage.for_each_flagged_or_found(visit)?;
     }
     draft.rows_total = stage.rows();
     draft.rows_rejected = left_out;
@@ -303,7 +295,7 @@ fn resolve_locations<R: Reader>(
     file: &File<'_, R>,
     stage: &mut Stage,
     location_errors: &mut Vec<Issue>,
-    mut take: impl FnMut(&Stage, u32, LocationFindings),
+    mut take: impl FnMut(&Stage, u32, LocationFindings) -> Result<()>,
 ) -> Result<()> {
     let count = file.checked.locations.len() as u32;
     // A file of one location has nothing to overlap; an adjust file's
@@ -383,17 +375,17 @@ fn resolve_locations<R: Reader>(
                 _ => {
                     if let Some(held_index) = in_flight.take() {
                         let findings = receive(stage, location_errors, held_index)?;
-                        take(stage, held_index, findings);
+                        take(stage, held_index, findings)?;
                     }
                     let findings = plan_location(&at, stage, location_errors)?;
-                    take(stage, location_index, findings);
+                    take(stage, location_index, findings)?;
                     continue;
                 }
             };
             let gathered = gather(&at, stage)?;
             if let Some(held_index) = in_flight.take() {
                 let findings = receive(stage, location_errors, held_index)?;
-                take(stage, held_index, findings);
+                take(stage, held_index, findings)?;
             }
             // Decided on the helper only when the next location can be
             // gathered meanwhile; otherwise here: handing the rows over
@@ -404,7 +396,7 @@ fn resolve_locations<R: Reader>(
             if next.is_none_or(|next| bytes + next > IN_MEMORY_BYTES) {
                 let decided = decide(&at.apart(), gathered, stage)?;
                 location_errors.extend(decided.location_errors);
-                take(stage, location_index, decided.findings);
+                take(stage, location_index, decided.findings)?;
                 continue;
             }
             // The helper waits for work whenever nothing is in flight.
@@ -415,7 +407,7 @@ fn resolve_locations<R: Reader>(
         }
         if let Some(held_index) = in_flight {
             let findings = receive(stage, location_errors, held_index)?;
-            take(stage, held_index, findings);
+            take(stage, held_index, findings)?;
         }
         Ok(())
     })
@@ -465,12 +457,12 @@ fn plan_location(
 
 /// A large refresh location, in bounded memory whatever its size: a
 /// window of rows at a time is matched against the store (each row's
-/// record and whether it is unchanged go to the stage, with a hash of
-/// each identifier and record); duplicates are looked for only among the
-/// rows that share a hash with another; the jobs are then built from a
-/// second pass over the rows. What is held for the whole location is what
-/// rows have to say (`issues`), which were superseded, and the rows that
-/// may be duplicates (a few, unless the file repeats itself).
+/// record and whether it is unchanged go to the stage, and so do the keys
+/// of each row that can be a duplicate: its identifiers and its record);
+/// the stage pairs rows that share a key (`Stage::duplicate_pairs`); the
+/// jobs are then built from a second pass over the rows. What rows have
+/// to say is staged as it is found: nothing held grows with the location,
+/// even when the file repeats one product throughout.
 fn plan_large_location(
     at: &At<'_, impl Reader>,
     stage: &mut Stage,
@@ -488,7 +480,6 @@ fn plan_large_location(
     } = *at;
     stage.start_location()?;
     let wants_listed = mode == RefreshMode::Full;
-    let mut issues: HashMap<u64, (Vec<Issue>, Vec<Issue>)> = HashMap::new();
     // The first row with errors, in file order: (seq, row number).
     let mut first_error: Option<(u64, u64)> = None;
     let mut note_error = |seq: u64, number: u64| {
@@ -498,7 +489,6 @@ fn plan_large_location(
     };
 
     // 1. Each row's record, a window at a time.
-    let mut verdicts = 0u64;
     let mut scan = true;
     let mut after = None;
     loop {
@@ -524,60 +514,70 @@ fn plan_large_location(
             stage.push_listed(listed)?;
         }
         // Staged a window at a time: one statement each, not one a row.
-        let mut keys: Vec<(i64, u64)> = Vec::with_capacity(rows.len() * 4);
-        let mut window_verdicts: Vec<(u64, i64, bool)> = Vec::new();
+        let mut keys: Vec<(Vec<u8>, u64)> = Vec::with_capacity(rows.len() * 4);
+        let mut verdicts: Vec<(u64, i64, bool)> = Vec::new();
+        let mut skip: Vec<u64> = Vec::new();
+        let mut issues: Vec<(u64, Findings)> = Vec::new();
         for ((seq, row), found) in seqs.into_iter().zip(&rows).zip(found) {
-            keys.extend(row_keys(row).into_iter().flatten().map(|h| (h, seq)));
             if let Some(record) = found.record {
-                window_verdicts.push((seq, record, found.unchanged));
-                verdicts += 1;
+                verdicts.push((seq, record, found.unchanged));
             }
             if !row.errors.is_empty() || !found.errors.is_empty() {
                 note_error(seq, row.number);
+                skip.push(seq);
+            } else {
+                // Only a valid row with no error found claims its keys, as
+                // in `find_duplicates`.
+                keys.extend(row_keys(row).into_iter().flatten().map(|k| (k, seq)));
+                keys.extend(found.record.map(|r| (record_key(r), seq)));
             }
             if !found.errors.is_empty() || !found.warnings.is_empty() {
-                issues.insert(seq, (found.errors, found.warnings));
+                issues.push((seq, (found.errors, found.warnings)));
             }
         }
         stage.push_keys(&keys)?;
-        stage.push_verdicts(&window_verdicts)?;
+        stage.push_verdicts(&verdicts)?;
+        stage.push_skip(skip)?;
+        stage.push_found(location_index, issues)?;
     }
 
-    // 2. Duplicates, among the rows that may be.
-    let mut superseded: HashSet<u64> = HashSet::new();
-    let candidates = stage.duplicate_candidates()?;
-    if !candidates.is_empty() {
-        let mut rows = Vec::with_capacity(candidates.len());
-        let mut found = Vec::with_capacity(candidates.len());
-        for &seq in &candidates {
-            let Some(row) = stage.row_at(seq)? else {
-                continue;
-            };
-            let (errors, warnings) = issues.remove(&seq).unwrap_or_default();
-            let verdict = stage.verdict(seq)?;
-            found.push(Found {
-                errors,
-                warnings,
-                record: verdict.map(|v| v.0),
-                unchanged: verdict.is_some_and(|v| v.1),
-                superseded: false,
-            });
-            rows.push((seq, row));
+    // 2. Duplicates: rows paired by the stage, told apart here.
+    let last_wins = rules.duplicates == Duplicates::LastWins;
+    let mut duplicates: Vec<(u64, Findings)> = Vec::new();
+    let mut skip: Vec<u64> = Vec::new();
+    let flush = |stage: &Stage, duplicates: &mut Vec<(u64, Findings)>, skip: &mut Vec<u64>| {
+        stage.push_skip(skip.drain(..))?;
+        stage.push_found(location_index, duplicates.drain(..))
+    };
+    let row_at = |stage: &Stage, seq: u64| -> Result<CheckedRow> {
+        stage
+            .row_at(i64::from(location_index), seq)?
+            .ok_or_else(|| crate::store::StoreError::Corrupt {
+                what: "staged row",
+                detail: format!("row {seq} of a duplicate pair is not staged"),
+            })
+    };
+    stage.duplicate_pairs(last_wins, |seq, partner, partner_earlier| {
+        let (row, other) = (row_at(stage, seq)?, row_at(stage, partner)?);
+        let (earlier, later) = if partner_earlier {
+            (&other, &row)
+        } else {
+            (&row, &other)
+        };
+        let issue = duplicate_issue(checked, rules.duplicates, earlier, later, &row);
+        if last_wins {
+            duplicates.push((seq, (Vec::new(), vec![issue])));
+        } else {
+            note_error(seq, row.number);
+            duplicates.push((seq, (vec![issue], Vec::new())));
         }
-        let (seqs, rows): (Vec<u64>, Vec<CheckedRow>) = rows.into_iter().unzip();
-        find_duplicates(checked, &rows, &mut found, rules.duplicates);
-        for ((seq, row), found) in seqs.into_iter().zip(&rows).zip(found) {
-            if found.superseded {
-                superseded.insert(seq);
-            }
-            if !found.errors.is_empty() {
-                note_error(seq, row.number);
-            }
-            if !found.errors.is_empty() || !found.warnings.is_empty() {
-                issues.insert(seq, (found.errors, found.warnings));
-            }
+        skip.push(seq);
+        if duplicates.len() >= window_rows {
+            flush(stage, &mut duplicates, &mut skip)?;
         }
-    }
+        Ok(())
+    })?;
+    flush(stage, &mut duplicates, &mut skip)?;
 
     let any_error = first_error.is_some();
     let mut rejected = reject_location(rules, location, first_error.map(|e| e.1));
@@ -586,30 +586,17 @@ fn plan_large_location(
     })?;
     let guard_rejected = zero.is_none();
 
-    // 3. The jobs, from the rows in file order.
+    // 3. The jobs, from the rows left, in file order.
     let mut jobs = JobSplitter::new(location_index, rules.items_per_job);
     let mut after = None;
     loop {
-        // A new location (no row named a record) has no verdicts to join.
-        let window = if verdicts == 0 {
-            stage
-                .location_window(location_index, after, window_rows)?
-                .into_iter()
-                .map(|(seq, row)| (seq, row, None))
-                .collect()
-        } else {
-            stage.location_window_with_verdicts(location_index, after, window_rows)?
-        };
+        let window = stage.location_window_to_plan(location_index, after, window_rows)?;
         let Some(&(last, _, _)) = window.last() else {
             break;
         };
         after = Some(last);
-        for (seq, mut row, verdict) in window {
-            let errored = !row.errors.is_empty()
-                || issues
-                    .get(&seq)
-                    .is_some_and(|(errors, _)| !errors.is_empty());
-            if errored || superseded.contains(&seq) {
+        for (_, mut row, verdict) in window {
+            if !row.errors.is_empty() {
                 continue;
             }
             let Some(item) = row.item.take() else {
@@ -622,7 +609,7 @@ fn plan_large_location(
     jobs.finish_location(stage, zero, rejected.is_some(), rules.manufacturer_id)?;
 
     Ok(LocationFindings {
-        issues,
+        issues: Vec::new(),
         rejected,
         any_error,
         guard_rejected,
@@ -1258,6 +1245,28 @@ fn adjust_rows(
     Ok(())
 }
 
+/// The `duplicate-item` finding of `subject`, one of two rows that name one
+/// product: `earlier` and `later` in file order. Under `last-wins` it is
+/// the earlier row's warning; under `reject`, either row's error.
+fn duplicate_issue(
+    checked: &Checked,
+    policy: Duplicates,
+    earlier: &CheckedRow,
+    later: &CheckedRow,
+    subject: &CheckedRow,
+) -> Issue {
+    let (a, b, describe) = (earlier.number, later.number, later.ids().describe());
+    let message = match policy {
+        Duplicates::LastWins => {
+            format!("row {a} names the same product as row {b} ({describe}); the later row wins")
+        }
+        Duplicates::Reject => format!(
+            "rows {a} and {b} name the same product ({describe}); keep one row per product and location"
+        ),
+    };
+    Issue::new(Code::DuplicateItem, message).at(row_place(checked, subject))
+}
+
 /// `duplicate-item`: two valid rows of one location that share an
 /// identifier or resolve to the same record.
 fn find_duplicates(
@@ -1297,51 +1306,22 @@ fn find_duplicates(
             }
         }
         for &other in &earlier {
-            let other_number = rows[other].number;
-            let describe = row.ids().describe();
+            let issue = |subject| duplicate_issue(checked, policy, &rows[other], row, subject);
             match policy {
                 Duplicates::LastWins => {
                     if !found[other].superseded {
                         found[other].superseded = true;
-                        found[other].warnings.push(
-                            Issue::new(
-                                Code::DuplicateItem,
-                                format!(
-                                    "row {other_number} names the same product as row {} ({describe}); \
-                                     the later row wins",
-                                    row.number
-                                ),
-                            )
-                            .at(row_place(checked, &rows[other])),
-                        );
+                        found[other].warnings.push(issue(&rows[other]));
                     }
                 }
                 Duplicates::Reject => {
-                    let message = |a: u64, b: u64| {
-                        format!(
-                            "rows {a} and {b} name the same product ({describe}); keep one row per product \
-                             and location"
-                        )
-                    };
-                    if !found[other]
-                        .errors
-                        .iter()
-                        .any(|e| e.code == Code::DuplicateItem)
-                    {
-                        let issue =
-                            Issue::new(Code::DuplicateItem, message(other_number, row.number))
-                                .at(row_place(checked, &rows[other]));
-                        found[other].errors.push(issue);
+                    let has_duplicate_error =
+                        |f: &Found| f.errors.iter().any(|e| e.code == Code::DuplicateItem);
+                    if !has_duplicate_error(&found[other]) {
+                        found[other].errors.push(issue(&rows[other]));
                     }
-                    if !found[index]
-                        .errors
-                        .iter()
-                        .any(|e| e.code == Code::DuplicateItem)
-                    {
-                        let issue =
-                            Issue::new(Code::DuplicateItem, message(other_number, row.number))
-                                .at(row_place(checked, row));
-                        found[index].errors.push(issue);
+                    if !has_duplicate_error(&found[index]) {
+                        found[index].errors.push(issue(row));
                     }
                 }
             }

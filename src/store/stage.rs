@@ -11,6 +11,7 @@
 use rusqlite::{params, Connection};
 
 use super::Result;
+use crate::issue::Issue;
 use crate::plan::LeftOutRow;
 use crate::validate::{CheckedRow, RowSink};
 
@@ -40,6 +41,9 @@ pub struct LocationRows {
     /// and no identifier.
     pub first_idless_error: Option<(u64, u64)>,
 }
+
+/// What resolving found about a row: (errors, warnings).
+pub type Findings = (Vec<Issue>, Vec<Issue>);
 
 pub struct StagedJob {
     pub location: u32,
@@ -72,13 +76,19 @@ impl Stage {
                                 data BLOB NOT NULL, PRIMARY KEY (location, seq)) WITHOUT ROWID;
              -- Rows with validation errors or warnings: what the report's
              -- draft must visit even when resolving found nothing.
-             CREATE TABLE flagged (seq INTEGER PRIMARY KEY);
-             -- Per location being resolved (a large one): a hash of each
-             -- identifier of each valid row, and of the record it names;
-             -- rows that share one are the only ones that can be
-             -- duplicates of each other.
-             -- (Sorted once they are all in: `duplicate_candidates`.)
-             CREATE TABLE keys (h INTEGER NOT NULL, seq INTEGER NOT NULL);
+             CREATE TABLE flagged (seq INTEGER PRIMARY KEY, location INTEGER NOT NULL);
+             -- What resolving found about rows (errors and warnings,
+             -- postcard), for the draft: never held for the whole file.
+             CREATE TABLE found (seq INTEGER PRIMARY KEY, location INTEGER NOT NULL,
+                                 data BLOB NOT NULL);
+             -- Per location being resolved (a large one): each identifier
+             -- of each row that can be a duplicate (valid, no error found),
+             -- and the record it names; rows that share one are
+             -- duplicates (`duplicate_pairs`).
+             CREATE TABLE keys (k BLOB NOT NULL, seq INTEGER NOT NULL);
+             -- Per location being resolved (a large one): rows that make
+             -- no item (an error found, or superseded by a later row).
+             CREATE TABLE skip (seq INTEGER PRIMARY KEY);
              -- Per location being resolved: the record each row names and
              -- whether it is unchanged; the records the rows list (full mode).
              CREATE TABLE verdicts (seq INTEGER PRIMARY KEY, record INTEGER NOT NULL,
@@ -102,14 +112,11 @@ impl Stage {
         })
     }
 
-    /// Ends the rows' bulk insert and indexes them by location; reports a
-    /// write that failed on the way.
+    /// Ends the rows' bulk insert; reports a write that failed on the way.
     pub fn finish_rows(&mut self) -> Result<()> {
         if let Some(e) = self.failed.take() {
             return Err(e.into());
         }
-        self.conn
-            .execute_batch("CREATE INDEX rows_seq ON rows(seq);")?;
         Ok(())
     }
 
@@ -157,14 +164,15 @@ impl Stage {
             .unwrap_or((0, 0))
     }
 
-    /// Stages keys ([`key_hash`]) of the location being resolved, each
-    /// with the seq of the row that has it.
-    pub fn push_keys(&self, keys: &[(i64, u64)]) -> Result<()> {
+    /// Stages the keys ([`row_keys`], [`record_key`]) of rows of the
+    /// location being resolved that can be duplicates, each with its row's
+    /// seq.
+    pub fn push_keys(&self, keys: &[(Vec<u8>, u64)]) -> Result<()> {
         let mut stmt = self
             .conn
-            .prepare_cached("INSERT INTO keys (h, seq) VALUES (?1, ?2)")?;
-        for &(h, seq) in keys {
-            stmt.execute(params![h, seq as i64])?;
+            .prepare_cached("INSERT INTO keys (k, seq) VALUES (?1, ?2)")?;
+        for (k, seq) in keys {
+            stmt.execute(params![k, *seq as i64])?;
         }
         Ok(())
     }
@@ -208,17 +216,17 @@ impl Stage {
         Ok(out)
     }
 
-    /// Forgets the verdicts and listed records of the location resolved
-    /// before.
+    /// Forgets the verdicts, listed records, keys and skipped rows of the
+    /// location resolved before.
     pub fn start_location(&self) -> Result<()> {
-        self.conn
-            .execute_batch("DELETE FROM verdicts; DELETE FROM listed; DELETE FROM keys;")?;
+        self.conn.execute_batch(
+            "DELETE FROM verdicts; DELETE FROM listed; DELETE FROM keys; DELETE FROM skip;",
+        )?;
         Ok(())
     }
 
     /// Stages verdicts (seq, record, unchanged): row `seq` names `record`,
-    /// which it would leave `unchanged` or not; the record's hash joins the
-    /// row's keys.
+    /// which it would leave `unchanged` or not.
     pub fn push_verdicts(&self, verdicts: &[(u64, i64, bool)]) -> Result<()> {
         let mut stmt = self
             .conn
@@ -226,24 +234,58 @@ impl Stage {
         for &(seq, record, unchanged) in verdicts {
             stmt.execute(params![seq as i64, record, unchanged])?;
         }
-        drop(stmt);
-        let keys: Vec<(i64, u64)> = verdicts
-            .iter()
-            .map(|&(seq, record, _)| (key_hash(3, &record.to_le_bytes()), seq))
-            .collect();
-        self.push_keys(&keys)
+        Ok(())
     }
 
-    /// The record row `seq` names and whether it is unchanged.
-    pub fn verdict(&self, seq: u64) -> Result<Option<(i64, bool)>> {
+    /// Marks rows of the location being resolved as making no item.
+    pub fn push_skip(&self, seqs: impl IntoIterator<Item = u64>) -> Result<()> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT record, unchanged FROM verdicts WHERE seq = ?1")?;
-        let mut rows = stmt.query([seq as i64])?;
-        match rows.next()? {
-            Some(row) => Ok(Some((row.get(0)?, row.get(1)?))),
-            None => Ok(None),
+            .prepare_cached("INSERT OR IGNORE INTO skip (seq) VALUES (?1)")?;
+        for seq in seqs {
+            stmt.execute([seq as i64])?;
         }
+        Ok(())
+    }
+
+    /// The duplicates among the keyed rows of the location being resolved,
+    /// as (row, partner, partner is earlier), one line per row, in file
+    /// order. Two rows are a pair when one is the latest row before the
+    /// other to claim one of its keys, as scanning the rows in file order
+    /// with a map of each key's latest owner would find (`find_duplicates`
+    /// in `resolve`). `last_wins`: each superseded row with the first
+    /// later row that claims one of its keys. Otherwise every row of a
+    /// pair: a row with an earlier partner is given the first of those;
+    /// one with only later partners, the first of those. Sorted by SQLite
+    /// (spilling to disk), so a file that repeats one product a million
+    /// times takes no more memory than one that does not.
+    pub fn duplicate_pairs(
+        &self,
+        last_wins: bool,
+        mut f: impl FnMut(u64, u64, bool) -> Result<()>,
+    ) -> Result<()> {
+        const PAIRS: &str = "WITH pairs AS (SELECT prev, seq FROM \
+             (SELECT seq, lag(seq) OVER (PARTITION BY k ORDER BY seq) AS prev FROM keys) \
+             WHERE prev IS NOT NULL)";
+        let sql = if last_wins {
+            format!("{PAIRS} SELECT prev, min(seq), 0 FROM pairs GROUP BY prev ORDER BY prev")
+        } else {
+            format!(
+                "{PAIRS}, later AS (SELECT seq AS row, min(prev) AS partner FROM pairs GROUP BY seq) \
+                 SELECT row, partner, 1 FROM later \
+                 UNION ALL \
+                 SELECT prev, min(seq), 0 FROM pairs WHERE prev NOT IN (SELECT row FROM later) \
+                 GROUP BY prev \
+                 ORDER BY 1"
+            )
+        };
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let (seq, partner, earlier): (i64, i64, bool) = (row.get(0)?, row.get(1)?, row.get(2)?);
+            f(seq as u64, partner as u64, earlier)?;
+        }
+        Ok(())
     }
 
     /// Stages records a row lists (full mode), once each.
@@ -264,39 +306,11 @@ impl Stage {
         Ok(stmt.query_row([id], |row| row.get(0))?)
     }
 
-    /// The rows of the location being resolved that share an identifier
-    /// (or a record) with another of its rows, in file order: the only
-    /// ones duplicate detection needs to see.
-    pub fn duplicate_candidates(&self) -> Result<Vec<u64>> {
-        // One sort of the keys (SQLite's sorter, which spills to disk),
-        // read in order: a run of equal hashes is a group of candidates.
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT h, seq FROM keys ORDER BY h")?;
-        let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
-        // The current run's hash and its first row, until a second joins.
-        let mut run: Option<(i64, Option<u64>)> = None;
-        while let Some(row) = rows.next()? {
-            let (h, seq): (i64, i64) = (row.get(0)?, row.get(1)?);
-            let seq = seq as u64;
-            match &mut run {
-                Some((current, first)) if *current == h => {
-                    out.extend(first.take());
-                    out.push(seq);
-                }
-                _ => run = Some((h, Some(seq))),
-            }
-        }
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
-    }
-
     /// The rows of a location after `after`, up to `limit`, each with its
-    /// verdict: what building the jobs reads, in file order.
+    /// verdict, leaving out those marked to skip: what building the jobs
+    /// reads, in file order.
     #[allow(clippy::type_complexity)]
-    pub fn location_window_with_verdicts(
+    pub fn location_window_to_plan(
         &self,
         location: u32,
         after: Option<u64>,
@@ -305,7 +319,9 @@ impl Stage {
         self.window(
             "SELECT r.seq, r.data, v.record, v.unchanged FROM rows r \
              LEFT JOIN verdicts v ON v.seq = r.seq \
-             WHERE r.location = ?1 AND r.seq > ?2 ORDER BY r.seq LIMIT ?3",
+             WHERE r.location = ?1 AND r.seq > ?2 \
+             AND NOT EXISTS (SELECT 1 FROM skip s WHERE s.seq = r.seq) \
+             ORDER BY r.seq LIMIT ?3",
             location,
             after,
             limit,
@@ -324,22 +340,84 @@ impl Stage {
         self.flagged
     }
 
-    /// The seqs of the rows with validation errors or warnings, in order.
-    pub fn flagged_seqs(&self) -> Result<Vec<u64>> {
-        let mut stmt = self.conn.prepare("SELECT seq FROM flagged ORDER BY seq")?;
-        let seqs = stmt
-            .query_map([], |r| r.get::<_, i64>(0))?
-            .map(|seq| seq.map(|s| s as u64))
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(seqs)
+    /// Calls `f` with each row that has validation errors or warnings or
+    /// something resolving found, in file order, and what was found.
+    pub fn for_each_flagged_or_found(
+        &self,
+        mut f: impl FnMut(u64, CheckedRow, Findings) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, location FROM flagged UNION SELECT seq, location FROM found ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let (seq, location): (i64, i64) = (row.get(0)?, row.get(1)?);
+            let seq = seq as u64;
+            if let Some(checked) = self.row_at(location, seq)? {
+                f(seq, checked, self.found_at(seq)?)?;
+            }
+        }
+        Ok(())
     }
 
-    /// The row staged as `seq`.
-    pub fn row_at(&self, seq: u64) -> Result<Option<CheckedRow>> {
+    /// Stages what resolving found about rows of a location, added to
+    /// what was staged for them before.
+    pub fn push_found(
+        &self,
+        location: u32,
+        found: impl IntoIterator<Item = (u64, Findings)>,
+    ) -> Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT OR REPLACE INTO found (seq, location, data) VALUES (?1, ?2, ?3)",
+        )?;
+        for (seq, (mut errors, mut warnings)) in found {
+            if errors.is_empty() && warnings.is_empty() {
+                continue;
+            }
+            let (before_errors, before_warnings) = self.found_at(seq)?;
+            if !before_errors.is_empty() || !before_warnings.is_empty() {
+                errors.splice(0..0, before_errors);
+                warnings.splice(0..0, before_warnings);
+            }
+            // Serialising plain data into a Vec cannot fail.
+            let data = postcard::to_stdvec(&(&errors, &warnings)).unwrap_or_default();
+            stmt.execute(params![seq as i64, location, data])?;
+        }
+        Ok(())
+    }
+
+    /// What resolving found about row `seq`: (errors, warnings).
+    pub fn found_at(&self, seq: u64) -> Result<Findings> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT data FROM rows WHERE seq = ?1")?;
+            .prepare_cached("SELECT data FROM found WHERE seq = ?1")?;
         let mut rows = stmt.query([seq as i64])?;
+        match rows.next()? {
+            Some(row) => {
+                let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                postcard::from_bytes(data).map_err(|e| super::StoreError::Corrupt {
+                    what: "staged finding",
+                    detail: e.to_string(),
+                })
+            }
+            None => Ok(Findings::default()),
+        }
+    }
+
+    /// How many rows resolving found something about.
+    pub fn found(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM found", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// The row staged as `seq` at `location` (-1: none).
+    pub fn row_at(&self, location: i64, seq: u64) -> Result<Option<CheckedRow>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT data FROM rows WHERE location = ?1 AND seq = ?2")?;
+        let mut rows = stmt.query(params![location, seq as i64])?;
         match rows.next()? {
             Some(row) => {
                 let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
@@ -349,16 +427,24 @@ impl Stage {
         }
     }
 
-    /// Calls `f` with every row, in file order.
-    pub fn for_each_row(&self, mut f: impl FnMut(u64, CheckedRow) -> Result<()>) -> Result<()> {
+    /// Calls `f` with every row, in file order, and what was found.
+    pub fn for_each_row(
+        &self,
+        mut f: impl FnMut(u64, CheckedRow, Findings) -> Result<()>,
+    ) -> Result<()> {
+        // Built only here (a file rejected, or mostly flagged): the rows
+        // are clustered by location, and a clean file never needs them in
+        // file order as a whole.
+        self.conn
+            .execute_batch("CREATE INDEX IF NOT EXISTS rows_seq ON rows(seq);")?;
         let mut stmt = self
             .conn
             .prepare("SELECT seq, data FROM rows ORDER BY seq")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let seq: i64 = row.get(0)?;
+            let seq = row.get::<_, i64>(0)? as u64;
             let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-            f(seq as u64, decode(data)?)?;
+            f(seq, decode(data)?, self.found_at(seq)?)?;
         }
         Ok(())
     }
@@ -449,9 +535,11 @@ pub struct StagedRow {
     pub flagged: bool,
 }
 
-/// [`key_hash`] of each identifier of a valid row.
-pub fn row_keys(row: &CheckedRow) -> [Option<i64>; 3] {
-    let mut keys = [None; 3];
+/// The keys of each identifier of a valid row (a byte for its kind, 0–2:
+/// sku, partNumber, UPC as [`crate::model::upc_key`], then its value): rows
+/// that share a key name the same product.
+pub fn row_keys(row: &CheckedRow) -> [Option<Vec<u8>>; 3] {
+    let mut keys = [None, None, None];
     if row.is_valid() {
         let ids = row.ids();
         let values = [
@@ -460,25 +548,23 @@ pub fn row_keys(row: &CheckedRow) -> [Option<i64>; 3] {
             ids.upc.as_deref().map(crate::model::upc_key),
         ];
         for (kind, value) in values.into_iter().enumerate() {
-            keys[kind] = value.map(|v| key_hash(kind as u8, v.as_bytes()));
+            keys[kind] = value.map(|v| key(kind as u8, v.as_bytes()));
         }
     }
     keys
 }
 
-/// A 64-bit hash of one identifier (`kind` 0–2: sku, partNumber, UPC as
-/// [`crate::model::upc_key`]) or of a record (`kind` 3). Equal keys hash
-/// equal; a collision only makes two rows look worth comparing, and the
-/// comparison is made on the identifiers themselves.
-pub fn key_hash(kind: u8, value: &[u8]) -> i64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    // Seeded at random once per process (an uploader cannot make many rows
-    // collide and so be held as candidates), the same for every call in it.
-    static SEED: std::sync::OnceLock<foldhash::quality::RandomState> = std::sync::OnceLock::new();
-    let mut hasher = SEED.get_or_init(Default::default).build_hasher();
-    kind.hash(&mut hasher);
-    value.hash(&mut hasher);
-    hasher.finish() as i64
+/// The key of the record a row names (kind 3): rows naming one record are
+/// duplicates, whatever identifiers they name it by.
+pub fn record_key(record: i64) -> Vec<u8> {
+    key(3, &record.to_be_bytes())
+}
+
+fn key(kind: u8, value: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(value.len() + 1);
+    key.push(kind);
+    key.extend_from_slice(value);
+    key
 }
 
 impl StagedRow {
@@ -514,7 +600,7 @@ impl Stage {
             .prepare_cached("INSERT INTO rows (seq, location, data) VALUES (?1, ?2, ?3)")?;
         let mut flag = self
             .conn
-            .prepare_cached("INSERT INTO flagged (seq) VALUES (?1)")?;
+            .prepare_cached("INSERT INTO flagged (seq, location) VALUES (?1, ?2)")?;
         let mut start = 0;
         for (row, end) in rows {
             let encoded = data.get(start..*end).unwrap_or_default();
@@ -523,7 +609,10 @@ impl Stage {
                 self.errored += 1;
             }
             if row.flagged {
-                flag.execute([self.rows as i64])?;
+                flag.execute(params![
+                    self.rows as i64,
+                    row.location.map_or(-1, i64::from)
+                ])?;
                 self.flagged += 1;
             }
             if let Some(location) = row.location {
