@@ -86,6 +86,8 @@ impl Stage {
              -- and the record it names; rows that share one are
              -- duplicates (`duplicate_pairs`).
              CREATE TABLE keys (k BLOB NOT NULL, seq INTEGER NOT NULL);
+             -- Rows that share a key, each with the latest earlier one.
+             CREATE TABLE pairs (prev INTEGER NOT NULL, seq INTEGER NOT NULL);
              -- Per location being resolved (a large one): rows that make
              -- no item (an error found, or superseded by a later row).
              CREATE TABLE skip (seq INTEGER PRIMARY KEY);
@@ -220,7 +222,8 @@ impl Stage {
     /// location resolved before.
     pub fn start_location(&self) -> Result<()> {
         self.conn.execute_batch(
-            "DELETE FROM verdicts; DELETE FROM listed; DELETE FROM keys; DELETE FROM skip;",
+            "DELETE FROM verdicts; DELETE FROM listed; DELETE FROM keys; DELETE FROM skip; \
+             DELETE FROM pairs;",
         )?;
         Ok(())
     }
@@ -264,22 +267,44 @@ impl Stage {
         last_wins: bool,
         mut f: impl FnMut(u64, u64, bool) -> Result<()>,
     ) -> Result<()> {
-        const PAIRS: &str = "WITH pairs AS (SELECT prev, seq FROM \
-             (SELECT seq, lag(seq) OVER (PARTITION BY k ORDER BY seq) AS prev FROM keys) \
-             WHERE prev IS NOT NULL)";
+        // The pairs: consecutive rows of each key, from one sorted read
+        // (a key of one row, as nearly every key is, makes none).
+        self.conn.execute_batch("DELETE FROM pairs;")?;
+        {
+            let mut read = self
+                .conn
+                .prepare_cached("SELECT k, seq FROM keys ORDER BY k, seq")?;
+            let mut insert = self
+                .conn
+                .prepare_cached("INSERT INTO pairs (prev, seq) VALUES (?1, ?2)")?;
+            let mut rows = read.query([])?;
+            let (mut key, mut last): (Vec<u8>, Option<i64>) = (Vec::new(), None);
+            while let Some(row) = rows.next()? {
+                let k = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                let seq: i64 = row.get(1)?;
+                match last {
+                    Some(prev) if key == k => {
+                        insert.execute(params![prev, seq])?;
+                    }
+                    _ => {
+                        key.clear();
+                        key.extend_from_slice(k);
+                    }
+                }
+                last = Some(seq);
+            }
+        }
         let sql = if last_wins {
-            format!("{PAIRS} SELECT prev, min(seq), 0 FROM pairs GROUP BY prev ORDER BY prev")
+            "SELECT prev, min(seq), 0 FROM pairs GROUP BY prev ORDER BY prev"
         } else {
-            format!(
-                "{PAIRS}, later AS (SELECT seq AS row, min(prev) AS partner FROM pairs GROUP BY seq) \
-                 SELECT row, partner, 1 FROM later \
-                 UNION ALL \
-                 SELECT prev, min(seq), 0 FROM pairs WHERE prev NOT IN (SELECT row FROM later) \
-                 GROUP BY prev \
-                 ORDER BY 1"
-            )
+            "WITH later AS (SELECT seq AS row, min(prev) AS partner FROM pairs GROUP BY seq) \
+             SELECT row, partner, 1 FROM later \
+             UNION ALL \
+             SELECT prev, min(seq), 0 FROM pairs WHERE prev NOT IN (SELECT row FROM later) \
+             GROUP BY prev \
+             ORDER BY 1"
         };
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let (seq, partner, earlier): (i64, i64, bool) = (row.get(0)?, row.get(1)?, row.get(2)?);
