@@ -26,19 +26,13 @@ pub fn apply_import(
     import_id: i64,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<()> {
-    let pending = queries::pending_jobs(&store.read(), import_id)?;
-    let mut locations: Vec<&str> = Vec::new();
-    for job in &pending {
-        if !locations.contains(&job.location.as_str()) {
-            locations.push(&job.location);
-        }
-    }
+    let total = queries::count_pending_jobs(&store.read(), import_id)?;
     // A location's identifier indexes take about 130 bytes a record: past
     // SQLite's default 2 MB cache at some 15,000 records, each insert
     // into them reads and writes pages through the kernel. 32 MiB holds a
     // location of 250,000 records.
     store.set_cache_kib(APPLY_CACHE_KIB)?;
-    let applied = apply_locations(store, &pending, &locations, &mut progress);
+    let applied = apply_locations(store, import_id, total, &mut progress);
     store.set_cache_kib(DEFAULT_CACHE_KIB)?;
     applied
 }
@@ -46,20 +40,42 @@ pub fn apply_import(
 const APPLY_CACHE_KIB: i64 = 32 * 1024;
 const DEFAULT_CACHE_KIB: i64 = 2000;
 
-/// Applies `pending`, one transaction per location, in `locations` order.
+/// How many pending jobs are read at a time.
+const PAGE_JOBS: usize = 256;
+
+/// Applies the import's pending jobs in plan order, one transaction per
+/// location. A location's jobs are consecutive in the plan (it is made a
+/// location at a time, and recovery leaves whole locations), so a
+/// transaction ends where the location changes; the jobs are read a page
+/// at a time, as a file of many locations or small jobs has many.
 fn apply_locations(
     store: &mut Store,
-    pending: &[PendingJob],
-    locations: &[&str],
+    import_id: i64,
+    total: u64,
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<()> {
-    let total = pending.len() as u64;
     let mut done = 0;
-    for &location in locations {
+    let mut page = queries::pending_jobs_after(&store.read(), import_id, 0, PAGE_JOBS)?;
+    while let Some(location) = page.first().map(|job| job.location.clone()) {
         let write = store.write()?;
-        for job in pending.iter().filter(|j| j.location == location) {
-            apply_job(&write, job)?;
-            done += 1;
+        loop {
+            let ours = page
+                .iter()
+                .take_while(|job| job.location == location)
+                .count();
+            for job in &page[..ours] {
+                apply_job(&write, job)?;
+                done += 1;
+            }
+            if ours < page.len() {
+                page.drain(..ours);
+                break;
+            }
+            let after = page.last().map_or(0, |job| job.id);
+            page = queries::pending_jobs_after(&write, import_id, after, PAGE_JOBS)?;
+            if page.first().is_none_or(|job| job.location != location) {
+                break;
+            }
         }
         write.commit()?;
         crate::crashpoint::hit_commit();

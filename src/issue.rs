@@ -39,6 +39,7 @@ pub enum Code {
     UnreadableFile,
     FileTooLarge,
     TooManyRows,
+    TooManyLocations,
     ArchiveTooLarge,
     // Warnings only.
     UnknownColumn,
@@ -81,6 +82,7 @@ impl Code {
             Code::UnreadableFile => "unreadable-file",
             Code::FileTooLarge => "file-too-large",
             Code::TooManyRows => "too-many-rows",
+            Code::TooManyLocations => "too-many-locations",
             Code::ArchiveTooLarge => "archive-too-large",
             Code::UnknownColumn => "unknown-column",
             Code::ExtraCells => "extra-cells",

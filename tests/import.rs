@@ -958,3 +958,55 @@ fn locations_resolved_side_by_side_keep_their_order_and_their_own_findings() {
     );
     assert_eq!(q("D", "S4"), 43);
 }
+
+/// A file naming more locations than `import.max_locations` allows (a
+/// product column taken for the location, say) is rejected as a whole
+/// before anything is resolved, saying which row went over; a file within
+/// the limit, however often it repeats its locations, is applied.
+#[test]
+fn a_file_naming_too_many_locations_is_rejected_whole() {
+    let env = Env::with_config("[import]\nmax_locations = 2\n");
+    env.write(
+        "stores.csv",
+        &lines(&["location,sku,qty", "A,S1,1", "B,S1,2", "A,S2,3", "B,S2,4"]),
+    );
+    let run = env.import(&["stores.csv"]);
+    run.code(0);
+    assert_eq!(env.stock(&[]).len(), 4);
+
+    env.write(
+        "skus.csv",
+        &lines(&[
+            "location,sku,qty",
+            "A,S1,5",
+            "B,S1,6",
+            "A,S3,7",
+            "S4,S4,8",
+            "C,S5,9",
+        ]),
+    );
+    let run = env.import(&["skus.csv"]);
+    run.code(1);
+    let report = run.report();
+    assert_eq!(report["status"], "rejected", "{report:#}");
+    assert_eq!(
+        report_errors(&report),
+        [(Some(5), "too-many-locations".to_string())],
+        "{report:#}"
+    );
+    let message = report["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("'S4'") && message.contains("import.max_locations"),
+        "{message}"
+    );
+    // Nothing of it was applied.
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[
+            ("A", "S1", 1),
+            ("A", "S2", 3),
+            ("B", "S1", 2),
+            ("B", "S2", 4)
+        ])
+    );
+}

@@ -47,6 +47,8 @@ const ERROR_CODES: &[&str] = &[
     "unreadable-file",
     "file-too-large",
     "too-many-rows",
+    // Not in SPEC §4.4: `import.max_locations` (README, Decisions).
+    "too-many-locations",
     "archive-too-large",
 ];
 

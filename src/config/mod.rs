@@ -509,6 +509,7 @@ const KNOWN_KEYS: &[(&str, &[&str])] = &[
             "max_attempts",
             "max_file_bytes",
             "max_rows",
+            "max_locations",
             "max_unzipped_bytes",
         ],
     ),

@@ -110,6 +110,7 @@ pub struct RawImport {
     pub max_attempts: u32,
     pub max_file_bytes: u64,
     pub max_rows: u64,
+    pub max_locations: u64,
     pub max_unzipped_bytes: u64,
 }
 
@@ -133,6 +134,7 @@ impl Default for RawImport {
             max_attempts: 5,
             max_file_bytes: 256 * 1024 * 1024,
             max_rows: 5_000_000,
+            max_locations: 10_000,
             max_unzipped_bytes: 1024 * 1024 * 1024,
         }
     }

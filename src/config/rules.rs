@@ -91,6 +91,8 @@ pub struct ImportRules {
     pub max_attempts: u32,
     pub max_file_bytes: u64,
     pub max_rows: u64,
+    /// The most distinct locations a file may name.
+    pub max_locations: u64,
     pub max_unzipped_bytes: u64,
     pub csv_delimiter: Option<u8>,
     /// `csv.decimal`: `Some(',')` or `Some('.')`; `None` when not set.
@@ -232,6 +234,7 @@ impl ImportRules {
         for (key, value) in [
             ("import.max_file_bytes", i.max_file_bytes),
             ("import.max_rows", i.max_rows),
+            ("import.max_locations", i.max_locations),
             ("import.max_unzipped_bytes", i.max_unzipped_bytes),
         ] {
             if value == 0 {
@@ -312,6 +315,7 @@ impl ImportRules {
             max_attempts: i.max_attempts,
             max_file_bytes: i.max_file_bytes,
             max_rows: i.max_rows,
+            max_locations: i.max_locations,
             max_unzipped_bytes: i.max_unzipped_bytes,
             csv_delimiter,
             csv_decimal,

@@ -104,15 +104,31 @@ pub struct PendingJob {
     pub job_type: String,
 }
 
-/// The import's jobs not applied yet, in plan order (their plans are read
-/// one job at a time, by [`job_plan`]).
-pub fn pending_jobs(r: &impl Reader, import_id: i64) -> Result<Vec<PendingJob>> {
-    let mut stmt = r.conn().prepare(
-        "SELECT id, location, type FROM jobs WHERE import_id = ?1 AND status IN ('pending', 'working') \
-         ORDER BY id",
+/// How many of the import's jobs are not applied yet.
+pub fn count_pending_jobs(r: &impl Reader, import_id: i64) -> Result<u64> {
+    let n: i64 = r.conn().query_row(
+        "SELECT count(*) FROM jobs WHERE import_id = ?1 AND status IN ('pending', 'working')",
+        [import_id],
+        |row| row.get(0),
+    )?;
+    Ok(n as u64)
+}
+
+/// Up to `limit` of the import's jobs not applied yet, after job `after`,
+/// in plan order (their plans are read one job at a time, by
+/// [`job_plan`]). A page at a time: a file may have millions of jobs.
+pub fn pending_jobs_after(
+    r: &impl Reader,
+    import_id: i64,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<PendingJob>> {
+    let mut stmt = r.conn().prepare_cached(
+        "SELECT id, location, type FROM jobs WHERE import_id = ?1 AND id > ?2 \
+         AND status IN ('pending', 'working') ORDER BY id LIMIT ?3",
     )?;
     let jobs = stmt
-        .query_map([import_id], |row| {
+        .query_map(rusqlite::params![import_id, after, limit as i64], |row| {
             Ok(PendingJob {
                 id: row.get(0)?,
                 location: row.get(1)?,

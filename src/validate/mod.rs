@@ -282,13 +282,28 @@ pub fn check_input(
             }
             data_rows += 1;
             let result = row::check_row(&context, &row);
-            let location = result.location.map(|name| {
-                let next_index = location_index.len() as u32;
-                *location_index.entry(name.clone()).or_insert_with(|| {
-                    checked.locations.push(name);
-                    next_index
-                })
-            });
+            let location = match result.location {
+                Some(name) => match location_index.get(&name) {
+                    Some(&index) => Some(index),
+                    // Each location is resolved, applied and committed on
+                    // its own: a file naming a million (a product column
+                    // taken for the location) would hold the daemon for
+                    // hours.
+                    None if checked.locations.len() as u64 >= rules.max_locations => {
+                        checked.file_error =
+                            Some(too_many_locations(rules, &row, sheet.as_deref(), &name));
+                        sink.clear();
+                        return checked;
+                    }
+                    None => {
+                        let index = checked.locations.len() as u32;
+                        location_index.insert(name.clone(), index);
+                        checked.locations.push(name);
+                        Some(index)
+                    }
+                },
+                None => None,
+            };
             sink.push(CheckedRow {
                 table: table_no,
                 number: row.number,
@@ -347,6 +362,26 @@ pub fn check_input(
         ));
     }
     checked
+}
+
+/// `too-many-locations`: `row` names one location more than
+/// `import.max_locations` allows.
+fn too_many_locations(rules: &ImportRules, row: &Row, sheet: Option<&str>, name: &str) -> Issue {
+    Issue::new(
+        Code::TooManyLocations,
+        format!(
+            "the file names more than {} locations (import.max_locations): row {} names another, \
+             '{name}'; check that the location column holds locations and not products, or split \
+             the file by location, or raise import.max_locations",
+            rules.max_locations, row.number
+        ),
+    )
+    .at(Place {
+        row: row.pointers.is_none().then_some(row.number),
+        sheet: sheet.map(str::to_string),
+        pointer: row.pointers.as_ref().map(|p| p.item.clone()),
+        ..Place::default()
+    })
 }
 
 /// The location named by the file name, through `import.location_from_filename`.

@@ -1039,3 +1039,15 @@ fn a_location_cell_wins_over_the_fallback() {
     assert_eq!(location(&checked, row(&checked, 2)), Some("11"));
     assert_eq!(location(&checked, row(&checked, 3)), Some("99"));
 }
+
+#[test]
+fn too_many_locations() {
+    let mut rules = rules();
+    rules.max_locations = 2;
+    let text = "store,sku,qty\n11,A,1\n12,A,2\n11,B,3\n12,B,4\n";
+    assert_eq!(rows(&csv_with(&rules, text)).len(), 4);
+    let issue = file_error(&csv_with(&rules, &format!("{text}13,A,5\n"))).clone();
+    assert_eq!(issue.code, Code::TooManyLocations);
+    assert_eq!(issue.place.row, Some(6));
+    assert_says(&issue, &["import.max_locations", "'13'"]);
+}
