@@ -390,3 +390,52 @@ fn a_crashed_adjust_import_moves_each_count_once() {
         }
     }
 }
+
+/// One product on every row of an update file: each row gets the
+/// `negative-stock` error, and each message names a few rows and counts
+/// the rest (naming them all made the report grow with the square of the
+/// rows: 146 MB for 5,000).
+#[test]
+fn a_product_repeated_on_many_rows_gets_messages_of_a_bounded_size() {
+    let env = stocked("", "stock.csv");
+    let rows: Vec<(&str, &str, &str)> = vec![("A", "S2", "-1"); 3_000];
+    let report = env.import_text("KIBO_UPDATE_261201120000.csv", &stock_csv(&rows), 1);
+    assert_eq!(
+        report["error_counts"]["negative-stock"], 3_000,
+        "{report:#}"
+    );
+    let message = report["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("rows 2, 3, 4, 5, 6 and 2995 more") && message.len() < 400,
+        "{message}"
+    );
+    assert_eq!(qty(&env)[&("A".into(), "S2".into())], 4);
+}
+
+/// An update file's location of more rows than one update may change is
+/// rejected with `too-many-rows` (its rows are summed per product in
+/// memory); the file's other locations are applied.
+#[test]
+fn an_update_location_over_the_row_limit_is_rejected_and_the_others_applied() {
+    let env = stocked("", "stock.csv");
+    let mut rows: Vec<(&str, &str, &str)> = vec![("A", "S1", "+1"); 100_001];
+    rows.push(("B", "S1", "+2"));
+    let report = env.import_text("KIBO_UPDATE_261201120000.csv", &stock_csv(&rows), 1);
+    assert_eq!(report["status"], "partial", "{report:#}");
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors[0]["code"], "too-many-rows", "{:#}", errors[0]);
+    let message = errors[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("location A has 100001 rows") && message.contains("split the file"),
+        "{message}"
+    );
+    assert_eq!(
+        report["error_counts"]["not-applied"], 100_001,
+        "{:#}",
+        report["error_counts"]
+    );
+    assert_eq!(
+        qty(&env),
+        expect_quantities(&[("A", "S1", 10), ("A", "S2", 4), ("B", "S1", 9)])
+    );
+}

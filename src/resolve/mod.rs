@@ -441,6 +441,9 @@ fn plan_location(
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
     let (rows, bytes) = stage.rows_at(at.location_index);
+    if at.rules.job_type == JobType::Adjust && (rows > ADJUST_MAX_ROWS || bytes > IN_MEMORY_BYTES) {
+        return Ok(adjust_too_large(at, rows, bytes, location_errors));
+    }
     if let (JobType::Refresh, Some(window)) = (at.rules.job_type, windowing(rows, bytes)) {
         // Once per large location (a file has few), not per location.
         tracing::debug!(
@@ -453,6 +456,47 @@ fn plan_location(
         return plan_large_location(at, stage, window, location_errors);
     }
     plan_location_in_memory(at, stage, location_errors)
+}
+
+/// The most rows of one location an update (adjust) file may change: its
+/// rows are summed per product in memory, within the one-location budget
+/// (`IN_MEMORY_BYTES`), which a location of more rows or bytes is refused
+/// rather than exceed.
+const ADJUST_MAX_ROWS: u64 = 100_000;
+
+/// An update file's location over [`ADJUST_MAX_ROWS`] or the in-memory
+/// budget: rejected (its rows `not-applied`), with a location error saying
+/// to split the file. Nothing of it is read.
+fn adjust_too_large(
+    at: &At<'_, impl Reader>,
+    rows: u64,
+    bytes: u64,
+    location_errors: &mut Vec<Issue>,
+) -> LocationFindings {
+    let location = at.location;
+    location_errors.push(
+        Issue::new(
+            Code::TooManyRows,
+            format!(
+                "location {location} has {rows} rows ({:.1} MiB) in this update file; an update file \
+                 changes at most {ADJUST_MAX_ROWS} rows and {} MiB of one location, as they are summed \
+                 per product in memory: split the file, or send the location's whole stock as a \
+                 refresh file",
+                bytes as f64 / (1024.0 * 1024.0),
+                IN_MEMORY_BYTES >> 20
+            ),
+        )
+        .with_value(location.to_string()),
+    );
+    LocationFindings {
+        issues: Vec::new(),
+        rejected: Some(format!(
+            "location {location} was rejected: it has more rows than one update file may change \
+             (too-many-rows)"
+        )),
+        any_error: false,
+        guard_rejected: false,
+    }
 }
 
 /// A large refresh location, in bounded memory whatever its size: a
@@ -1172,15 +1216,10 @@ fn adjust_rows(
             .filter_map(|&i| rows[i].item.as_ref().map(|item| item.quantity))
             .sum();
         let result = current + change;
-        let numbers = members
-            .iter()
-            .map(|&i| rows[i].number.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
         let what = format!(
             "the product has {current} in stock at location {location}; this file changes it by {change:+} \
-             (row{} {numbers}), which would leave {result}",
-            if members.len() == 1 { "" } else { "s" }
+             ({}), which would leave {result}",
+            row_list(members.iter().map(|&i| rows[i].number), members.len())
         );
         let error = if result < 0 && rules.adjust_below_zero == BelowZero::Reject {
             Some(Issue::new(
@@ -1243,6 +1282,23 @@ fn adjust_rows(
         }
     }
     Ok(())
+}
+
+/// How many rows a message names before it counts the rest: every member
+/// of a group gets the message, so naming them all would grow with the
+/// square of the group (a file repeating one product 5,000 times made a
+/// 146 MB report).
+const NAMED_ROWS: usize = 5;
+
+/// `row 7`, `rows 7, 9`, `rows 7, 9, 12, 15, 20 and 4,995 more`.
+fn row_list(numbers: impl Iterator<Item = u64>, count: usize) -> String {
+    let named: Vec<String> = numbers.take(NAMED_ROWS).map(|n| n.to_string()).collect();
+    let more = count.saturating_sub(named.len());
+    let plural = if count == 1 { "" } else { "s" };
+    match more {
+        0 => format!("row{plural} {}", named.join(", ")),
+        more => format!("row{plural} {} and {more} more", named.join(", ")),
+    }
 }
 
 /// The `duplicate-item` finding of `subject`, one of two rows that name one
