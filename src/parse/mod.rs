@@ -87,7 +87,11 @@ impl Cell {
     pub fn is_blank(&self) -> bool {
         match self {
             Cell::Empty => true,
-            Cell::Text(s) => s.trim().is_empty(),
+            // A visible ASCII first character settles it without `trim`,
+            // which looks for Unicode spaces.
+            Cell::Text(s) => {
+                !s.as_bytes().first().is_some_and(u8::is_ascii_graphic) && s.trim().is_empty()
+            }
             _ => false,
         }
     }

@@ -136,7 +136,9 @@ impl<'a, 'r> RowChecker<'a, 'r> {
     /// An integer field within `min..=MAX_INT`; `None` when empty or bad.
     fn integer(&mut self, field: Field, min: i64) -> Option<i64> {
         let (col, cell) = self.cell(field)?;
-        value::trimmed(cell)?;
+        if !value::is_filled(cell) {
+            return None;
+        }
         let rule = if min < 0 {
             "a whole number, signed for a change (+5, 5 or -3)"
         } else if min == 0 {
@@ -175,7 +177,9 @@ impl<'a, 'r> RowChecker<'a, 'r> {
     /// A decimal field; `non_negative` for prices.
     fn number(&mut self, field: Field, non_negative: bool) -> Option<f64> {
         let (col, cell) = self.cell(field)?;
-        value::trimmed(cell)?;
+        if !value::is_filled(cell) {
+            return None;
+        }
         match value::number(cell, self.ctx.decimal_comma) {
             Ok(n) if non_negative && n < 0.0 => {
                 let message = format!(

@@ -50,6 +50,17 @@ pub fn trimmed(cell: &Cell) -> Option<Cow<'_, str>> {
     (!t.is_empty()).then_some(t)
 }
 
+/// Whether [`trimmed`] gives a value, without formatting one: a number
+/// cell is filled, and a numeric field reads it as a number.
+pub fn is_filled(cell: &Cell) -> bool {
+    match cell {
+        Cell::Empty => false,
+        Cell::Text(_) => trimmed(cell).is_some(),
+        Cell::Date(s) | Cell::Error(s) => !s.is_empty(),
+        Cell::Int(_) | Cell::Float(_) | Cell::Bool(_) => true,
+    }
+}
+
 /// What a non-numeric cell holds, for messages.
 fn describe(cell: &Cell) -> String {
     match cell {
@@ -289,6 +300,26 @@ mod tests {
         fn plain_digits_read_as_parsed(s in "[0-9]{1,25}") {
             let expected = s.parse::<i64>().unwrap_or(i64::MAX);
             proptest::prop_assert_eq!(integer_text(&s, Never), Some(expected));
+        }
+    }
+
+    #[test]
+    fn filled_is_what_trimmed_says() {
+        for cell in [
+            Cell::Empty,
+            t(""),
+            t("  "),
+            t("'"),
+            t(" ' "),
+            t("x"),
+            Cell::Int(0),
+            Cell::Float(1.5),
+            Cell::Bool(false),
+            Cell::Date(String::new()),
+            Cell::Date("2026-12-03".into()),
+            Cell::Error("#N/A".into()),
+        ] {
+            assert_eq!(is_filled(&cell), trimmed(&cell).is_some(), "{cell:?}");
         }
     }
 }
