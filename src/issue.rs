@@ -146,13 +146,51 @@ pub struct Issue {
     pub message: String,
 }
 
+/// The longest message an issue keeps, in bytes, and the longest value it
+/// quotes, in characters. A report keeps up to `report.max_errors` issues:
+/// a cell of a megabyte quoted whole in each (a quantity column of long
+/// text) took over a gigabyte. Values are quoted shortened where they are
+/// put into messages ([`shown`]); this is the bound whatever a message says.
+const MAX_MESSAGE_BYTES: usize = 2048;
+const MAX_VALUE_CHARS: usize = 300;
+
+/// `s` cut to at most `max` characters, with `…` where it was cut.
+fn shortened(mut s: String, max_chars: usize) -> String {
+    if let Some((cut, _)) = s.char_indices().nth(max_chars) {
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// A value from the file as a message quotes it: at most 100 characters.
+pub fn shown(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(100) {
+        Some((cut, _)) => std::borrow::Cow::Owned(format!(
+            "{}… ({} characters)",
+            &value[..cut],
+            value.chars().count()
+        )),
+        None => std::borrow::Cow::Borrowed(value),
+    }
+}
+
 impl Issue {
     pub fn new(code: Code, message: impl Into<String>) -> Issue {
+        let mut message = message.into();
+        if message.len() > MAX_MESSAGE_BYTES {
+            let mut cut = MAX_MESSAGE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
         Issue {
             code,
             place: Place::default(),
             value: None,
-            message: message.into(),
+            message,
         }
     }
 
@@ -162,7 +200,7 @@ impl Issue {
     }
 
     pub fn with_value(mut self, value: impl Into<String>) -> Issue {
-        self.value = Some(value.into());
+        self.value = Some(shortened(value.into(), MAX_VALUE_CHARS));
         self
     }
 }
@@ -190,6 +228,27 @@ pub fn column_letters(index: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_and_a_value_are_kept_to_their_bounds() {
+        let issue = Issue::new(Code::NotANumber, "é".repeat(3000)).with_value("x".repeat(5000));
+        assert!(issue.message.len() <= MAX_MESSAGE_BYTES + '…'.len_utf8());
+        assert!(issue.message.ends_with('…'));
+        assert_eq!(
+            issue.value.as_deref().map(|v| v.chars().count()),
+            Some(MAX_VALUE_CHARS + 1)
+        );
+        let short = Issue::new(Code::NotANumber, "got 'x'").with_value("x");
+        assert_eq!(
+            (short.message.as_str(), short.value.as_deref()),
+            ("got 'x'", Some("x"))
+        );
+        assert_eq!(shown("abc"), "abc");
+        assert_eq!(
+            shown(&"y".repeat(150)),
+            format!("{}… (150 characters)", "y".repeat(100))
+        );
+    }
 
     #[test]
     fn column_letters_follow_spreadsheets() {

@@ -1010,3 +1010,27 @@ fn a_file_naming_too_many_locations_is_rejected_whole() {
         ])
     );
 }
+
+/// A location whose rows name many manufacturers (a job each) does not
+/// keep a job open for every one of them until its end: past 32 open
+/// jobs they are staged as they are. Every row is still applied.
+#[test]
+fn many_manufacturers_in_one_location_are_split_into_jobs_as_they_come() {
+    let env = Env::new();
+    let mut rows = vec!["location,manufacturerID,sku,qty".to_string()];
+    for i in 0..80 {
+        rows.push(format!("A,{},S{i},{}", i % 40 + 1, i + 1));
+    }
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    env.write("makers.csv", &lines(&rows));
+    let run = env.import(&["makers.csv"]);
+    run.code(0);
+    let jobs = report_jobs(&run.report());
+    assert_eq!(jobs.iter().map(|j| j.1).sum::<u64>(), 80, "{jobs:?}");
+    // Held open to the end, 40 jobs of two items each; staged as they
+    // came, more and smaller ones.
+    assert!(jobs.len() > 40, "{jobs:?}");
+    let stock = quantities(&env.stock(&[]));
+    assert_eq!(stock.len(), 80);
+    assert!((0..80).all(|i| stock[&("A".to_string(), format!("S{i}"))] == i + 1));
+}

@@ -236,12 +236,16 @@ pub fn plan(
 }
 
 /// A location whose rows take more than this staged (encoded; up to ten
-/// times as much decoded: each text is a `String`) is resolved a window of
-/// rows at a time — one warehouse's whole stock list of millions of rows;
-/// a smaller one is held in memory while it is resolved, which is faster.
-/// 12 MiB is about 130,000 rows of the benchmark's shape, some 120 MiB
-/// held.
+/// times as much decoded: each text is a `String`), or are more than
+/// [`IN_MEMORY_ROWS`], is resolved a window of rows at a time — one
+/// warehouse's whole stock list of millions of rows; a smaller one is held
+/// in memory while it is resolved, which is faster. 12 MiB is about
+/// 130,000 rows of the benchmark's shape, some 120 MiB held.
 const IN_MEMORY_BYTES: u64 = 12 * 1024 * 1024;
+/// Rows count too: a row held costs up to 1.6 KB whatever it staged (its
+/// item, what was found about it), and a row of a sku and a count stages
+/// in 27 bytes, so 12 MiB of those (450,000 rows) took 735 MiB held.
+const IN_MEMORY_ROWS: u64 = 100_000;
 const WINDOW_ROWS: usize = 20_000;
 
 /// Whether a location of `rows` rows taking `bytes` staged is resolved a
@@ -256,7 +260,7 @@ fn windowing(rows: u64, bytes: u64) -> Option<usize> {
     });
     match *FORCED {
         Some(n) => (rows > n as u64).then_some(n.max(1)),
-        None => (bytes > IN_MEMORY_BYTES).then_some(WINDOW_ROWS),
+        None => (bytes > IN_MEMORY_BYTES || rows > IN_MEMORY_ROWS).then_some(WINDOW_ROWS),
     }
 }
 
@@ -366,12 +370,12 @@ fn resolve_locations<R: Reader>(
         // bytes; `None` for one resolved a window at a time.
         let held_whole = |stage: &Stage, location_index: u32| {
             let (rows, bytes) = stage.rows_at(location_index);
-            windowing(rows, bytes).is_none().then_some(bytes)
+            windowing(rows, bytes).is_none().then_some((rows, bytes))
         };
         for location_index in 0..count {
             let at = file.at(location_index);
-            let bytes = match held_whole(stage, location_index) {
-                Some(bytes) if pipelined => bytes,
+            let held = match held_whole(stage, location_index) {
+                Some(held) if pipelined => held,
                 _ => {
                     if let Some(held_index) = in_flight.take() {
                         let findings = receive(stage, location_errors, held_index)?;
@@ -393,7 +397,10 @@ fn resolve_locations<R: Reader>(
             let next = (location_index + 1 < count)
                 .then(|| held_whole(stage, location_index + 1))
                 .flatten();
-            if next.is_none_or(|next| bytes + next > IN_MEMORY_BYTES) {
+            let (rows, bytes) = held;
+            if next.is_none_or(|(next_rows, next_bytes)| {
+                bytes + next_bytes > IN_MEMORY_BYTES || rows + next_rows > IN_MEMORY_ROWS
+            }) {
                 let decided = decide(&at.apart(), gathered, stage)?;
                 location_errors.extend(decided.location_errors);
                 take(stage, location_index, decided.findings)?;
@@ -441,7 +448,7 @@ fn plan_location(
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
     let (rows, bytes) = stage.rows_at(at.location_index);
-    if at.rules.job_type == JobType::Adjust && (rows > ADJUST_MAX_ROWS || bytes > IN_MEMORY_BYTES) {
+    if at.rules.job_type == JobType::Adjust && (rows > IN_MEMORY_ROWS || bytes > IN_MEMORY_BYTES) {
         return Ok(adjust_too_large(at, rows, bytes, location_errors));
     }
     if let (JobType::Refresh, Some(window)) = (at.rules.job_type, windowing(rows, bytes)) {
@@ -458,13 +465,7 @@ fn plan_location(
     plan_location_in_memory(at, stage, location_errors)
 }
 
-/// The most rows of one location an update (adjust) file may change: its
-/// rows are summed per product in memory, within the one-location budget
-/// (`IN_MEMORY_BYTES`), which a location of more rows or bytes is refused
-/// rather than exceed.
-const ADJUST_MAX_ROWS: u64 = 100_000;
-
-/// An update file's location over [`ADJUST_MAX_ROWS`] or the in-memory
+/// An update file's location over [`IN_MEMORY_ROWS`] or the in-memory
 /// budget: rejected (its rows `not-applied`), with a location error saying
 /// to split the file. Nothing of it is read.
 fn adjust_too_large(
@@ -479,7 +480,7 @@ fn adjust_too_large(
             Code::TooManyRows,
             format!(
                 "location {location} has {rows} rows ({:.1} MiB) in this update file; an update file \
-                 changes at most {ADJUST_MAX_ROWS} rows and {} MiB of one location, as they are summed \
+                 changes at most {IN_MEMORY_ROWS} rows and {} MiB of one location, as they are summed \
                  per product in memory: split the file, or send the location's whole stock as a \
                  refresh file",
                 bytes as f64 / (1024.0 * 1024.0),
@@ -986,11 +987,19 @@ impl JobSink for Vec<StagedJob> {
 struct JobSplitter {
     location: u32,
     items_per_job: usize,
-    /// Open jobs by manufacturer, in first-seen order.
+    /// Open jobs by manufacturer, in first-seen order, and where each
+    /// manufacturer's is.
     open: Vec<(Option<u32>, Vec<Option<PlannedItem>>)>,
+    open_of: HashMap<Option<u32>, usize>,
     /// A full job not yet staged.
     held: Option<(Option<u32>, Vec<Option<PlannedItem>>)>,
 }
+
+/// The most jobs of a location open at once (one a manufacturer), each of
+/// at most `items_per_job` items; at one more, they are staged as they are.
+/// A location whose rows name a different manufacturer each would
+/// otherwise hold an open job per row until its end.
+const OPEN_JOBS_MAX: usize = 32;
 
 impl JobSplitter {
     fn new(location: u32, items_per_job: usize) -> Self {
@@ -998,6 +1007,7 @@ impl JobSplitter {
             location,
             items_per_job: items_per_job.max(1),
             open: Vec::new(),
+            open_of: HashMap::new(),
             held: None,
         }
     }
@@ -1008,19 +1018,29 @@ impl JobSplitter {
         manufacturer_id: Option<u32>,
         item: Option<PlannedItem>,
     ) -> Result<()> {
-        let index = match self.open.iter().position(|(m, _)| *m == manufacturer_id) {
-            Some(index) => index,
-            None => {
-                self.open.push((manufacturer_id, Vec::new()));
-                self.open.len() - 1
-            }
-        };
+        let index = *self.open_of.entry(manufacturer_id).or_insert_with(|| {
+            self.open.push((manufacturer_id, Vec::new()));
+            self.open.len() - 1
+        });
         self.open[index].1.push(item);
         if self.open[index].1.len() == self.items_per_job {
             let full = std::mem::take(&mut self.open[index].1);
             if let Some(held) = self.held.replace((manufacturer_id, full)) {
                 self.stage(jobs, held, Vec::new())?;
             }
+        }
+        if self.open.len() > OPEN_JOBS_MAX {
+            // Jobs smaller than they could be, and more of them: each is
+            // still one location's and one manufacturer's.
+            if let Some(held) = self.held.take() {
+                self.stage(jobs, held, Vec::new())?;
+            }
+            for job in std::mem::take(&mut self.open) {
+                if !job.1.is_empty() {
+                    self.stage(jobs, job, Vec::new())?;
+                }
+            }
+            self.open_of.clear();
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! One data row → an item, or the errors that stop it (SPEC §1, §4.2, §4.3).
 
 use crate::config::{ImportRules, JobType, UpcCheck as UpcPolicy};
-use crate::issue::{column_letters, Code, Issue, Place};
+use crate::issue::{column_letters, shown, Code, Issue, Place};
 use crate::model::{Field, Identifiers, Item, Optionals};
 use crate::parse::{Cell, DecimalComma, Row};
 
@@ -231,17 +231,20 @@ impl<'a, 'r> RowChecker<'a, 'r> {
         match upc::check(&text) {
             UpcCheck::Scientific => {
                 let message = format!(
-                    "upc '{text}' is in scientific notation, so its digits are lost; format the column as \
-                     Text in the spreadsheet, retype the UPCs and save again"
+                    "upc '{}' is in scientific notation, so its digits are lost; format the column as \
+                     Text in the spreadsheet, retype the UPCs and save again",
+                    shown(&text)
                 );
                 self.error(col, Field::Upc, Code::UpcScientific, cell, message);
                 None
             }
             UpcCheck::Invalid => {
-                let message = format!(
-                    "upc must be 8, 12, 13 or 14 digits; got '{text}' ({} characters)",
-                    text.chars().count()
-                );
+                let message = match text.chars().count() {
+                    n if n <= 100 => {
+                        format!("upc must be 8, 12, 13 or 14 digits; got '{text}' ({n} characters)")
+                    }
+                    _ => format!("upc must be 8, 12, 13 or 14 digits; got '{}'", shown(&text)),
+                };
                 self.error(col, Field::Upc, Code::UpcInvalid, cell, message);
                 None
             }
@@ -295,11 +298,17 @@ impl<'a, 'r> RowChecker<'a, 'r> {
             if !list.iter().any(|a| a == part) {
                 list.push(part.to_string());
             }
+            // Found over the limit at the first attribute too many: counting
+            // a cell of 100,000 distinct ones would compare each with all.
+            if list.len() > MAX_ATTRIBUTES {
+                break;
+            }
         }
         if list.len() > MAX_ATTRIBUTES {
             let message = format!(
-                "a row may carry at most {MAX_ATTRIBUTES} attributes; this one has {}",
-                list.len()
+                "a row may carry at most {MAX_ATTRIBUTES} attributes; this one has more (the {}th is '{}')",
+                list.len(),
+                shown(&list[MAX_ATTRIBUTES])
             );
             self.error(
                 col,

@@ -536,6 +536,36 @@ fn too_many_attributes() {
     assert_says(&issue, &["63", "64"]);
 }
 
+/// A cell of 100,000 distinct attributes is refused at the 64th, not
+/// after comparing each with all the others.
+#[test]
+fn a_cell_of_a_hundred_thousand_attributes_is_refused_at_the_first_too_many() {
+    let cell = attributes(100_000).join(";");
+    let issue = error_in_column("attributes", &cell);
+    assert_eq!(issue.code, Code::TooManyAttributes);
+    assert_says(&issue, &["63", "64th"]);
+    assert!(issue.message.len() < 300, "{}", issue.message);
+    assert!(issue
+        .value
+        .as_ref()
+        .is_some_and(|v| v.chars().count() <= 301));
+}
+
+/// A long cell is quoted shortened in the message and the value: a report
+/// keeps up to 10,000 issues.
+#[test]
+fn a_long_value_is_quoted_shortened() {
+    let long = "z".repeat(20_000);
+    let issue = only_error(&quantity_file(&long)).clone();
+    assert_eq!(issue.code, Code::NotAnInteger);
+    assert_says(&issue, &["20000 characters"]);
+    assert!(issue.message.len() < 400, "{}", issue.message);
+    assert!(issue
+        .value
+        .as_ref()
+        .is_some_and(|v| v.chars().count() == 301));
+}
+
 #[test]
 fn sixty_three_attributes_fit_after_duplicates_merge() {
     let mut list = attributes(63);

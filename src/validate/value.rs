@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use crate::issue::shown;
 use crate::parse::{Cell, DecimalComma};
 
 /// The largest integer the API accepts.
@@ -85,7 +86,7 @@ pub fn integer(cell: &Cell, decimal_comma: DecimalComma) -> Result<i64, String> 
         Cell::Float(_) => Err(format!("got {}", describe(cell))),
         Cell::Text(_) => {
             let t = trimmed(cell).unwrap_or_default();
-            integer_text(&t, decimal_comma).ok_or_else(|| format!("got '{t}'"))
+            integer_text(&t, decimal_comma).ok_or_else(|| format!("got '{}'", shown(&t)))
         }
         _ => Err(format!("got {}", describe(cell))),
     }
@@ -145,7 +146,7 @@ pub fn number(cell: &Cell, decimal_comma: DecimalComma) -> Result<f64, String> {
                     t.replace(',', "")
                 ));
             }
-            number_text(&t, decimal_comma).ok_or_else(|| format!("got '{t}'"))
+            number_text(&t, decimal_comma).ok_or_else(|| format!("got '{}'", shown(&t)))
         }
         _ => Err(format!("got {}", describe(cell))),
     }
