@@ -30,8 +30,6 @@ pub struct Stage {
     jobs: u64,
 }
 
-/// A job as staged: location index, manufacturer, item count, records it
-/// zeroes, and its plan (postcard).
 /// One location's staged rows, as resolving needs them.
 #[derive(Default)]
 pub struct LocationRows {
@@ -45,6 +43,8 @@ pub struct LocationRows {
 /// What resolving found about a row: (errors, warnings).
 pub type Findings = (Vec<Issue>, Vec<Issue>);
 
+/// A job as staged: location index, manufacturer, item count, records it
+/// zeroes, and its plan (postcard).
 pub struct StagedJob {
     pub location: u32,
     pub manufacturer_id: Option<u32>,
