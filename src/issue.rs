@@ -205,7 +205,6 @@ impl Issue {
     }
 }
 
-/// Spreadsheet column letters for a 0-based index: 0 → `A`, 26 → `AA`.
 /// A count with its noun, singular for one: `1 item`, `2 items`,
 /// `1 entry`/`3 entries`. Every message that counts says it through here.
 pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
@@ -213,6 +212,19 @@ pub fn count(n: impl Into<u64>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// The first five of `items` (`total` in all) and a count of the rest:
+/// `a, b, c, d, e and 7 more`. A message that lists what may be thousands
+/// of things (rows, locations) lists them through here.
+pub fn first_five(items: impl Iterator<Item = String>, total: usize) -> String {
+    const SHOWN: usize = 5;
+    let mut text = items.take(SHOWN).collect::<Vec<_>>().join(", ");
+    if total > SHOWN {
+        text.push_str(&format!(" and {} more", total - SHOWN));
+    }
+    text
+}
+
+/// Spreadsheet column letters for a 0-based index: 0 → `A`, 26 → `AA`.
 pub fn column_letters(index: usize) -> String {
     let mut n = index + 1;
     let mut letters = Vec::new();

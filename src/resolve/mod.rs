@@ -16,7 +16,7 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use crate::adjust;
 use crate::config::{BelowZero, Duplicates, ImportRules, JobType, OnError, RefreshMode};
-use crate::issue::{Code, Issue, Place};
+use crate::issue::{first_five, Code, Issue, Place};
 use crate::model::{upc_key, Item};
 use crate::plan::{Draft, JobPlan, LeftOutRow, Plan, PlannedItem};
 use crate::store::queries;
@@ -1304,21 +1304,16 @@ fn adjust_rows(
     Ok(())
 }
 
-/// How many rows a message names before it counts the rest: every member
-/// of a group gets the message, so naming them all would grow with the
-/// square of the group (a file repeating one product 5,000 times made a
-/// 146 MB report).
-const NAMED_ROWS: usize = 5;
-
-/// `row 7`, `rows 7, 9`, `rows 7, 9, 12, 15, 20 and 4,995 more`.
+/// `row 7`, `rows 7, 9`, `rows 7, 9, 12, 15, 20 and 4995 more`: five rows
+/// named and the rest counted. Every member of a group gets the message,
+/// so naming them all would grow with the square of the group (a file
+/// repeating one product 5,000 times made a 146 MB report).
 fn row_list(numbers: impl Iterator<Item = u64>, count: usize) -> String {
-    let named: Vec<String> = numbers.take(NAMED_ROWS).map(|n| n.to_string()).collect();
-    let more = count.saturating_sub(named.len());
     let plural = if count == 1 { "" } else { "s" };
-    match more {
-        0 => format!("row{plural} {}", named.join(", ")),
-        more => format!("row{plural} {} and {more} more", named.join(", ")),
-    }
+    format!(
+        "row{plural} {}",
+        first_five(numbers.map(|n| n.to_string()), count)
+    )
 }
 
 /// The `duplicate-item` finding of `subject`, one of two rows that name one

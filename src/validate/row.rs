@@ -1,7 +1,7 @@
 //! One data row → an item, or the errors that stop it (SPEC §1, §4.2, §4.3).
 
 use crate::config::{ImportRules, JobType, UpcCheck as UpcPolicy};
-use crate::issue::{column_letters, shown, Code, Issue, Place};
+use crate::issue::{column_letters, first_five, shown, Code, Issue, Place};
 use crate::model::{Field, Identifiers, Item, Optionals};
 use crate::parse::{Cell, DecimalComma, Row};
 
@@ -486,15 +486,5 @@ pub fn check_row(ctx: &Context<'_>, row: &Row) -> RowResult {
 /// The locations an inbox may change (`import.locations`), as a sender
 /// reads them in a report: quoted, the first five and a count of the rest.
 fn allowed_locations(valid: &[String]) -> String {
-    const SHOWN: usize = 5;
-    let mut text = valid
-        .iter()
-        .take(SHOWN)
-        .map(|l| format!("'{l}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    if valid.len() > SHOWN {
-        text.push_str(&format!(" and {} more", valid.len() - SHOWN));
-    }
-    text
+    first_five(valid.iter().map(|l| format!("'{l}'")), valid.len())
 }
