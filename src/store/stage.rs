@@ -53,9 +53,14 @@ pub struct StagedJob {
     pub plan: Vec<u8>,
 }
 
+/// A staged row: what the stage holds most.
 fn decode(bytes: &[u8]) -> Result<CheckedRow> {
+    decode_as("staged row", bytes)
+}
+
+fn decode_as<T: serde::de::DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| super::StoreError::Corrupt {
-        what: "staged row",
+        what,
         detail: e.to_string(),
     })
 }
@@ -385,24 +390,20 @@ impl Stage {
         Ok(())
     }
 
-    /// Stages what resolving found about rows of a location, added to
-    /// what was staged for them before.
+    /// Stages what resolving found about rows of a location. A row's
+    /// findings are staged once: in a large location, what matching finds
+    /// is errors, and a row with errors is never paired as a duplicate.
     pub fn push_found(
         &self,
         location: u32,
         found: impl IntoIterator<Item = (u64, Findings)>,
     ) -> Result<()> {
-        let mut stmt = self.conn.prepare_cached(
-            "INSERT OR REPLACE INTO found (seq, location, data) VALUES (?1, ?2, ?3)",
-        )?;
-        for (seq, (mut errors, mut warnings)) in found {
+        let mut stmt = self
+            .conn
+            .prepare_cached("INSERT INTO found (seq, location, data) VALUES (?1, ?2, ?3)")?;
+        for (seq, (errors, warnings)) in found {
             if errors.is_empty() && warnings.is_empty() {
                 continue;
-            }
-            let (before_errors, before_warnings) = self.found_at(seq)?;
-            if !before_errors.is_empty() || !before_warnings.is_empty() {
-                errors.splice(0..0, before_errors);
-                warnings.splice(0..0, before_warnings);
             }
             // Serialising plain data into a Vec cannot fail.
             let data = postcard::to_stdvec(&(&errors, &warnings)).unwrap_or_default();
@@ -420,10 +421,7 @@ impl Stage {
         match rows.next()? {
             Some(row) => {
                 let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
-                postcard::from_bytes(data).map_err(|e| super::StoreError::Corrupt {
-                    what: "staged finding",
-                    detail: e.to_string(),
-                })
+                decode_as("staged finding", data)
             }
             None => Ok(Findings::default()),
         }
