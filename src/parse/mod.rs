@@ -11,6 +11,7 @@ pub mod delimited;
 pub mod detect;
 pub mod json;
 pub mod ods;
+pub mod shared_strings;
 pub mod workbook;
 
 use std::cell::Cell as Counter;
@@ -300,6 +301,13 @@ fn parse_tables<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<
             let xlsm = path
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("xlsm"));
+            match &kind {
+                container::Kind::Xlsx { workbook } | container::Kind::Xlsb { workbook } => {
+                    let binary = matches!(kind, container::Kind::Xlsb { .. });
+                    shared_strings::check(bytes, &members, workbook, binary)?;
+                }
+                _ => {}
+            }
             match kind {
                 container::Kind::Xlsx { .. } if xlsm => {
                     workbook::parse_ooxml(bytes, Format::Xlsm, false, rules)

@@ -170,7 +170,15 @@ struct Pass<'a> {
     /// Table styles whose `table:display` is false.
     hidden_styles: Vec<String>,
     style_name: Option<String>,
+    /// Cells made by repeating others (see [`MAX_REPEATED_CELLS`]).
+    repeated_cells: u64,
 }
+
+/// The most cells a workbook may make by repeating others
+/// (`number-columns-repeated` on a cell with a value, `number-rows-repeated`
+/// on a row with one): a few bytes can ask for a billion copies. A real
+/// stock list repeats a few identical neighbours, far below this.
+pub const MAX_REPEATED_CELLS: u64 = 10_000_000;
 
 impl<'a> Pass<'a> {
     fn new(bytes: &'a [u8], content: Member) -> Pass<'a> {
@@ -184,7 +192,26 @@ impl<'a> Pass<'a> {
             next_row: 0,
             hidden_styles: Vec::new(),
             style_name: None,
+            repeated_cells: 0,
         }
+    }
+
+    /// Counts `cells` copies made by repeating, failing past the limit.
+    fn repeat(&mut self, sheet: &str, cells: u64) -> Result<(), Issue> {
+        self.repeated_cells = self.repeated_cells.saturating_add(cells);
+        if self.repeated_cells > MAX_REPEATED_CELLS {
+            return Err(Issue::new(
+                Code::UnreadableFile,
+                format!(
+                    "sheet \"{sheet}\" repeats cells with values more than \
+                     {MAX_REPEATED_CELLS} times (table:number-rows-repeated or \
+                     table:number-columns-repeated), far more than a stock list holds; \
+                     clear the rows or columns filled far past the list, or save the sheet as \
+                     CSV, and drop it again"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn restart(&mut self) {
@@ -334,6 +361,7 @@ impl<'a> Pass<'a> {
                         if end > u64::from(MAX_SHEET_COLUMNS) || row >= u64::from(MAX_SHEET_ROWS) {
                             return Err(outside_sheet(sheet, row, end.saturating_sub(1)));
                         }
+                        self.repeat(sheet, repeats - 1)?;
                         cells.resize(column as usize, Cell::Empty);
                         for _ in 0..repeats {
                             cells.push(value.clone());
@@ -505,6 +533,9 @@ struct SheetRows<'a> {
 impl SheetRows<'_> {
     fn next_row(&mut self) -> Result<Option<Row>, Issue> {
         if let Some((number, left, cells)) = self.repeat.take() {
+            self.pass
+                .borrow_mut()
+                .repeat(&self.name, cells.len() as u64)?;
             if left > 1 {
                 self.repeat = Some((number + 1, left - 1, cells.clone()));
             }
@@ -691,6 +722,50 @@ mod tests {
         let first: Vec<Row> = parsed.tables.remove(0).rows.map(Result::unwrap).collect();
         assert_eq!(texts(&first[0]), ["1"]);
         assert_eq!(texts(&second[0]), ["2"]);
+    }
+
+    #[test]
+    fn repeating_cells_with_values_is_bounded() {
+        // A few hundred bytes asking for 16,000 cells in each of 100,000
+        // rows: refused once 10 million copies are made, not read for a
+        // minute.
+        let body = |rows: u64, columns: u64| {
+            format!(
+                r#"<table:table table:name="Wide">
+                 <table:table-row><table:table-cell office:value-type="string"><text:p>sku</text:p></table:table-cell></table:table-row>
+                 <table:table-row table:number-rows-repeated="{rows}">
+                 <table:table-cell table:number-columns-repeated="{columns}" office:value-type="float" office:value="1"><text:p>1</text:p></table:table-cell>
+               </table:table-row></table:table>"#
+            )
+        };
+        let bytes = ods("", &body(100_000, 16_000));
+        let config = Config::defaults();
+        let members = container::inspect(&bytes, &config.rules).unwrap();
+        let parsed = parse(&bytes, &members, &config.rules).unwrap();
+        let table = parsed.tables.into_iter().next().unwrap();
+        let mut rows = 0u64;
+        let mut refused = None;
+        for row in table.rows {
+            match row {
+                Ok(_) => rows += 1,
+                Err(issue) => refused = Some(issue),
+            }
+        }
+        let issue = refused.expect("refused");
+        assert_eq!(issue.code, Code::UnreadableFile);
+        assert!(
+            issue.message.contains("sheet \"Wide\" repeats cells"),
+            "{}",
+            issue.message
+        );
+        assert_eq!(issue.place.sheet.as_deref(), Some("Wide"));
+        // The header, then as many copies as fit in the budget.
+        assert_eq!(rows, 1 + MAX_REPEATED_CELLS / 16_000, "{rows}");
+        // Repeats a real list has are read in full.
+        let bytes = ods("", &body(1_000, 12));
+        let tables = tables(&bytes);
+        assert_eq!(tables[0].1.len(), 1_001);
+        assert_eq!(texts(&tables[0].1[1000]), vec!["1"; 12]);
     }
 
     #[test]

@@ -1,0 +1,262 @@
+//! The shared-strings table of an `.xlsx`/`.xlsb` workbook, sized before
+//! calamine opens the workbook.
+//!
+//! calamine (0.38) reads the whole table into a `Vec<String>` when a
+//! workbook is opened (`Xlsx::read_shared_strings`; sheets are streamed,
+//! this part is not), so a workbook of 110 MB whose table held 44 million
+//! short strings took 1.5 GB. Until calamine can look strings up lazily,
+//! the table is measured here first, as it inflates and without holding
+//! it: the strings it holds and the bytes they take give the memory
+//! calamine would need, and a table past [`MAX_SHARED_STRINGS_MEMORY`] is
+//! refused with a way out (CSV is read in bounded memory at any size).
+//! The sizes the ZIP directory declares are not trusted: what counts is
+//! what inflates.
+
+use std::io::{BufReader, Read};
+
+use quick_xml::events::Event;
+
+use super::container::{self, Member};
+use crate::issue::{Code, Issue};
+
+/// The most memory a workbook's shared strings may take once calamine has
+/// read them (estimated as below); with what the rest of an import takes,
+/// within the daemon's 256 MiB (SPEC §8).
+pub const MAX_SHARED_STRINGS_MEMORY: u64 = 128 << 20;
+
+/// What calamine holds for each string besides its text: the `String`
+/// (24 bytes) and the allocator's rounding of a short text.
+const PER_STRING: u64 = 40;
+
+/// Deflate's best ratio (about 1032:1), and the most the estimate can be
+/// per byte of a table (a binary one of empty strings, 40 per 7 bytes): a
+/// part whose compressed size times both is within the limit cannot pass
+/// it, so it is not read twice.
+const DEFLATE_MAX_RATIO: u64 = 1032;
+const ESTIMATE_PER_BYTE: u64 = 6;
+
+fn part_name(workbook: &str, binary: bool) -> String {
+    let dir = match workbook.rfind(['/', '\\']) {
+        Some(end) => &workbook[..=end],
+        None => "",
+    };
+    if binary {
+        // calamine reads the binary table from this fixed name.
+        "xl/sharedStrings.bin".to_string()
+    } else {
+        format!("{dir}sharedStrings.xml")
+    }
+}
+
+/// Refuses a workbook whose shared strings would take more than
+/// [`MAX_SHARED_STRINGS_MEMORY`] once read.
+pub fn check(bytes: &[u8], members: &[Member], workbook: &str, binary: bool) -> Result<(), Issue> {
+    check_within(bytes, members, workbook, binary, MAX_SHARED_STRINGS_MEMORY)
+}
+
+fn check_within(
+    bytes: &[u8],
+    members: &[Member],
+    workbook: &str,
+    binary: bool,
+    limit: u64,
+) -> Result<(), Issue> {
+    let name = part_name(workbook, binary);
+    let Some(part) = container::find(members, &name) else {
+        return Ok(());
+    };
+    if part
+        .compressed
+        .saturating_mul(DEFLATE_MAX_RATIO * ESTIMATE_PER_BYTE)
+        <= limit
+    {
+        return Ok(());
+    }
+    let reader = BufReader::with_capacity(1 << 16, container::member_reader(bytes, part)?);
+    let measured = if binary {
+        measure_binary(reader, limit)
+    } else {
+        measure_xml(reader, limit)
+    };
+    match measured {
+        Ok(()) => Ok(()),
+        Err(Measured::TooMuch { strings, bytes }) => {
+            Err(too_much(&part.name, strings, bytes, limit))
+        }
+        // A damaged table is calamine's to report, as for any other part.
+        Err(Measured::Unreadable) => Ok(()),
+    }
+}
+
+enum Measured {
+    TooMuch { strings: u64, bytes: u64 },
+    Unreadable,
+}
+
+fn estimate(strings: u64, bytes: u64) -> u64 {
+    strings.saturating_mul(PER_STRING).saturating_add(bytes)
+}
+
+/// Counts the `si` elements (each a string calamine keeps) and the bytes
+/// inflated, stopping as soon as the estimate passes the limit.
+fn measure_xml(reader: impl std::io::BufRead, limit: u64) -> Result<(), Measured> {
+    let mut xml = quick_xml::Reader::from_reader(reader);
+    let mut buf = Vec::new();
+    let mut strings: u64 = 0;
+    loop {
+        buf.clear();
+        let event = xml
+            .read_event_into(&mut buf)
+            .map_err(|_| Measured::Unreadable)?;
+        match event {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "si" => {
+                strings += 1;
+                if strings.is_multiple_of(4096) {
+                    over(strings, xml.buffer_position(), limit)?;
+                }
+            }
+            Event::Eof => return over(strings, xml.buffer_position(), limit),
+            _ => {}
+        }
+    }
+}
+
+/// A binary table gives no cheap count of its strings; each takes at
+/// least a record header and a length (7 bytes) and its UTF-16 text
+/// becomes UTF-8 of at most 1.5 times its size, so bytes alone bound it.
+fn measure_binary(mut reader: impl Read, limit: u64) -> Result<(), Measured> {
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut inflated: u64 = 0;
+    loop {
+        let n = reader.read(&mut chunk).map_err(|_| Measured::Unreadable)?;
+        if n == 0 {
+            return Ok(());
+        }
+        inflated += n as u64;
+        let strings = inflated / 7;
+        over(strings, inflated.saturating_mul(3) / 2, limit)?;
+    }
+}
+
+fn over(strings: u64, bytes: u64, limit: u64) -> Result<(), Measured> {
+    if estimate(strings, bytes) > limit {
+        Err(Measured::TooMuch { strings, bytes })
+    } else {
+        Ok(())
+    }
+}
+
+fn too_much(part: &str, strings: u64, bytes: u64, limit: u64) -> Issue {
+    Issue::new(
+        Code::FileTooLarge,
+        format!(
+            "the workbook's shared strings (\"{part}\": at least {strings} texts in {} MB) would \
+             take more than {} MiB of memory to read, as the workbook reader holds them all at \
+             once; save the sheet as CSV (read in bounded memory at any size), or split it into \
+             smaller workbooks, and drop it again",
+            bytes / 1_000_000,
+            limit >> 20
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A package of one deflated member `name` holding `body`.
+    fn package(name: &str, body: &[u8]) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zip.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(body).unwrap();
+        zip.finish().unwrap().into_inner()
+    }
+
+    /// The members as the central directory lists them, past the ratio
+    /// `container::inspect` allows: these tables are made of one pattern,
+    /// so they compress far better than a real one (or a forged one whose
+    /// directory lies about its sizes).
+    fn members(bytes: &[u8]) -> Vec<Member> {
+        let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        (0..archive.len())
+            .map(|index| {
+                let file = archive.by_index_raw(index).unwrap();
+                Member {
+                    index,
+                    name: file.name().unwrap().into_owned(),
+                    size: file.size(),
+                    compressed: file.compressed_size(),
+                    encrypted: false,
+                    is_dir: false,
+                    header_start: file.header_start(),
+                    method: file.compression(),
+                }
+            })
+            .collect()
+    }
+
+    fn table(strings: u64, prefix: &str) -> Vec<u8> {
+        let mut body =
+            format!(r#"<?xml version="1.0"?><{prefix}sst uniqueCount="{strings}">"#).into_bytes();
+        for i in 0..strings {
+            write!(body, "<{prefix}si><{prefix}t>{i}</{prefix}t></{prefix}si>").unwrap();
+        }
+        write!(body, "</{prefix}sst>").unwrap();
+        body
+    }
+
+    #[test]
+    fn the_table_is_found_beside_the_workbook_part() {
+        assert_eq!(part_name("xl/workbook.xml", false), "xl/sharedStrings.xml");
+        assert_eq!(part_name("book/main.xml", false), "book/sharedStrings.xml");
+        assert_eq!(part_name("workbook.xml", false), "sharedStrings.xml");
+        assert_eq!(part_name("xl/workbook.bin", true), "xl/sharedStrings.bin");
+    }
+
+    /// The limit the tests measure against: 4 MiB, as 128 MiB is for
+    /// the real thing, so that debug builds make their tables quickly.
+    const LIMIT: u64 = 4 << 20;
+
+    #[test]
+    fn many_short_strings_are_refused_and_a_table_within_the_limit_is_not() {
+        let check =
+            |bytes: &[u8], workbook| check_within(bytes, &members(bytes), workbook, false, LIMIT);
+        // 200,000 short strings: 5 MB of XML that would be held as
+        // 200,000 Strings, 13 MB.
+        let many = package("xl/sharedStrings.xml", &table(200_000, ""));
+        let err = check(&many, "xl/workbook.xml").unwrap_err();
+        assert_eq!(err.code, Code::FileTooLarge);
+        assert!(
+            err.message.contains("\"xl/sharedStrings.xml\""),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("more than 4 MiB"), "{}", err.message);
+        assert!(
+            err.message.contains("save the sheet as CSV"),
+            "{}",
+            err.message
+        );
+        // With a namespace prefix, as some generators write it.
+        let prefixed = package("xl/sharedStrings.xml", &table(200_000, "x:"));
+        assert!(check(&prefixed, "xl/workbook.xml").is_err());
+        // 50,000 fit; the table is read to its end to see so.
+        let fits = package("xl/sharedStrings.xml", &table(50_000, ""));
+        assert!(members(&fits)[0].compressed * DEFLATE_MAX_RATIO * ESTIMATE_PER_BYTE > LIMIT);
+        check(&fits, "xl/workbook.xml").unwrap();
+        // A table under another workbook part's folder is not this one's.
+        check(&many, "other/workbook.xml").unwrap();
+    }
+
+    #[test]
+    fn a_binary_table_is_bounded_by_its_size() {
+        let check =
+            |bytes: &[u8]| check_within(bytes, &members(bytes), "xl/workbook.bin", true, LIMIT);
+        let big = package("xl/sharedStrings.bin", &vec![7u8; 2 << 20]);
+        assert_eq!(check(&big).unwrap_err().code, Code::FileTooLarge);
+        let small = package("xl/sharedStrings.bin", &vec![7u8; 300 << 10]);
+        check(&small).unwrap();
+    }
+}
