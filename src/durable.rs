@@ -10,6 +10,15 @@ use std::path::Path;
 /// Writes `bytes` to `path` atomically. A crash before the rename leaves at
 /// most a hidden `.NAME.tmp-PID` file, never a partial `NAME`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_with(path, |out| out.write_all(bytes))
+}
+
+/// [`write_atomic`] of what `write` writes, through a buffer: for content
+/// made as it is written, never held whole.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut io::BufWriter<&File>) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -24,8 +33,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         std::process::id()
     ));
     let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
+        let file = File::create(&tmp)?;
+        let mut out = io::BufWriter::with_capacity(1 << 16, &file);
+        write(&mut out)?;
+        out.flush()?;
+        drop(out);
         file.sync_all()?;
         fs::rename(&tmp, path)?;
         sync_dir(dir)

@@ -14,6 +14,7 @@
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
@@ -23,9 +24,9 @@ use crate::config::{ImportRules, Inbox, JobType, RefreshMode};
 use crate::issue::{Code, Issue};
 use crate::parse::{self, Cell};
 use crate::plan::{LeftOutRow, Plan};
-use crate::report::{self, errors_csv, JobEntry, Report};
+use crate::report::{self, errors_csv, JobEntry, JobList, Report};
 use crate::resolve;
-use crate::store::queries::{self, JobFilter, NewImport, NewJob};
+use crate::store::queries::{self, NewImport, NewJob};
 use crate::store::stage::{Stage, StagedRow};
 use crate::store::{Reader, Store, StoreError};
 use crate::validate::{self, Checked, RowSink};
@@ -1020,25 +1021,19 @@ fn write_reports(
     record: queries::ImportRecord,
 ) -> Result<Outcome, PipelineError> {
     let import_id = record.id;
-    let read = store.read();
-    let jobs = queries::jobs(
-        &read,
-        &JobFilter {
-            import_id: Some(import_id),
-            ..JobFilter::default()
-        },
-    )?;
-    let entries: Vec<JobEntry> = jobs
-        .iter()
-        .map(|j| JobEntry {
-            job_id: Some(j.job_id),
-            location: j.location.clone(),
-            manufacturer_id: j.manufacturer_id,
-            item_count: j.item_count as u64,
-            zeroed: j.zeroed as u64,
-            status: j.status.clone(),
-        })
-        .collect();
+    // Counted whole, held in part: the JSON reads the rest again as it is
+    // written (`report::jobs`).
+    let mut entries = JobList::new();
+    queries::each_job_of_import(&store.read(), import_id, 0, |job| {
+        entries.push(JobEntry::from(&job));
+        Ok(())
+    })?;
+    if let Some(database) = store.path() {
+        entries.read_rest_from(Arc::new(report::jobs::ImportJobs {
+            database,
+            import_id,
+        }));
+    }
     let status = if record.status == "failing" || record.status == "failed" {
         "failed"
     } else {
@@ -1056,6 +1051,7 @@ fn write_reports(
     report.inbox = record.inbox.clone();
     report.received_at = record.received_at.clone();
     report.finished_at = record.finished_at.clone().unwrap_or_else(now);
+    report.jobs_truncated = entries.left_out() > 0;
     report.jobs = entries;
     let dir = PathBuf::from(&record.report_dir);
     fs::create_dir_all(&dir).map_err(|source| PipelineError::Report {
@@ -1231,7 +1227,7 @@ fn validate_content(
     } else {
         None
     };
-    let mut entries: Vec<JobEntry> = Vec::new();
+    let mut entries = JobList::new();
     stage.for_each_job(|job| {
         let rejected = plan.is_rejected(job.location);
         entries.push(JobEntry {
@@ -1259,6 +1255,9 @@ fn validate_content(
     report.inbox = inbox.name.clone();
     report.received_at = received_at;
     report.finished_at = now();
+    // The stage goes with this function: past the first jobs, a
+    // `validate` report counts them (an import's report lists them all).
+    report.jobs_truncated = entries.left_out() > 0;
     report.jobs = entries;
     Ok(report)
 }

@@ -1034,3 +1034,55 @@ fn many_manufacturers_in_one_location_are_split_into_jobs_as_they_come() {
     assert_eq!(stock.len(), 80);
     assert!((0..80).all(|i| stock[&("A".to_string(), format!("S{i}"))] == i + 1));
 }
+
+/// A file can make a job per row; reports hold the first 1,000 jobs and
+/// count the rest, and the JSON report (and `import --json`) still lists
+/// every one, read back from the store as it is written.
+#[test]
+fn a_file_of_more_jobs_than_a_report_holds_lists_them_all_in_its_json() {
+    let env = Env::new();
+    let mut rows = vec!["location,manufacturerID,sku,qty".to_string()];
+    for i in 0..1234 {
+        rows.push(format!("L{},{i},S{i},{}", i % 3, i % 9));
+    }
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    env.write("makers.csv", &lines(&rows));
+
+    let preview = env.run_with(&[], &["validate", "--json", "makers.csv"]);
+    preview.code(0);
+    let preview = preview.report();
+    assert_eq!(array(preview["jobs"].clone()).len(), 1000);
+    assert_eq!(preview["jobs_truncated"], true);
+
+    let run = env.import(&["makers.csv"]);
+    run.code(0);
+    let printed = run.report();
+    let id = import_id(&printed);
+    let written = env.outbox_report("makers", id);
+    for report in [&printed, &written] {
+        let ids = job_ids(report);
+        assert_eq!(ids.len(), 1234);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order");
+        assert_eq!(report["jobs_truncated"], false);
+        assert_eq!(report["status"], "applied");
+    }
+    let jobs = report_jobs(&written);
+    assert!(jobs.iter().all(|j| j.1 == 1 && j.3 == "success"));
+
+    let page = env.outbox_text(&format!("makers.{id}.html"));
+    assert_eq!(page.matches("<td class=\"st-success\">").count(), 1000);
+    assert!(
+        page.contains("… and 234 more jobs; the JSON report lists them all."),
+        "{page}"
+    );
+
+    // The terminal summary lists the first fifty.
+    env.write("makers2.csv", &lines(&rows).replace("S1,", "T1,"));
+    let text = env.run_with(&[], &["import", "makers2.csv"]);
+    text.code(0);
+    assert!(
+        text.stdout
+            .contains("\n  … 1184 more jobs in the JSON report"),
+        "{text}"
+    );
+}

@@ -88,8 +88,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
 pub fn print_outcome(outcome: &Outcome, json: bool) -> Result<Exit, Failure> {
     let report = &outcome.report;
     if json {
-        let line = serde_json::to_string(report).map_err(|e| Failure::Io(e.to_string()))?;
-        output::println_or_fail(&line)?;
+        output::json_line(report)?;
     } else {
         let mut text = summary::summary(report);
         for path in &outcome.paths {

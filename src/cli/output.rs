@@ -13,6 +13,21 @@ pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
     println_or_fail(&text)
 }
 
+/// Prints `value` as one line of JSON, written as it is made (a report's
+/// job list is read from the store as it goes), treating a closed pipe as
+/// the end of output.
+pub fn json_line<T: Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let written = serde_json::to_writer(&mut out, value)
+        .map_err(io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::Io(e.to_string())),
+        _ => Ok(()),
+    }
+}
+
 /// The JSON line of a file that has no report (it could not be read at
 /// all), so `import --json` and `validate --json` answer for every file.
 pub fn file_failure(file: &std::path::Path, error: &str, exit: super::Exit) -> Result<(), Failure> {

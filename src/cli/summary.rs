@@ -9,6 +9,8 @@ use crate::report::{Entry, Report};
 
 /// How many errors the summary lists.
 const ERRORS_LISTED: usize = 20;
+/// How many jobs the summary lists.
+const JOBS_LISTED: usize = 50;
 /// How many warnings the summary lists.
 const WARNINGS_LISTED: usize = 5;
 
@@ -38,7 +40,7 @@ pub fn summary(report: &Report) -> String {
     } else {
         ""
     };
-    for job in &report.jobs {
+    for job in report.jobs.held().iter().take(JOBS_LISTED) {
         out.push_str(&format!(
             "\n  {kind}job {}: location {}, {}{}, {}",
             job.job_id.map_or("-".to_string(), |id| id.to_string()),
@@ -50,6 +52,18 @@ pub fn summary(report: &Report) -> String {
                 String::new()
             },
             job.status
+        ));
+    }
+    let shown = report.jobs.held().len().min(JOBS_LISTED) as u64;
+    if report.jobs.total() > shown {
+        out.push_str(&format!(
+            "\n  … {} more {kind}jobs{}",
+            report.jobs.total() - shown,
+            if report.jobs_truncated {
+                ""
+            } else {
+                " in the JSON report"
+            }
         ));
     }
     if report.duplicate_of.is_some() {
@@ -119,7 +133,7 @@ fn section(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{JobEntry, Rows};
+    use crate::report::{JobEntry, JobList, Rows};
 
     fn report() -> Report {
         let mut report = Report::from_draft(&crate::plan::Draft::default());
@@ -131,15 +145,19 @@ mod tests {
             accepted: 1,
             rejected: 0,
         };
-        report.jobs = vec![JobEntry {
-            job_id: Some(7),
+        report.jobs = [job(7)].into_iter().collect();
+        report
+    }
+
+    fn job(id: i64) -> JobEntry {
+        JobEntry {
+            job_id: Some(id),
             location: "11".into(),
             manufacturer_id: None,
             item_count: 1,
             zeroed: 0,
             status: "success".into(),
-        }];
-        report
+        }
     }
 
     #[test]
@@ -151,6 +169,24 @@ mod tests {
         );
         assert!(
             text.contains("job 7: location 11, 1 item, success"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn many_jobs_are_counted_past_the_first_fifty() {
+        let mut r = report();
+        r.jobs = (1..=1200).map(job).collect();
+        let text = summary(&r);
+        assert_eq!(
+            text.matches(": location 11,").count(),
+            JOBS_LISTED,
+            "{text}"
+        );
+        assert!(text.contains("job 50: location 11"), "{text}");
+        assert!(!text.contains("job 51:"), "{text}");
+        assert!(
+            text.ends_with("\n  … 1150 more jobs in the JSON report"),
             "{text}"
         );
     }
@@ -185,7 +221,7 @@ mod tests {
         let mut r = report();
         r.status = "duplicate".into();
         r.duplicate_of = Some(1);
-        r.jobs.clear();
+        r.jobs = JobList::new();
         r.error_counts.insert(Code::OutOfRange, 1);
         let text = summary(&r);
         assert_eq!(

@@ -37,9 +37,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
             Ok(reports) => {
                 for report in reports {
                     if args.json {
-                        let line = serde_json::to_string(&report)
-                            .map_err(|e| Failure::Io(e.to_string()))?;
-                        output::println_or_fail(&line)?;
+                        output::json_line(&report)?;
                     } else {
                         output::println_or_fail(&summary::summary(&report))?;
                     }

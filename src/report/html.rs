@@ -186,7 +186,7 @@ pub fn render(report: &Report) -> String {
             "<section><h2>Jobs per location</h2><table><thead><tr><th>Location</th><th>Job</th>\
              <th>Items</th><th>Set to 0</th><th>Status</th></tr></thead><tbody>\n",
         );
-        for job in &report.jobs {
+        for job in report.jobs.held() {
             let _ = writeln!(
                 out,
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"st-{}\">{}</td></tr>",
@@ -198,7 +198,21 @@ pub fn render(report: &Report) -> String {
                 escape(&job.status)
             );
         }
-        out.push_str("</tbody></table></section>\n");
+        out.push_str("</tbody></table>");
+        let more = report.jobs.total() - report.jobs.held().len() as u64;
+        if more > 0 {
+            let _ = write!(
+                out,
+                "<p>… and {}; {}.</p>",
+                count(more, "more job", "more jobs"),
+                if report.jobs_truncated {
+                    "an import of the file lists them all in its JSON report"
+                } else {
+                    "the JSON report lists them all"
+                }
+            );
+        }
+        out.push_str("</section>\n");
     }
     match report.duplicate_of {
         // Nothing was done with a duplicate's rows: its errors and warnings

@@ -5,15 +5,18 @@
 pub mod errors_csv;
 pub mod html;
 pub mod index;
+pub mod jobs;
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::durable::write_atomic;
+use crate::durable::{write_atomic, write_atomic_with};
 use crate::issue::{Code, Issue};
 use crate::plan::Draft;
+pub use jobs::{JobEntry, JobList, JobSource, JOBS_HELD};
 
 /// An error or warning as reports show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,17 +68,6 @@ pub struct Rows {
     pub rejected: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobEntry {
-    pub job_id: Option<i64>,
-    pub location: String,
-    #[serde(rename = "manufacturerID")]
-    pub manufacturer_id: Option<i64>,
-    pub item_count: u64,
-    pub zeroed: u64,
-    pub status: String,
-}
-
 /// The JSON report of one file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -96,7 +88,12 @@ pub struct Report {
     pub received_at: String,
     pub finished_at: String,
     pub rows: Rows,
-    pub jobs: Vec<JobEntry>,
+    /// Every job of the file, in order (see [`JobList`]).
+    pub jobs: JobList,
+    /// `jobs` lists only the first [`JOBS_HELD`]: a `validate` report of a
+    /// file with more (an import's report lists them all).
+    #[serde(default)]
+    pub jobs_truncated: bool,
     pub error_counts: BTreeMap<Code, u64>,
     pub errors: Vec<Entry>,
     pub errors_truncated: bool,
@@ -110,19 +107,16 @@ pub struct Report {
 
 /// The file status of SPEC §5, from what the plan decided and how its jobs
 /// ended. `pending` jobs count as applied (what `validate` predicts).
-pub fn file_status(draft: &Draft, jobs: &[JobEntry], duplicate: bool) -> &'static str {
+pub fn file_status(draft: &Draft, jobs: &JobList, duplicate: bool) -> &'static str {
     if duplicate {
         return "duplicate";
     }
-    if jobs.iter().any(|j| j.status == "failed") {
+    if jobs.count("failed") > 0 {
         return "failed";
     }
-    let applied = jobs.iter().any(|j| {
-        matches!(
-            j.status.as_str(),
-            "success" | "pending" | "working" | "reverted"
-        )
-    });
+    let applied = ["success", "pending", "working", "reverted"]
+        .iter()
+        .any(|status| jobs.count(status) > 0);
     let any_error = draft.error_counts.values().any(|&n| n > 0);
     match (applied, any_error) {
         (true, false) => "applied",
@@ -152,7 +146,8 @@ impl Report {
                 accepted: draft.rows_accepted,
                 rejected: draft.rows_rejected,
             },
-            jobs: Vec::new(),
+            jobs: JobList::new(),
+            jobs_truncated: false,
             error_counts: draft.error_counts.clone(),
             errors: draft.errors.iter().map(Entry::from).collect(),
             errors_truncated: draft.errors_truncated,
@@ -224,9 +219,11 @@ pub fn write_all(
     let base = report.base_name();
     let mut written = Vec::new();
     let json = dir.join(format!("{base}.json"));
-    let mut body = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
-    body.push(b'\n');
-    write_atomic(&json, &body)?;
+    // Streamed: the job list may be read from the store as it is written.
+    write_atomic_with(&json, |out| {
+        serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")
+    })?;
     written.push(json);
     let html_path = dir.join(format!("{base}.html"));
     write_atomic(&html_path, html::render(report).as_bytes())?;

@@ -208,6 +208,14 @@ impl Store {
         Ok(())
     }
 
+    /// The store's file; `None` for a store in memory.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.conn
+            .path()
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    }
+
     pub fn read(&self) -> Read<'_> {
         Read { conn: &self.conn }
     }

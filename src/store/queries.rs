@@ -434,6 +434,24 @@ pub fn jobs(r: &impl Reader, filter: &JobFilter) -> Result<Vec<JobRow>> {
     Ok(rows)
 }
 
+/// Each job of an import in order, past the first `skip`, one row at a
+/// time: an import may have a job per row.
+pub fn each_job_of_import(
+    r: &impl Reader,
+    import_id: i64,
+    skip: u64,
+    mut f: impl FnMut(JobRow) -> Result<()>,
+) -> Result<()> {
+    let mut stmt = r.conn().prepare(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE import_id = ?1 ORDER BY id LIMIT -1 OFFSET ?2"
+    ))?;
+    let mut rows = stmt.query(params![import_id, skip as i64])?;
+    while let Some(row) = rows.next()? {
+        f(job_row(row)?)?;
+    }
+    Ok(())
+}
+
 pub fn job(r: &impl Reader, id: i64) -> Result<Option<JobRow>> {
     Ok(r.conn()
         .query_row(
