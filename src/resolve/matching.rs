@@ -38,16 +38,44 @@ const KINDS: [IdKind; 3] = [IdKind::Sku, IdKind::PartNumber, IdKind::Upc];
 pub(super) struct Named {
     /// Each row's matches, by row index (empty: nothing matched).
     matches: Vec<Matches>,
+    /// The records to read: (record id, row index), in record order;
+    /// emptied by [`Named::read_records`].
+    wanted: Vec<(i64, usize)>,
     records: Vec<Record>,
     /// (row index, index into `records`), in record order.
     rows: Vec<(usize, usize)>,
 }
 
-/// Matches the rows of one location against its records: every read
-/// resolving them takes. `found[i]` gets `identifier-conflict` where row
-/// `i`'s identifiers name several records; `listed` every record a row
-/// names (valid or not), for full mode; the records named are returned,
-/// for [`check_named`] to compare with the rows. `scan` says whether range
+impl Named {
+    /// Reads the records the rows name, in id order. Apart from matching,
+    /// so that another thread can do it, through a connection reading the
+    /// same snapshot (`store::twin`).
+    pub(super) fn read_records(&mut self, store: &impl Reader) -> Result<()> {
+        let wanted = std::mem::take(&mut self.wanted);
+        let ids: Vec<i64> = wanted.iter().map(|w| w.0).collect();
+        let mut next = 0;
+        self.records.reserve(ids.len());
+        records::get_sorted(store, &ids, |record| {
+            // Every row that names this record (a file may repeat a product).
+            while let Some(&(id, index)) = wanted.get(next) {
+                if id > record.id {
+                    break;
+                }
+                next += 1;
+                if id == record.id {
+                    self.rows.push((index, self.records.len()));
+                }
+            }
+            self.records.push(record);
+        })
+    }
+}
+
+/// Matches the rows of one location against its records. `found[i]` gets
+/// `identifier-conflict` where row `i`'s identifiers name several records;
+/// `listed` every record a row names (valid or not), for full mode; the
+/// records named are returned, to be read ([`Named::read_records`]) and
+/// then compared with the rows ([`check_named`]). `scan` says whether range
 /// scans are still worth trying at this location; it is cleared once the
 /// location proves too large for them, so the later windows of a large
 /// location go straight to point lookups.
@@ -87,28 +115,14 @@ pub(super) fn match_rows(
         }
     }
     wanted.sort_unstable();
-    let ids: Vec<i64> = wanted.iter().map(|w| w.0).collect();
-    let mut next = 0;
-    records::get_sorted(store, &ids, |record| {
-        // Every row that names this record (a file may repeat a product).
-        while let Some(&(id, index)) = wanted.get(next) {
-            if id > record.id {
-                break;
-            }
-            next += 1;
-            if id == record.id {
-                named.rows.push((index, named.records.len()));
-            }
-        }
-        named.records.push(record);
-    })?;
+    named.wanted = wanted;
     named.matches = matches;
     Ok(named)
 }
 
 /// Compares each row with the record it names: `found[i]` gets row `i`'s
 /// record, `identifier-conflict` / `too-many-attributes`, and whether it is
-/// unchanged. No store.
+/// unchanged. No store: the records were read.
 pub(super) fn check_named(
     checked: &Checked,
     rows: &[CheckedRow],
@@ -116,6 +130,7 @@ pub(super) fn check_named(
     location: &str,
     named: Named,
 ) {
+    debug_assert!(named.wanted.is_empty(), "records not read");
     for &(index, record) in &named.rows {
         check_record(
             checked,

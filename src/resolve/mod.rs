@@ -307,6 +307,14 @@ fn resolve_locations<R: Reader>(
     // only this thread reads.
     let pipelined = count > 1 && file.rules.job_type == JobType::Refresh;
     let (checked, rules) = (file.checked, file.rules);
+    // The helper reads the records its locations name through a
+    // connection of its own at this thread's snapshot: reading them was a
+    // third of this thread's work. Without one, this thread reads them.
+    let twin = match pipelined {
+        true => crate::store::twin::at_same_snapshot(file.store),
+        false => None,
+    };
+    let helper_reads = twin.is_some();
     std::thread::scope(|scope| {
         let (to_helper, inbox) = std::sync::mpsc::sync_channel::<(u32, Gathered)>(1);
         let (outbox, from_helper) = std::sync::mpsc::sync_channel::<Result<Decided>>(1);
@@ -314,7 +322,7 @@ fn resolve_locations<R: Reader>(
             std::thread::Builder::new()
                 .name("stockdrop-resolve".into())
                 .spawn_scoped(scope, move || {
-                    for (location_index, gathered) in inbox {
+                    for (location_index, mut gathered) in inbox {
                         let apart = Apart {
                             checked,
                             rules,
@@ -322,10 +330,16 @@ fn resolve_locations<R: Reader>(
                             location: &checked.locations[location_index as usize],
                         };
                         let mut jobs: Vec<StagedJob> = Vec::new();
-                        let decided = decide(&apart, gathered, &mut jobs).map(|mut decided| {
-                            decided.jobs = jobs;
-                            decided
-                        });
+                        let read = match &twin {
+                            Some(twin) => gathered.named.read_records(twin),
+                            None => Ok(()),
+                        };
+                        let decided = read.and_then(|()| decide(&apart, gathered, &mut jobs)).map(
+                            |mut decided| {
+                                decided.jobs = jobs;
+                                decided
+                            },
+                        );
                         if outbox.send(decided).is_err() {
                             break;
                         }
@@ -386,7 +400,7 @@ fn resolve_locations<R: Reader>(
                     continue;
                 }
             };
-            let gathered = gather(&at, stage)?;
+            let mut gathered = gather(&at, stage)?;
             if let Some(held_index) = in_flight.take() {
                 let findings = receive(stage, location_errors, held_index)?;
                 take(stage, held_index, findings)?;
@@ -398,9 +412,13 @@ fn resolve_locations<R: Reader>(
                 .then(|| held_whole(stage, location_index + 1))
                 .flatten();
             let (rows, bytes) = held;
-            if next.is_none_or(|(next_rows, next_bytes)| {
+            let here = next.is_none_or(|(next_rows, next_bytes)| {
                 bytes + next_bytes > IN_MEMORY_BYTES || rows + next_rows > IN_MEMORY_ROWS
-            }) {
+            });
+            if here || !helper_reads {
+                gathered.named.read_records(at.store)?;
+            }
+            if here {
                 let decided = decide(&at.apart(), gathered, stage)?;
                 location_errors.extend(decided.location_errors);
                 take(stage, location_index, decided.findings)?;
@@ -545,7 +563,7 @@ fn plan_large_location(
         let (seqs, rows): (Vec<u64>, Vec<CheckedRow>) = window.into_iter().unzip();
         let mut found: Vec<Found> = vec![Found::default(); rows.len()];
         let mut listed: HashSet<i64> = HashSet::new();
-        let named = matching::match_rows(
+        let mut named = matching::match_rows(
             checked,
             &rows,
             &mut found,
@@ -554,6 +572,7 @@ fn plan_large_location(
             &mut listed,
             &mut scan,
         )?;
+        named.read_records(store)?;
         matching::check_named(checked, &rows, &mut found, location, named);
         if wants_listed {
             stage.push_listed(listed)?;
@@ -670,6 +689,7 @@ fn plan_location_in_memory(
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
     let mut gathered = gather(at, stage)?;
+    gathered.named.read_records(at.store)?;
     if at.rules.job_type == JobType::Adjust {
         // Adjusting reads each row's record: the comparison first.
         let named = std::mem::take(&mut gathered.named);
@@ -704,7 +724,8 @@ struct Gathered {
     found: Vec<Found>,
     /// Records the rows name (valid or not), for full mode.
     listed: HashSet<i64>,
-    /// The records the rows name, still to compare with the rows.
+    /// The records the rows name, to read (on the thread that decides)
+    /// and compare with the rows.
     named: matching::Named,
     /// The first row with errors and no identifier (not staged): (seq, number).
     idless_error: Option<(u64, u64)>,

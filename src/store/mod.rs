@@ -11,6 +11,7 @@ pub mod queries;
 pub mod records;
 mod schema;
 pub mod stage;
+pub mod twin;
 
 use std::path::{Path, PathBuf};
 
@@ -124,7 +125,27 @@ impl Store {
         })?;
         let store = Store::configure(conn, path)?;
         store.migrate(path)?;
+        store.prime_wal()?;
         Ok(store)
+    }
+
+    /// Writes one frame to the WAL: SQLite shares a read snapshot between
+    /// connections (`twin`) only once the WAL holds a transaction, and a
+    /// WAL is new (empty) whenever the store is opened with no other
+    /// connection open. Rewriting `user_version` as it is changes nothing
+    /// else. Only speed depends on it, so it does not wait for a lock
+    /// someone else holds, and a failure is no error: planning then reads
+    /// on one connection.
+    fn prime_wal(&self) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        self.conn.busy_handler(None)?;
+        if let Err(e) = self.conn.pragma_update(None, "user_version", version) {
+            tracing::debug!(error = %e, "the WAL was not primed");
+        }
+        busy::install(&self.conn)?;
+        Ok(())
     }
 
     /// An empty store in memory: what `validate` resolves against when no
