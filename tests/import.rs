@@ -1059,6 +1059,7 @@ fn a_file_of_more_jobs_than_a_report_holds_lists_them_all_in_its_json() {
     let printed = run.report();
     let id = import_id(&printed);
     let written = env.outbox_report("makers", id);
+    let ids = job_ids(&written);
     for report in [&printed, &written] {
         let ids = job_ids(report);
         assert_eq!(ids.len(), 1234);
@@ -1075,6 +1076,18 @@ fn a_file_of_more_jobs_than_a_report_holds_lists_them_all_in_its_json() {
         page.contains("… and 234 more jobs; the JSON report lists them all."),
         "{page}"
     );
+
+    // `imports` gives the ids as runs; its JSON lists each.
+    let listed = env.run_with(&[], &["imports"]);
+    listed.code(0);
+    assert!(
+        listed
+            .stdout
+            .contains(&format!("  {}-{}  ", ids[0], ids[1233])),
+        "{listed}"
+    );
+    let listed = env.run_with(&[], &["imports", "--json"]);
+    assert_eq!(array(listed.json()[0]["jobs"].clone()).len(), 1234);
 
     // The terminal summary lists the first fifty.
     env.write("makers2.csv", &lines(&rows).replace("S1,", "T1,"));

@@ -39,11 +39,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
                 i.rows_total.to_string(),
                 i.rows_accepted.to_string(),
                 i.rows_rejected.to_string(),
-                i.jobs
-                    .iter()
-                    .map(i64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
+                i.jobs.to_string(),
                 i.file.clone(),
                 i.received_at.clone(),
                 i.inbox.clone(),

@@ -7,18 +7,26 @@ use serde::Serialize;
 
 use super::Failure;
 
-/// Prints `value` as one JSON document on stdout.
+/// Prints `value` as one JSON document on stdout, written as it is made.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::Io(e.to_string()))?;
-    println_or_fail(&text)
+    write_json(value, |out, value| serde_json::to_writer_pretty(out, value))
 }
 
 /// Prints `value` as one line of JSON, written as it is made (a report's
 /// job list is read from the store as it goes), treating a closed pipe as
 /// the end of output.
 pub fn json_line<T: Serialize + ?Sized>(value: &T) -> Result<(), Failure> {
+    write_json(value, |out, value| serde_json::to_writer(out, value))
+}
+
+/// `value` through `write` and a newline to stdout, a closed pipe ending
+/// the output.
+fn write_json<T: Serialize + ?Sized>(
+    value: &T,
+    write: impl FnOnce(&mut io::BufWriter<io::StdoutLock<'static>>, &T) -> serde_json::Result<()>,
+) -> Result<(), Failure> {
     let mut out = io::BufWriter::new(io::stdout().lock());
-    let written = serde_json::to_writer(&mut out, value)
+    let written = write(&mut out, value)
         .map_err(io::Error::from)
         .and_then(|()| out.write_all(b"\n"))
         .and_then(|()| out.flush());

@@ -506,13 +506,59 @@ pub struct ImportRow {
     pub rows_total: i64,
     pub rows_accepted: i64,
     pub rows_rejected: i64,
-    pub jobs: Vec<i64>,
+    pub jobs: JobIds,
     pub received_at: String,
     pub finished_at: Option<String>,
     /// The inbox the file came from (SPEC §2.1).
     pub inbox: String,
     /// `refresh` or `adjust` (SPEC §1.1).
     pub job_type: String,
+}
+
+/// An import's job ids, held as runs of consecutive ids (an import's jobs
+/// are numbered together, so a file of a job per row is one run) and
+/// written out one id at a time: a JSON array of every id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobIds(Vec<(i64, i64)>);
+
+impl JobIds {
+    /// From `first-last` runs joined by commas, as `imports_of` reads
+    /// them; anything else is left out.
+    fn parse(runs: &str) -> JobIds {
+        JobIds(
+            runs.split(',')
+                .filter_map(|run| {
+                    let (first, last) = run.split_once('-')?;
+                    Some((first.parse().ok()?, last.parse().ok()?))
+                })
+                .filter(|(first, last)| first <= last)
+                .collect(),
+        )
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = i64> + '_ {
+        self.0.iter().flat_map(|&(first, last)| first..=last)
+    }
+}
+
+/// `41-1040,1052`: each run, a single id alone.
+impl std::fmt::Display for JobIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (n, &(first, last)) in self.0.iter().enumerate() {
+            let comma = if n > 0 { "," } else { "" };
+            match first == last {
+                true => write!(f, "{comma}{first}")?,
+                false => write!(f, "{comma}{first}-{last}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for JobIds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
 }
 
 pub fn imports(r: &impl Reader, limit: Option<u64>) -> Result<Vec<ImportRow>> {
@@ -528,7 +574,9 @@ pub fn imports_of(
     let mut stmt = r.conn().prepare(
         "SELECT id, file, sha256, format, status, duplicate_of, rows_total, rows_accepted, \
          rows_rejected, received_at, finished_at, \
-         (SELECT group_concat(j.id) FROM (SELECT id FROM jobs WHERE import_id = imports.id ORDER BY id) j), \
+         (SELECT group_concat(run) FROM (SELECT min(id) || '-' || max(id) AS run FROM \
+            (SELECT id, id - row_number() OVER (ORDER BY id) AS island FROM jobs \
+             WHERE import_id = imports.id) GROUP BY island ORDER BY min(id))), \
          inbox, job_type FROM imports WHERE (?2 IS NULL OR inbox = ?2) ORDER BY id DESC LIMIT ?1",
     )?;
     let rows = stmt
@@ -544,11 +592,7 @@ pub fn imports_of(
                 rows_total: row.get(6)?,
                 rows_accepted: row.get(7)?,
                 rows_rejected: row.get(8)?,
-                jobs: jobs
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter_map(|s| s.parse().ok())
-                    .collect(),
+                jobs: JobIds::parse(&jobs.unwrap_or_default()),
                 received_at: row.get(9)?,
                 finished_at: row.get(10)?,
                 inbox: row.get(12)?,
@@ -792,4 +836,24 @@ pub fn statuses_after(
         .query_map([import_id], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_held_as_runs_and_written_as_every_id() {
+        let ids = JobIds::parse("41-44,50-50,52-53");
+        assert_eq!(ids.iter().collect::<Vec<_>>(), [41, 42, 43, 44, 50, 52, 53]);
+        assert_eq!(ids.to_string(), "41-44,50,52-53");
+        assert_eq!(
+            serde_json::to_string(&ids).unwrap(),
+            "[41,42,43,44,50,52,53]"
+        );
+        assert_eq!(JobIds::parse("").to_string(), "");
+        assert_eq!(serde_json::to_string(&JobIds::parse("")).unwrap(), "[]");
+        // What the query cannot give is left out, not guessed.
+        assert_eq!(JobIds::parse("5-3,x-1,7").iter().count(), 0);
+    }
 }
