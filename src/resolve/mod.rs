@@ -738,7 +738,7 @@ struct Gathered {
 /// store: every read [`decide`] needs, so that it can run apart from both.
 fn gather(at: &At<'_, impl Reader>, stage: &Stage) -> Result<Gathered> {
     let staged = stage.location_rows(at.location_index)?;
-    let (seqs, rows): (Vec<u64>, Vec<CheckedRow>) = staged.rows.into_iter().unzip();
+    let (seqs, rows) = (staged.seqs, staged.rows);
     let mut found: Vec<Found> = vec![Found::default(); rows.len()];
     let mut listed: HashSet<i64> = HashSet::new();
     let named = matching::match_rows(

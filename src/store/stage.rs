@@ -33,8 +33,10 @@ pub struct Stage {
 /// One location's staged rows, as resolving needs them.
 #[derive(Default)]
 pub struct LocationRows {
-    /// The rows that carry an identifier or are valid, in file order.
-    pub rows: Vec<(u64, CheckedRow)>,
+    /// The rows that carry an identifier or are valid, in file order,
+    /// and their seqs.
+    pub seqs: Vec<u64>,
+    pub rows: Vec<CheckedRow>,
     /// (seq, row number) of the first row left out above: it has errors
     /// and no identifier.
     pub first_idless_error: Option<(u64, u64)>,
@@ -141,7 +143,15 @@ impl Stage {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT seq, data FROM rows WHERE location = ?1 ORDER BY seq")?;
-        let mut out = LocationRows::default();
+        // Sized up front: a location's rows are held at once (some 300
+        // bytes each), and growing the vector copied them, into fresh
+        // pages, as many times as it doubled.
+        let count = usize::try_from(self.rows_at(location).0).unwrap_or(0);
+        let mut out = LocationRows {
+            seqs: Vec::with_capacity(count),
+            rows: Vec::with_capacity(count),
+            first_idless_error: None,
+        };
         let mut rows = stmt.query([location])?;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
@@ -157,7 +167,8 @@ impl Stage {
                 }
                 continue;
             }
-            out.rows.push((seq as u64, row));
+            out.seqs.push(seq as u64);
+            out.rows.push(row);
         }
         Ok(out)
     }
