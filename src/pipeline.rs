@@ -118,6 +118,10 @@ pub struct ImportOptions {
 pub struct Outcome {
     pub report: Report,
     pub paths: Vec<PathBuf>,
+    /// The distinct locations the file named, when it was read here (0
+    /// for an import finished from the store): what an archive's later
+    /// members may still name (`import.max_locations`).
+    pub locations: u64,
 }
 
 /// A file's content and checksum. Delimited text larger than
@@ -709,6 +713,10 @@ pub fn import_path(
     let archive_kind = adjust::kind_of(&content.name, rules.job_type);
     let mut outcomes = Vec::new();
     let mut skipped = Vec::new();
+    // The members share one `import.max_locations`: each location costs a
+    // transaction and an fsync, and a thousand members of 10,000 locations
+    // each would hold the daemon for most of an hour.
+    let mut member_inbox = inbox.clone();
     for member in &members {
         let name = crate::names::display(parse::container::base_name(&member.name).as_bytes());
         if !is_member_file(member, &name) {
@@ -726,15 +734,20 @@ pub fn import_path(
             }
         }
         let member_content = member_content(&content, member, name, rules);
-        outcomes.push(import_content(
+        let outcome = import_content(
             store,
-            inbox,
+            &member_inbox,
             path,
             &member_source,
             member_content,
             archive_kind,
             options,
-        )?);
+        )?;
+        member_inbox.rules.archive_locations = member_inbox
+            .rules
+            .archive_locations
+            .saturating_add(outcome.locations);
+        outcomes.push(outcome);
     }
     if !skipped.is_empty() {
         tracing::warn!(file = %content.name, skipped = %skipped.join(", "), "archive members that are not stock files were skipped");
@@ -956,7 +969,10 @@ fn import_content(
     tracing::info!(import_id, path = %path.display(), "plan stored");
     let outcome = finish(store, import_id, options.progress.as_ref());
     clock.lap("apply and report");
-    outcome
+    outcome.map(|outcome| Outcome {
+        locations: checked.locations.len() as u64,
+        ..outcome
+    })
 }
 
 /// Logs (at debug) how long each stage of one file took: where the time
@@ -1070,7 +1086,11 @@ fn write_reports(
     write.commit()?;
     report::index::rewrite_or_log(&store.read(), &record.report_dir);
     tracing::info!(import_id, file = %record.file, status, "import finished");
-    Ok(Outcome { report, paths })
+    Ok(Outcome {
+        report,
+        paths,
+        locations: 0,
+    })
 }
 
 /// Ends a file as `failed` after an operational failure that retries did
@@ -1142,7 +1162,7 @@ pub fn recover(store: &mut Store) -> Result<Vec<Recovered>, PipelineError> {
 /// anything: the report an import would produce, with no ids.
 pub fn validate_file(store: &Store, inbox: &Inbox, path: &Path) -> Result<Report, PipelineError> {
     let content = read_content(path, None, &inbox.rules, Default::default())?;
-    validate_content(store, inbox, content, inbox.rules.job_type)
+    Ok(validate_content(store, inbox, content, inbox.rules.job_type)?.0)
 }
 
 /// [`validate_file`] for every file an import of `path` would make: one
@@ -1157,29 +1177,33 @@ pub fn validate_path(
     let members = match parse::archive_members(&content.name, content.bytes(), rules) {
         Some(Ok(members)) => members,
         _ => {
-            return Ok(vec![validate_content(
-                store,
-                inbox,
-                content,
-                rules.job_type,
-            )?])
+            return Ok(vec![
+                validate_content(store, inbox, content, rules.job_type)?.0,
+            ])
         }
     };
     let archive_kind = adjust::kind_of(&content.name, rules.job_type);
     let mut reports = Vec::new();
     let mut skipped = Vec::new();
+    // As `import_path` does: the members share one `import.max_locations`.
+    let mut member_inbox = inbox.clone();
     for member in &members {
         let name = crate::names::display(parse::container::base_name(&member.name).as_bytes());
         if !is_member_file(member, &name) {
             continue;
         }
         if parse::detect::is_stock_file_name(&name) {
-            reports.push(validate_content(
+            let (report, locations) = validate_content(
                 store,
-                inbox,
+                &member_inbox,
                 member_content(&content, member, name, rules),
                 archive_kind,
-            )?);
+            )?;
+            member_inbox.rules.archive_locations = member_inbox
+                .rules
+                .archive_locations
+                .saturating_add(locations);
+            reports.push(report);
         } else {
             skipped.push(name);
         }
@@ -1199,17 +1223,19 @@ pub fn validate_path(
                 }
             ),
         ));
-        reports.push(validate_content(store, inbox, content, archive_kind)?);
+        reports.push(validate_content(store, inbox, content, archive_kind)?.0);
     }
     Ok(reports)
 }
 
+/// The report an import of `content` would produce, and the distinct
+/// locations it names.
 fn validate_content(
     store: &Store,
     inbox: &Inbox,
     content: Content,
     inherited: JobType,
-) -> Result<Report, PipelineError> {
+) -> Result<(Report, u64), PipelineError> {
     let rules = &file_rules(&inbox.rules, &content.name, inherited);
     let received_at = now();
     let mut stage = Stage::new()?;
@@ -1259,7 +1285,7 @@ fn validate_content(
     // `validate` report counts them (an import's report lists them all).
     report.jobs_truncated = entries.left_out() > 0;
     report.jobs = entries;
-    Ok(report)
+    Ok((report, checked.locations.len() as u64))
 }
 
 #[cfg(test)]

@@ -1013,6 +1013,57 @@ fn zip_members_are_imported_each_with_its_own_report() {
     assert_eq!(env.imports().len(), 2);
 }
 
+/// An archive's members share one `import.max_locations`: each location
+/// costs a transaction, and a thousand members of the most locations each
+/// would hold the daemon for an hour.
+#[test]
+fn zip_members_share_the_location_limit() {
+    let env = Env::with_config("[import]\nmax_locations = 5\n");
+    let a = stock_csv(&[("11", "A", "1"), ("12", "A", "1"), ("13", "A", "1")]);
+    let b = stock_csv(&[("14", "A", "2"), ("15", "A", "2"), ("14", "B", "2")]);
+    let c = stock_csv(&[("11", "C", "3"), ("16", "C", "3")]);
+    env.write_bytes(
+        "stores.zip",
+        &zip_of(&[
+            ("a.csv", a.as_bytes()),
+            ("b.csv", b.as_bytes()),
+            ("c.csv", c.as_bytes()),
+        ]),
+    );
+    let check = |reports: &[Value]| {
+        assert_eq!(reports.len(), 3);
+        assert_eq!(reports[0]["status"], "applied", "{:#}", reports[0]);
+        assert_eq!(reports[1]["status"], "applied", "{:#}", reports[1]);
+        let rejected = &reports[2];
+        assert_eq!(rejected["status"], "rejected", "{rejected:#}");
+        assert_eq!(
+            report_errors(rejected),
+            [(Some(2), "too-many-locations".to_string())],
+            "{rejected:#}"
+        );
+        // Counted per file, as each is imported (and costs) on its own:
+        // location 11 again is one more.
+        let message = rejected["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            message.contains("the archive's files name more than 5 locations in all")
+                && message.contains("the files before this one name 5")
+                && message.contains("'11'"),
+            "{message}"
+        );
+    };
+    let preview = env.run_with(&[], &["validate", "--json", "stores.zip"]);
+    check(&preview.json_lines());
+    let run = env.import(&["stores.zip"]);
+    run.code(1);
+    check(&run.json_lines());
+    assert_eq!(env.stock(&[]).len(), 6);
+    // Each file alone is within the limit.
+    env.write("c.csv", &c);
+    env.import(&["c.csv"]).code(0);
+}
+
 #[test]
 fn zip_member_path_cannot_put_a_report_outside_the_outbox() {
     let env = Env::new();

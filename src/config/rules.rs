@@ -91,8 +91,13 @@ pub struct ImportRules {
     pub max_attempts: u32,
     pub max_file_bytes: u64,
     pub max_rows: u64,
-    /// The most distinct locations a file may name.
+    /// The most distinct locations a file may name — or an archive's
+    /// members, in all.
     pub max_locations: u64,
+    /// For a member of an archive: the locations the members before it
+    /// named (0 for a file of its own). Not configured: the pipeline sets
+    /// it.
+    pub archive_locations: u64,
     pub max_unzipped_bytes: u64,
     pub csv_delimiter: Option<u8>,
     /// `csv.decimal`: `Some(',')` or `Some('.')`; `None` when not set.
@@ -316,6 +321,7 @@ impl ImportRules {
             max_file_bytes: i.max_file_bytes,
             max_rows: i.max_rows,
             max_locations: i.max_locations,
+            archive_locations: 0,
             max_unzipped_bytes: i.max_unzipped_bytes,
             csv_delimiter,
             csv_decimal,

@@ -289,7 +289,9 @@ pub fn check_input(
                     // its own: a file naming a million (a product column
                     // taken for the location) would hold the daemon for
                     // hours.
-                    None if checked.locations.len() as u64 >= rules.max_locations => {
+                    None if checked.locations.len() as u64 + rules.archive_locations
+                        >= rules.max_locations =>
+                    {
                         checked.file_error =
                             Some(too_many_locations(rules, &row, sheet.as_deref(), &name));
                         sink.clear();
@@ -367,16 +369,21 @@ pub fn check_input(
 /// `too-many-locations`: `row` names one location more than
 /// `import.max_locations` allows.
 fn too_many_locations(rules: &ImportRules, row: &Row, sheet: Option<&str>, name: &str) -> Issue {
-    Issue::new(
-        Code::TooManyLocations,
-        format!(
+    let message = match rules.archive_locations {
+        0 => format!(
             "the file names more than {} locations (import.max_locations): row {} names another, \
              '{name}'; check that the location column holds locations and not products, or split \
              the file by location, or raise import.max_locations",
             rules.max_locations, row.number
         ),
-    )
-    .at(Place {
+        before => format!(
+            "the archive's files name more than {} locations in all (import.max_locations): the \
+             files before this one name {before}, and row {} names another, '{name}'; send the \
+             files in separate uploads, or raise import.max_locations",
+            rules.max_locations, row.number
+        ),
+    };
+    Issue::new(Code::TooManyLocations, message).at(Place {
         row: row.pointers.is_none().then_some(row.number),
         sheet: sheet.map(str::to_string),
         pointer: row.pointers.as_ref().map(|p| p.item.clone()),
