@@ -618,11 +618,14 @@ pub struct IndexRow {
 
 /// The latest `limit` imports whose reports were written to `report_dir`,
 /// newest first.
+/// The listing of an outbox's index: answered from the index
+/// `imports_outbox_listing` alone (migration 10).
+pub(super) const OUTBOX_LISTING: &str =
+    "SELECT id, file, status, job_type, rows_total, rows_accepted, rows_rejected, received_at \
+     FROM imports WHERE report_dir = ?1 ORDER BY id DESC LIMIT ?2";
+
 pub fn imports_reported_to(r: &impl Reader, report_dir: &str, limit: u64) -> Result<Vec<IndexRow>> {
-    let mut stmt = r.conn().prepare(
-        "SELECT id, file, status, job_type, rows_total, rows_accepted, rows_rejected, received_at \
-         FROM imports WHERE report_dir = ?1 ORDER BY id DESC LIMIT ?2",
-    )?;
+    let mut stmt = r.conn().prepare(OUTBOX_LISTING)?;
     let rows = stmt
         .query_map(params![report_dir, limit as i64], |row| {
             Ok(IndexRow {
