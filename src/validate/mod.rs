@@ -216,6 +216,13 @@ pub fn check_input(
                 checked.file_error = Some(issue);
                 return checked;
             }
+            // The rows could not be read as far as a header: what stopped
+            // them is what the sender must fix, not a header they have.
+            HeaderSearch::NotFound if read_error.is_some() => {
+                checked.file_error = read_error;
+                sink.clear();
+                return checked;
+            }
             HeaderSearch::NotFound => {
                 checked.tables.push(TableInfo {
                     sheet: sheet.clone(),

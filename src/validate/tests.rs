@@ -1081,3 +1081,17 @@ fn too_many_locations() {
     assert_eq!(issue.place.row, Some(6));
     assert_says(&issue, &["import.max_locations", "'13'"]);
 }
+
+#[test]
+fn a_row_that_cannot_be_read_before_the_header_is_the_error_given() {
+    // A title row of more cells than a record may have: the reason the
+    // header was never reached, not "the first row reads: (nothing)".
+    let text = format!(
+        "{}\nlocation,sku,qty\nA,S1,1\n",
+        vec!["t"; 70_000].join(",")
+    );
+    let checked = csv_with(&rules(), &text);
+    let issue = file_error(&checked);
+    assert_eq!(issue.code, Code::UnreadableFile, "{issue:?}");
+    assert_says(issue, &["line 1", "cells"]);
+}
