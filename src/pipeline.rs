@@ -118,9 +118,7 @@ pub struct ImportOptions {
 pub struct Outcome {
     pub report: Report,
     pub paths: Vec<PathBuf>,
-    /// The distinct locations the file named, when it was read here (0
-    /// for an import finished from the store): what an archive's later
-    /// members may still name (`import.max_locations`).
+    /// The distinct locations the file named (`Draft::locations`).
     pub locations: u64,
 }
 
@@ -861,6 +859,7 @@ fn import_content(
         &|done, of| progress("resolving items", done, of),
     )?;
     clock.lap("resolve");
+    plan.draft.locations = checked.locations.len() as u64;
     let report_dir = options
         .report_dir
         .clone()
@@ -969,10 +968,7 @@ fn import_content(
     tracing::info!(import_id, path = %path.display(), "plan stored");
     let outcome = finish(store, import_id, options.progress.as_ref());
     clock.lap("apply and report");
-    outcome.map(|outcome| Outcome {
-        locations: checked.locations.len() as u64,
-        ..outcome
-    })
+    outcome
 }
 
 /// Logs (at debug) how long each stage of one file took: where the time
@@ -1040,7 +1036,9 @@ fn write_reports(
     // Counted whole, held in part: the JSON reads the rest again as it is
     // written (`report::jobs`).
     let mut entries = JobList::new();
-    queries::each_job_of_import(&store.read(), import_id, 0, |job| {
+    let mut through = 0;
+    queries::each_job_of_import(&store.read(), import_id, i64::MAX, 0, |job| {
+        through = job.job_id;
         entries.push(JobEntry::from(&job));
         Ok(())
     })?;
@@ -1048,6 +1046,7 @@ fn write_reports(
         entries.read_rest_from(Arc::new(report::jobs::ImportJobs {
             database,
             import_id,
+            through,
         }));
     }
     let status = if record.status == "failing" || record.status == "failed" {
@@ -1089,7 +1088,7 @@ fn write_reports(
     Ok(Outcome {
         report,
         paths,
-        locations: 0,
+        locations: record.draft.locations,
     })
 }
 

@@ -77,6 +77,11 @@ pub struct Draft {
     pub errors_csv_rows: u64,
     #[serde(default)]
     pub errors_csv_omitted: u64,
+    /// The distinct locations the file named: what an archive's later
+    /// members may still name (`import.max_locations`), kept with the plan
+    /// so that an archive resumed after a crash counts them as before.
+    #[serde(default)]
+    pub locations: u64,
 }
 
 impl Draft {

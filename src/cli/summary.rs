@@ -59,10 +59,11 @@ pub fn summary(report: &Report) -> String {
         out.push_str(&format!(
             "\n  … {} more {kind}jobs{}",
             report.jobs.total() - shown,
-            if report.jobs_truncated {
-                ""
-            } else {
+            // `validate` writes no report to look in.
+            if report.import_id.is_some() && !report.jobs_truncated {
                 " in the JSON report"
+            } else {
+                ""
             }
         ));
     }

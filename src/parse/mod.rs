@@ -302,10 +302,8 @@ fn parse_tables<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("xlsm"));
             match &kind {
-                container::Kind::Xlsx { workbook } | container::Kind::Xlsb { workbook } => {
-                    let binary = matches!(kind, container::Kind::Xlsb { .. });
-                    shared_strings::check(bytes, &members, workbook, binary)?;
-                }
+                container::Kind::Xlsx { .. } => shared_strings::check(bytes, &members, false)?,
+                container::Kind::Xlsb { .. } => shared_strings::check(bytes, &members, true)?,
                 _ => {}
             }
             match kind {

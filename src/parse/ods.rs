@@ -203,11 +203,11 @@ impl<'a> Pass<'a> {
             return Err(Issue::new(
                 Code::UnreadableFile,
                 format!(
-                    "sheet \"{sheet}\" repeats cells with values more than \
-                     {MAX_REPEATED_CELLS} times (table:number-rows-repeated or \
-                     table:number-columns-repeated), far more than a stock list holds; \
-                     clear the rows or columns filled far past the list, or save the sheet as \
-                     CSV, and drop it again"
+                    "the workbook repeats cells with values more than {MAX_REPEATED_CELLS} \
+                     times in all (table:number-rows-repeated or \
+                     table:number-columns-repeated; sheet \"{sheet}\" went past it), far more \
+                     than a stock list holds; clear the rows or columns filled far past the \
+                     list, or save the sheets as CSV, and drop it again"
                 ),
             ));
         }
@@ -754,7 +754,8 @@ mod tests {
         let issue = refused.expect("refused");
         assert_eq!(issue.code, Code::UnreadableFile);
         assert!(
-            issue.message.contains("sheet \"Wide\" repeats cells"),
+            issue.message.contains("repeats cells with values")
+                && issue.message.contains("sheet \"Wide\" went past it"),
             "{}",
             issue.message
         );

@@ -29,42 +29,41 @@ pub const MAX_SHARED_STRINGS_MEMORY: u64 = 128 << 20;
 const PER_STRING: u64 = 40;
 
 /// Deflate's best ratio (about 1032:1), and the most the estimate can be
-/// per byte of a table (a binary one of empty strings, 40 per 7 bytes): a
-/// part whose compressed size times both is within the limit cannot pass
-/// it, so it is not read twice.
+/// per byte of a table (`<si/>`: 45 per 5 bytes): a part whose compressed
+/// size times both is within the limit cannot pass it, so it is not read
+/// twice.
 const DEFLATE_MAX_RATIO: u64 = 1032;
-const ESTIMATE_PER_BYTE: u64 = 6;
+const ESTIMATE_PER_BYTE: u64 = 9;
 
-fn part_name(workbook: &str, binary: bool) -> String {
-    let dir = match workbook.rfind(['/', '\\']) {
-        Some(end) => &workbook[..=end],
-        None => "",
-    };
-    if binary {
-        // calamine reads the binary table from this fixed name.
-        "xl/sharedStrings.bin".to_string()
+/// Whether a member is a shared-strings table: any part so named, in any
+/// folder. calamine finds its table beside the workbook part it takes
+/// (the last `officeDocument` relationship), which a forged package can
+/// make differ from the one stockdrop reads the kind from, so every part
+/// that could be it is measured.
+fn is_table(member: &Member, binary: bool) -> bool {
+    let name = member.name.replace('\\', "/").to_ascii_lowercase();
+    let base = name.rsplit('/').next().unwrap_or_default();
+    base == if binary {
+        "sharedstrings.bin"
     } else {
-        format!("{dir}sharedStrings.xml")
+        "sharedstrings.xml"
     }
 }
 
 /// Refuses a workbook whose shared strings would take more than
 /// [`MAX_SHARED_STRINGS_MEMORY`] once read.
-pub fn check(bytes: &[u8], members: &[Member], workbook: &str, binary: bool) -> Result<(), Issue> {
-    check_within(bytes, members, workbook, binary, MAX_SHARED_STRINGS_MEMORY)
+pub fn check(bytes: &[u8], members: &[Member], binary: bool) -> Result<(), Issue> {
+    check_within(bytes, members, binary, MAX_SHARED_STRINGS_MEMORY)
 }
 
-fn check_within(
-    bytes: &[u8],
-    members: &[Member],
-    workbook: &str,
-    binary: bool,
-    limit: u64,
-) -> Result<(), Issue> {
-    let name = part_name(workbook, binary);
-    let Some(part) = container::find(members, &name) else {
-        return Ok(());
-    };
+fn check_within(bytes: &[u8], members: &[Member], binary: bool, limit: u64) -> Result<(), Issue> {
+    for part in members.iter().filter(|m| is_table(m, binary)) {
+        measure(bytes, part, binary, limit)?;
+    }
+    Ok(())
+}
+
+fn measure(bytes: &[u8], part: &Member, binary: bool, limit: u64) -> Result<(), Issue> {
     if part
         .compressed
         .saturating_mul(DEFLATE_MAX_RATIO * ESTIMATE_PER_BYTE)
@@ -83,7 +82,9 @@ fn check_within(
         Err(Measured::TooMuch { strings, bytes }) => {
             Err(too_much(&part.name, strings, bytes, limit))
         }
-        // A damaged table is calamine's to report, as for any other part.
+        // Read as calamine reads it (`measure_xml`), a table this reader
+        // cannot read stops calamine at the same place: calamine's to
+        // report, as for any other damaged part.
         Err(Measured::Unreadable) => Ok(()),
     }
 }
@@ -101,6 +102,14 @@ fn estimate(strings: u64, bytes: u64) -> u64 {
 /// inflated, stopping as soon as the estimate passes the limit.
 fn measure_xml(reader: impl std::io::BufRead, limit: u64) -> Result<(), Measured> {
     let mut xml = quick_xml::Reader::from_reader(reader);
+    // calamine's settings (`xml_reader` in its `xlsx/mod.rs`): what it
+    // reads past, this reads past too, so a stray end tag cannot stop
+    // the measuring and leave calamine to read the rest.
+    let config = xml.config_mut();
+    config.check_end_names = false;
+    config.check_comments = false;
+    config.trim_text(false);
+    config.expand_empty_elements = true;
     let mut buf = Vec::new();
     let mut strings: u64 = 0;
     loop {
@@ -208,11 +217,15 @@ mod tests {
     }
 
     #[test]
-    fn the_table_is_found_beside_the_workbook_part() {
-        assert_eq!(part_name("xl/workbook.xml", false), "xl/sharedStrings.xml");
-        assert_eq!(part_name("book/main.xml", false), "book/sharedStrings.xml");
-        assert_eq!(part_name("workbook.xml", false), "sharedStrings.xml");
-        assert_eq!(part_name("xl/workbook.bin", true), "xl/sharedStrings.bin");
+    fn every_part_named_as_a_table_is_a_table() {
+        let member = |name: &str| members(&package(name, b"x")).remove(0);
+        assert!(is_table(&member("xl/sharedStrings.xml"), false));
+        assert!(is_table(&member("big/SHAREDSTRINGS.XML"), false));
+        assert!(is_table(&member("xl\\sharedStrings.xml"), false));
+        assert!(is_table(&member("sharedStrings.xml"), false));
+        assert!(!is_table(&member("xl/sharedStrings.xml"), true));
+        assert!(is_table(&member("xl/sharedStrings.bin"), true));
+        assert!(!is_table(&member("xl/notsharedStrings.xml"), false));
     }
 
     /// The limit the tests measure against: 4 MiB, as 128 MiB is for
@@ -221,12 +234,11 @@ mod tests {
 
     #[test]
     fn many_short_strings_are_refused_and_a_table_within_the_limit_is_not() {
-        let check =
-            |bytes: &[u8], workbook| check_within(bytes, &members(bytes), workbook, false, LIMIT);
+        let check = |bytes: &[u8]| check_within(bytes, &members(bytes), false, LIMIT);
         // 200,000 short strings: 5 MB of XML that would be held as
         // 200,000 Strings, 13 MB.
         let many = package("xl/sharedStrings.xml", &table(200_000, ""));
-        let err = check(&many, "xl/workbook.xml").unwrap_err();
+        let err = check(&many).unwrap_err();
         assert_eq!(err.code, Code::FileTooLarge);
         assert!(
             err.message.contains("\"xl/sharedStrings.xml\""),
@@ -241,19 +253,24 @@ mod tests {
         );
         // With a namespace prefix, as some generators write it.
         let prefixed = package("xl/sharedStrings.xml", &table(200_000, "x:"));
-        assert!(check(&prefixed, "xl/workbook.xml").is_err());
+        assert!(check(&prefixed).is_err());
+        // An end tag that names another element, which calamine reads
+        // past, does not stop the measuring.
+        let mut stray = table(200_000, "");
+        stray.splice(60..60, b"<foo></bar>".iter().copied());
+        assert!(check(&package("xl/sharedStrings.xml", &stray)).is_err());
+        // In another folder than the workbook part's, where a forged
+        // package can make calamine read it.
+        assert!(check(&package("big/sharedStrings.xml", &table(200_000, ""))).is_err());
         // 50,000 fit; the table is read to its end to see so.
         let fits = package("xl/sharedStrings.xml", &table(50_000, ""));
         assert!(members(&fits)[0].compressed * DEFLATE_MAX_RATIO * ESTIMATE_PER_BYTE > LIMIT);
-        check(&fits, "xl/workbook.xml").unwrap();
-        // A table under another workbook part's folder is not this one's.
-        check(&many, "other/workbook.xml").unwrap();
+        check(&fits).unwrap();
     }
 
     #[test]
     fn a_binary_table_is_bounded_by_its_size() {
-        let check =
-            |bytes: &[u8]| check_within(bytes, &members(bytes), "xl/workbook.bin", true, LIMIT);
+        let check = |bytes: &[u8]| check_within(bytes, &members(bytes), true, LIMIT);
         let big = package("xl/sharedStrings.bin", &vec![7u8; 2 << 20]);
         assert_eq!(check(&big).unwrap_err().code, Code::FileTooLarge);
         let small = package("xl/sharedStrings.bin", &vec![7u8; 300 << 10]);

@@ -55,10 +55,13 @@ impl From<&queries::JobRow> for JobEntry {
 
 /// An import's jobs, read again from the store file through a connection
 /// of their own, so a report can be written (or printed) after the
-/// pipeline's connection has moved on.
+/// pipeline's connection has moved on. Only those up to `through`, the
+/// last one counted: a `revert` run meanwhile adds a job to the import,
+/// which the counts (and the file's status) did not see.
 pub struct ImportJobs {
     pub database: PathBuf,
     pub import_id: i64,
+    pub through: i64,
 }
 
 impl JobSource for ImportJobs {
@@ -72,15 +75,17 @@ impl JobSource for ImportJobs {
             .map_err(failed)?
             .ok_or_else(|| format!("the store {} is gone", self.database.display()))?;
         let mut stopped: Option<String> = None;
-        let result = queries::each_job_of_import(&store.read(), self.import_id, skip, |job| {
-            f(JobEntry::from(&job)).map_err(|e| {
-                stopped = Some(e);
-                StoreError::Corrupt {
-                    what: "report",
-                    detail: "writing stopped".into(),
-                }
-            })
-        });
+        let read = store.read();
+        let result =
+            queries::each_job_of_import(&read, self.import_id, self.through, skip, |job| {
+                f(JobEntry::from(&job)).map_err(|e| {
+                    stopped = Some(e);
+                    StoreError::Corrupt {
+                        what: "report",
+                        detail: "writing stopped".into(),
+                    }
+                })
+            });
         match (result, stopped) {
             (_, Some(e)) => Err(e),
             (Err(e), None) => Err(failed(e)),

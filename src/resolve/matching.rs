@@ -129,8 +129,14 @@ pub(super) fn check_named(
     found: &mut [Found],
     location: &str,
     named: Named,
-) {
-    debug_assert!(named.wanted.is_empty(), "records not read");
+) -> Result<()> {
+    // Unread, every row would look like a new record.
+    if !named.wanted.is_empty() {
+        return Err(crate::store::StoreError::Corrupt {
+            what: "resolve",
+            detail: format!("the records named at location {location} were not read"),
+        });
+    }
     for &(index, record) in &named.rows {
         check_record(
             checked,
@@ -141,6 +147,7 @@ pub(super) fn check_named(
             location,
         );
     }
+    Ok(())
 }
 
 /// The rows' matches from range scans of the location's three identifier

@@ -573,7 +573,7 @@ fn plan_large_location(
             &mut scan,
         )?;
         named.read_records(store)?;
-        matching::check_named(checked, &rows, &mut found, location, named);
+        matching::check_named(checked, &rows, &mut found, location, named)?;
         if wants_listed {
             stage.push_listed(listed)?;
         }
@@ -699,7 +699,7 @@ fn plan_location_in_memory(
             &mut gathered.found,
             at.location,
             named,
-        );
+        )?;
         adjust_rows(
             at.checked,
             &mut gathered.rows,
@@ -814,7 +814,7 @@ fn decide(apart: &Apart<'_>, gathered: Gathered, jobs: &mut impl JobSink) -> Res
         idless_error,
         nonzero,
     } = gathered;
-    matching::check_named(checked, &rows, &mut found, location, named);
+    matching::check_named(checked, &rows, &mut found, location, named)?;
     if rules.job_type == JobType::Refresh {
         find_duplicates(checked, &rows, &mut found, rules.duplicates);
     }

@@ -157,9 +157,10 @@ pub const MIGRATIONS: &[&str] = &[
     // a report's errors and warnings of up to a few MB, and SQLite reaches
     // them only by walking its overflow pages: rewriting an outbox's
     // index.html after every import read the drafts of its latest 200
-    // imports, hundreds of MB where files are large.
+    // imports, hundreds of MB where files are large. Building the index
+    // reads every draft once, at the first start after the upgrade.
     r#"
-    DROP INDEX imports_report_dir;
+    DROP INDEX IF EXISTS imports_report_dir;
     CREATE INDEX imports_outbox_listing ON imports(report_dir, id, file, status, job_type,
         rows_total, rows_accepted, rows_rejected, received_at);
     "#,
