@@ -64,6 +64,16 @@ fn check_within(bytes: &[u8], members: &[Member], binary: bool, limit: u64) -> R
 }
 
 fn measure(bytes: &[u8], part: &Member, binary: bool, limit: u64) -> Result<(), Issue> {
+    if !binary {
+        // calamine reserves room for the count the table declares before
+        // reading a string: a 2 KB part declaring 10^17 aborts the process.
+        let reader = BufReader::new(container::member_reader(bytes, part)?);
+        if let Some(declared) = declared_unique(reader) {
+            if declared.saturating_mul(STRING_SLOT) > limit {
+                return Err(too_many_declared(&part.name, declared, limit));
+            }
+        }
+    }
     if part
         .compressed
         .saturating_mul(DEFLATE_MAX_RATIO * ESTIMATE_PER_BYTE)
@@ -89,6 +99,53 @@ fn measure(bytes: &[u8], part: &Member, binary: bool, limit: u64) -> Result<(), 
     }
 }
 
+/// What calamine's `Vec<String>` takes per string reserved.
+const STRING_SLOT: u64 = 24;
+
+/// The `uniqueCount` the table's `sst` element declares, as calamine reads
+/// it (a number it cannot parse, it ignores); looked for among the first
+/// few elements only.
+fn declared_unique(reader: impl std::io::BufRead) -> Option<u64> {
+    let mut xml = quick_xml::Reader::from_reader(reader);
+    calamine_settings(&mut xml);
+    let mut buf = Vec::new();
+    for _ in 0..16 {
+        buf.clear();
+        match xml.read_event_into(&mut buf).ok()? {
+            Event::Start(e) | Event::Empty(e) if e.local_name().as_ref() == "sst" => {
+                let value = e.try_get_attribute("uniqueCount").ok()??;
+                let digits = value.value.to_string();
+                return digits.trim_start_matches('+').parse().ok();
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
+fn too_many_declared(part: &str, declared: u64, limit: u64) -> Issue {
+    Issue::new(
+        Code::FileTooLarge,
+        format!(
+            "the workbook's shared strings (\"{part}\") declare {declared} texts, more than \
+             {} MiB of memory would hold; the file is damaged or forged — save it again from \
+             the spreadsheet program, or save the sheet as CSV, and drop it again",
+            limit >> 20
+        ),
+    )
+}
+
+/// calamine's XML settings (`xml_reader` in its `xlsx/mod.rs`): what it
+/// reads past, this reads past too.
+fn calamine_settings<R>(xml: &mut quick_xml::Reader<R>) {
+    let config = xml.config_mut();
+    config.check_end_names = false;
+    config.check_comments = false;
+    config.trim_text(false);
+    config.expand_empty_elements = true;
+}
+
 enum Measured {
     TooMuch { strings: u64, bytes: u64 },
     Unreadable,
@@ -102,14 +159,9 @@ fn estimate(strings: u64, bytes: u64) -> u64 {
 /// inflated, stopping as soon as the estimate passes the limit.
 fn measure_xml(reader: impl std::io::BufRead, limit: u64) -> Result<(), Measured> {
     let mut xml = quick_xml::Reader::from_reader(reader);
-    // calamine's settings (`xml_reader` in its `xlsx/mod.rs`): what it
-    // reads past, this reads past too, so a stray end tag cannot stop
-    // the measuring and leave calamine to read the rest.
-    let config = xml.config_mut();
-    config.check_end_names = false;
-    config.check_comments = false;
-    config.trim_text(false);
-    config.expand_empty_elements = true;
+    // Read as calamine reads it, a stray end tag cannot stop the
+    // measuring and leave calamine to read the rest.
+    calamine_settings(&mut xml);
     let mut buf = Vec::new();
     let mut strings: u64 = 0;
     loop {
@@ -266,6 +318,30 @@ mod tests {
         let fits = package("xl/sharedStrings.xml", &table(50_000, ""));
         assert!(members(&fits)[0].compressed * DEFLATE_MAX_RATIO * ESTIMATE_PER_BYTE > LIMIT);
         check(&fits).unwrap();
+    }
+
+    #[test]
+    fn a_table_declaring_more_texts_than_memory_holds_is_refused() {
+        let check = |bytes: &[u8]| check_within(bytes, &members(bytes), false, LIMIT);
+        let declaring = |count: &str| {
+            package(
+                "xl/sharedStrings.xml",
+                format!(r#"<?xml version="1.0"?><sst count="1" uniqueCount="{count}"><si><t>x</t></si></sst>"#)
+                    .as_bytes(),
+            )
+        };
+        let err = check(&declaring("100000000000000000")).unwrap_err();
+        assert_eq!(err.code, Code::FileTooLarge);
+        assert!(
+            err.message.contains("declare 100000000000000000 texts"),
+            "{}",
+            err.message
+        );
+        assert!(check(&declaring("+1000000")).is_err());
+        // What fits, and what calamine cannot parse (it reserves nothing).
+        check(&declaring("1000")).unwrap();
+        check(&declaring("99999999999999999999999")).unwrap();
+        check(&declaring("lots")).unwrap();
     }
 
     #[test]
