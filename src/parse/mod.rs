@@ -21,7 +21,7 @@ use std::rc::Rc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::ImportRules;
-use crate::issue::{Code, Issue};
+use crate::issue::{Code, Issue, Place};
 
 /// The file formats of SPEC §3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,7 +71,75 @@ pub enum Cell {
     Error(String),
 }
 
+/// The most a row of a workbook may hold, its cells' text together: what a
+/// CSV record may be ([`delimited::MAX_RECORD_BYTES`]). A stock row is a
+/// few hundred bytes; a row of thousands of long cells would be held whole.
+pub const MAX_ROW_BYTES: usize = delimited::MAX_RECORD_BYTES;
+
+/// The most cells a sheet's rows may span, counting the empty ones before
+/// each row's last cell: a cell in column XFD on every row makes each row
+/// 16,384 cells wide.
+pub const MAX_SHEET_SPAN: u64 = 100_000_000;
+
+/// The most sheets a workbook may have: each is a table of its own, held
+/// and opened on its own, and a stock list has a few.
+pub const MAX_SHEETS: usize = 1024;
+
+/// A workbook of more than [`MAX_SHEETS`] sheets.
+pub fn too_many_sheets(count: usize) -> Issue {
+    Issue::new(
+        Code::FileTooLarge,
+        format!(
+            "the workbook has {count} sheets; at most {MAX_SHEETS} are read: split it into \
+             several workbooks, or save the sheets as CSV files, and drop them again"
+        ),
+    )
+}
+
+/// A workbook row over [`MAX_ROW_BYTES`].
+pub fn row_too_large(sheet: &str, row: u64) -> Issue {
+    Issue::new(
+        Code::UnreadableFile,
+        format!(
+            "row {row} of sheet \"{sheet}\" holds more than {} MiB of text, far more than a \
+             stock row; check the sheet around that row, save it again and drop it again",
+            MAX_ROW_BYTES >> 20
+        ),
+    )
+    .at(Place {
+        row: Some(row),
+        sheet: Some(sheet.to_string()),
+        ..Place::default()
+    })
+}
+
+/// A sheet whose rows span more than [`MAX_SHEET_SPAN`] cells.
+pub fn sheet_too_wide(sheet: &str, row: u64) -> Issue {
+    Issue::new(
+        Code::UnreadableFile,
+        format!(
+            "sheet \"{sheet}\" spans more than {MAX_SHEET_SPAN} cells by row {row} (rows with a \
+             cell far to the right, such as in column XFD); delete the columns right of the \
+             stock list, save the sheet again and drop it again"
+        ),
+    )
+    .at(Place {
+        row: Some(row),
+        sheet: Some(sheet.to_string()),
+        ..Place::default()
+    })
+}
+
 impl Cell {
+    /// The bytes a cell's value takes: its text, or 8 for a number.
+    pub fn size(&self) -> usize {
+        match self {
+            Cell::Text(s) | Cell::Date(s) | Cell::Error(s) => s.len(),
+            Cell::Empty | Cell::Bool(_) => 1,
+            Cell::Int(_) | Cell::Float(_) => 8,
+        }
+    }
+
     /// The cell as a person would type it back into a CSV.
     pub fn to_text(&self) -> String {
         match self {
@@ -301,19 +369,19 @@ fn parse_tables<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<
             let xlsm = path
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("xlsm"));
-            match &kind {
+            let shared_strings = match &kind {
                 container::Kind::Xlsx { .. } => shared_strings::check(bytes, &members, false)?,
                 container::Kind::Xlsb { .. } => shared_strings::check(bytes, &members, true)?,
-                _ => {}
-            }
+                _ => 0,
+            };
             match kind {
                 container::Kind::Xlsx { .. } if xlsm => {
-                    workbook::parse_ooxml(bytes, Format::Xlsm, false, rules)
+                    workbook::parse_ooxml(bytes, Format::Xlsm, false, rules, shared_strings)
                 }
                 container::Kind::Xlsx { .. } => {
-                    workbook::parse_ooxml(bytes, Format::Xlsx, false, rules)
+                    workbook::parse_ooxml(bytes, Format::Xlsx, false, rules, shared_strings)
                 }
-                container::Kind::Xlsb { .. } => workbook::parse_ooxml(bytes, Format::Xlsb, true, rules),
+                container::Kind::Xlsb { .. } => workbook::parse_ooxml(bytes, Format::Xlsb, true, rules, shared_strings),
                 container::Kind::Ods => ods::parse(bytes, &members, rules),
                 container::Kind::OtherDocument(declared) => Err(Issue::new(
                     Code::UnsupportedFormat,

@@ -18,6 +18,7 @@
 //! later one started reading restarts the pass.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::io::{BufReader, Read};
 use std::rc::Rc;
 
@@ -130,6 +131,9 @@ fn list_sheets(bytes: &[u8], content: &Member) -> Result<Vec<SheetInfo>, Issue> 
     let mut pass = Pass::new(bytes, content.clone());
     let mut sheets = Vec::new();
     while let Some((name, style)) = pass.next_table()? {
+        if sheets.len() == super::MAX_SHEETS {
+            return Err(super::too_many_sheets(super::MAX_SHEETS + 1));
+        }
         let mut has_data = false;
         while let Some(row) = pass.next_row(&name)? {
             if !row.cells.is_empty() {
@@ -168,10 +172,12 @@ struct Pass<'a> {
     /// The next row's 0-based number in the current sheet.
     next_row: u64,
     /// Table styles whose `table:display` is false.
-    hidden_styles: Vec<String>,
+    hidden_styles: HashSet<String>,
     style_name: Option<String>,
-    /// Cells made by repeating others (see [`MAX_REPEATED_CELLS`]).
+    /// Cells made by repeating others, and their bytes (see
+    /// [`MAX_REPEATED_CELLS`]).
     repeated_cells: u64,
+    repeated_bytes: u64,
 }
 
 /// The most cells a workbook may make by repeating others
@@ -179,6 +185,9 @@ struct Pass<'a> {
 /// on a row with one): a few bytes can ask for a billion copies. A real
 /// stock list repeats a few identical neighbours, far below this.
 pub const MAX_REPEATED_CELLS: u64 = 10_000_000;
+/// And the most bytes of text made so: a 100 KB cell repeated 10,000 times
+/// is a gigabyte.
+pub const MAX_REPEATED_BYTES: u64 = 256 << 20;
 
 impl<'a> Pass<'a> {
     fn new(bytes: &'a [u8], content: Member) -> Pass<'a> {
@@ -190,24 +199,28 @@ impl<'a> Pass<'a> {
             tables_started: 0,
             in_table: false,
             next_row: 0,
-            hidden_styles: Vec::new(),
+            hidden_styles: HashSet::new(),
             style_name: None,
             repeated_cells: 0,
+            repeated_bytes: 0,
         }
     }
 
-    /// Counts `cells` copies made by repeating, failing past the limit.
-    fn repeat(&mut self, sheet: &str, cells: u64) -> Result<(), Issue> {
+    /// Counts `cells` copies of `bytes` in all made by repeating, failing
+    /// past the limits.
+    fn repeat(&mut self, sheet: &str, cells: u64, bytes: u64) -> Result<(), Issue> {
         self.repeated_cells = self.repeated_cells.saturating_add(cells);
-        if self.repeated_cells > MAX_REPEATED_CELLS {
+        self.repeated_bytes = self.repeated_bytes.saturating_add(bytes);
+        if self.repeated_cells > MAX_REPEATED_CELLS || self.repeated_bytes > MAX_REPEATED_BYTES {
             return Err(Issue::new(
                 Code::UnreadableFile,
                 format!(
                     "the workbook repeats cells with values more than {MAX_REPEATED_CELLS} \
-                     times in all (table:number-rows-repeated or \
+                     times (or {} MiB) in all (table:number-rows-repeated or \
                      table:number-columns-repeated; sheet \"{sheet}\" went past it), far more \
                      than a stock list holds; clear the rows or columns filled far past the \
-                     list, or save the sheets as CSV, and drop it again"
+                     list, or save the sheets as CSV, and drop it again",
+                    MAX_REPEATED_BYTES >> 20
                 ),
             ));
         }
@@ -265,7 +278,7 @@ impl<'a> Pass<'a> {
                         && attr(&e, "table:display").as_deref() == Some("false") =>
                 {
                     if let Some(name) = self.style_name.clone() {
-                        self.hidden_styles.push(name);
+                        self.hidden_styles.insert(name);
                     }
                 }
                 Event::Start(e) if e.name().as_ref() == "table:table" => {
@@ -343,6 +356,7 @@ impl<'a> Pass<'a> {
     fn read_row(&mut self, sheet: &str, row: u64) -> Result<Vec<Cell>, Issue> {
         let mut cells: Vec<Cell> = Vec::new();
         let mut column: u64 = 0;
+        let mut bytes: u64 = 0;
         loop {
             match self.event()? {
                 Event::Start(e)
@@ -361,7 +375,12 @@ impl<'a> Pass<'a> {
                         if end > u64::from(MAX_SHEET_COLUMNS) || row >= u64::from(MAX_SHEET_ROWS) {
                             return Err(outside_sheet(sheet, row, end.saturating_sub(1)));
                         }
-                        self.repeat(sheet, repeats - 1)?;
+                        let size = value.size() as u64;
+                        bytes = bytes.saturating_add(size.saturating_mul(repeats));
+                        if bytes > super::MAX_ROW_BYTES as u64 {
+                            return Err(super::row_too_large(sheet, row + 1));
+                        }
+                        self.repeat(sheet, repeats - 1, (repeats - 1).saturating_mul(size))?;
                         cells.resize(column as usize, Cell::Empty);
                         for _ in 0..repeats {
                             cells.push(value.clone());
@@ -533,9 +552,10 @@ struct SheetRows<'a> {
 impl SheetRows<'_> {
     fn next_row(&mut self) -> Result<Option<Row>, Issue> {
         if let Some((number, left, cells)) = self.repeat.take() {
+            let bytes = cells.iter().map(|c| c.size() as u64).sum();
             self.pass
                 .borrow_mut()
-                .repeat(&self.name, cells.len() as u64)?;
+                .repeat(&self.name, cells.len() as u64, bytes)?;
             if left > 1 {
                 self.repeat = Some((number + 1, left - 1, cells.clone()));
             }
@@ -767,6 +787,93 @@ mod tests {
         let tables = tables(&bytes);
         assert_eq!(tables[0].1.len(), 1_001);
         assert_eq!(texts(&tables[0].1[1000]), vec!["1"; 12]);
+    }
+
+    /// `n` letters that compress about as little as real text, so that a
+    /// package of them passes the 100:1 ratio.
+    fn noise(n: usize, seed: u64) -> String {
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                char::from(b'a' + ((x >> 33) % 26) as u8)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn long_text_repeated_is_bounded_by_its_bytes() {
+        let long = noise(100_000, 1);
+        // Across a row: the row holds more text than a record may.
+        let across = ods(
+            "",
+            &format!(
+                r#"<table:table table:name="Wide"><table:table-row>
+                 <table:table-cell table:number-columns-repeated="20" office:value-type="string"><text:p>{long}</text:p></table:table-cell>
+               </table:table-row></table:table>"#
+            ),
+        );
+        let config = Config::defaults();
+        let members = container::inspect(&across, &config.rules).unwrap();
+        let err = match parse(&across, &members, &config.rules) {
+            Ok(parsed) => parsed
+                .tables
+                .into_iter()
+                .flat_map(|t| t.rows)
+                .find_map(Result::err)
+                .expect("refused"),
+            Err(issue) => issue,
+        };
+        assert!(
+            err.message.contains("more than 1 MiB of text"),
+            "{}",
+            err.message
+        );
+        // Down the sheet: rows of one long cell, copied until 256 MiB.
+        let down = ods(
+            "",
+            &format!(
+                r#"<table:table table:name="Tall"><table:table-row table:number-rows-repeated="100000">
+                 <table:table-cell office:value-type="string"><text:p>{long}</text:p></table:table-cell>
+               </table:table-row></table:table>"#
+            ),
+        );
+        let members = container::inspect(&down, &config.rules).unwrap();
+        let parsed = parse(&down, &members, &config.rules).unwrap();
+        let table = parsed.tables.into_iter().next().unwrap();
+        let mut rows = 0u64;
+        let mut refused = None;
+        for row in table.rows {
+            match row {
+                Ok(_) => rows += 1,
+                Err(issue) => refused = Some(issue),
+            }
+        }
+        assert!(refused.expect("refused").message.contains("256 MiB"));
+        assert_eq!(rows, 1 + MAX_REPEATED_BYTES / 100_000);
+    }
+
+    #[test]
+    fn a_workbook_of_more_sheets_than_are_read_is_refused() {
+        let body: String = (0..=super::super::MAX_SHEETS as u64)
+            .map(|i| {
+                format!(
+                    r#"<table:table table:name="{}"><table:table-row><table:table-cell office:value-type="string"><text:p>{}</text:p></table:table-cell></table:table-row></table:table>"#,
+                    noise(12, i),
+                    noise(40, i + 7)
+                )
+            })
+            .collect();
+        let bytes = ods("", &body);
+        let config = Config::defaults();
+        let members = container::inspect(&bytes, &config.rules).unwrap();
+        let err = parse(&bytes, &members, &config.rules)
+            .err()
+            .expect("refused");
+        assert_eq!(err.code, Code::FileTooLarge);
+        assert!(err.message.contains("at most 1024"), "{}", err.message);
     }
 
     #[test]

@@ -51,16 +51,19 @@ fn is_table(member: &Member, binary: bool) -> bool {
 }
 
 /// Refuses a workbook whose shared strings would take more than
-/// [`MAX_SHARED_STRINGS_MEMORY`] once read.
-pub fn check(bytes: &[u8], members: &[Member], binary: bool) -> Result<(), Issue> {
+/// [`MAX_SHARED_STRINGS_MEMORY`] once read; otherwise gives the tables'
+/// size, as their members declare it.
+pub fn check(bytes: &[u8], members: &[Member], binary: bool) -> Result<u64, Issue> {
     check_within(bytes, members, binary, MAX_SHARED_STRINGS_MEMORY)
 }
 
-fn check_within(bytes: &[u8], members: &[Member], binary: bool, limit: u64) -> Result<(), Issue> {
+fn check_within(bytes: &[u8], members: &[Member], binary: bool, limit: u64) -> Result<u64, Issue> {
+    let mut size: u64 = 0;
     for part in members.iter().filter(|m| is_table(m, binary)) {
         measure(bytes, part, binary, limit)?;
+        size = size.saturating_add(part.size);
     }
-    Ok(())
+    Ok(size)
 }
 
 fn measure(bytes: &[u8], part: &Member, binary: bool, limit: u64) -> Result<(), Issue> {

@@ -31,6 +31,10 @@ pub const MAX_SHEET_COLUMNS: u32 = 16_384;
 /// holds such a sheet as a dense range, twice while it is handed over
 /// (64 MiB each at this size).
 pub const MAX_DENSE_CELLS: u64 = 2_097_152;
+/// The most shared-strings table a workbook's sheets may have read in all
+/// (the table's size times the sheets with data): 50 sheets of a 20 MB
+/// table took a minute.
+pub const MAX_SHARED_STRINGS_REREAD: u64 = 1 << 30;
 
 fn unopenable(format: Format, e: impl std::fmt::Display) -> Issue {
     Issue::new(
@@ -162,6 +166,8 @@ struct StreamedRows<'a> {
     source: Option<Box<dyn CellSource + 'a>>,
     /// The first cell of the next row, read while finishing the last one.
     pending: Option<(u32, u32, Cell)>,
+    /// The cells the rows so far span (see [`super::MAX_SHEET_SPAN`]).
+    spanned: u64,
     done: bool,
 }
 
@@ -172,6 +178,7 @@ impl<'a> StreamedRows<'a> {
             open: Some(open),
             source: None,
             pending: None,
+            spanned: 0,
             done: false,
         }
     }
@@ -205,11 +212,19 @@ impl<'a> StreamedRows<'a> {
             let Some((row, col, cell)) = self.pull()? else {
                 return Ok(None);
             };
+            let number = u64::from(row) + 1;
             let mut cells: Vec<Cell> = Vec::new();
+            let mut bytes = cell.size();
             place(&mut cells, col, cell);
             loop {
                 match self.pull()? {
-                    Some((r, c, cell)) if r == row => place(&mut cells, c, cell),
+                    Some((r, c, cell)) if r == row => {
+                        bytes += cell.size();
+                        if bytes > super::MAX_ROW_BYTES {
+                            return Err(super::row_too_large(&self.sheet, number));
+                        }
+                        place(&mut cells, c, cell);
+                    }
                     Some(other) => {
                         self.pending = Some(other);
                         break;
@@ -217,12 +232,16 @@ impl<'a> StreamedRows<'a> {
                     None => break,
                 }
             }
+            self.spanned += cells.len() as u64;
+            if self.spanned > super::MAX_SHEET_SPAN {
+                return Err(super::sheet_too_wide(&self.sheet, number));
+            }
             while matches!(cells.last(), Some(c) if c.is_blank()) {
                 cells.pop();
             }
             if !cells.is_empty() {
                 return Ok(Some(Row {
-                    number: u64::from(row) + 1,
+                    number,
                     cells,
                     pointers: None,
                 }));
@@ -286,11 +305,14 @@ impl CellSource for XlsbSheet<'_> {
 
 /// `.xlsx` and `.xlsm` (`binary` false) and `.xlsb` (`binary` true),
 /// streamed.
+/// `shared_strings_bytes`: the size of the workbook's shared-strings
+/// table, which calamine reads again for every sheet it opens.
 pub fn parse_ooxml<'a>(
     bytes: &'a [u8],
     format: Format,
     binary: bool,
     rules: &ImportRules,
+    shared_strings_bytes: u64,
 ) -> Result<Parsed<'a>, Issue> {
     let mut warnings = Vec::new();
     // Listed once, with one workbook: the sheets, and which have a cell
@@ -298,6 +320,9 @@ pub fn parse_ooxml<'a>(
     let mut chosen: Vec<(String, bool)> = Vec::new();
     if binary {
         let mut book: Xlsb<_> = Xlsb::new(Cursor::new(bytes)).map_err(|e| unopenable(format, e))?;
+        if book.sheets_metadata().len() > super::MAX_SHEETS {
+            return Err(super::too_many_sheets(book.sheets_metadata().len()));
+        }
         let names = chosen_sheets(book.sheets_metadata(), rules, &mut warnings);
         for name in names {
             let mut cells = book
@@ -309,6 +334,9 @@ pub fn parse_ooxml<'a>(
         }
     } else {
         let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| unopenable(format, e))?;
+        if book.sheets_metadata().len() > super::MAX_SHEETS {
+            return Err(super::too_many_sheets(book.sheets_metadata().len()));
+        }
         let names = chosen_sheets(book.sheets_metadata(), rules, &mut warnings);
         for name in names {
             let mut cells = book
@@ -318,6 +346,21 @@ pub fn parse_ooxml<'a>(
                 .map_err(|e| unreadable_sheet(&name, e))?;
             chosen.push((name, has_data));
         }
+    }
+    // Each sheet opens the workbook again, and calamine reads the whole
+    // shared-strings table each time.
+    let read = chosen.iter().filter(|c| c.1).count() as u64;
+    if read.saturating_mul(shared_strings_bytes) > MAX_SHARED_STRINGS_REREAD {
+        return Err(Issue::new(
+            Code::FileTooLarge,
+            format!(
+                "the workbook's {read} sheets would have its shared-strings table ({} MB) read \
+                 once each, {} MB in all; save each sheet as a CSV file, or make workbooks of \
+                 fewer sheets, and drop them again",
+                shared_strings_bytes / 1_000_000,
+                read.saturating_mul(shared_strings_bytes) / 1_000_000
+            ),
+        ));
     }
     let mut tables = Vec::new();
     for (name, has_data) in chosen {
@@ -697,6 +740,71 @@ mod tests {
         body.extend_from_slice(&cols.to_le_bytes());
         body.extend_from_slice(&[0, 0]);
         record(0x0200, &body)
+    }
+
+    /// The first error the rows of `book`'s tables give.
+    fn first_error(book: &mut rust_xlsxwriter::Workbook) -> Issue {
+        let bytes = book.save_to_buffer().unwrap();
+        let rules = crate::config::Config::defaults().rules;
+        let parsed = match parse_ooxml(&bytes, Format::Xlsx, false, &rules, 0) {
+            Ok(parsed) => parsed,
+            Err(issue) => return issue,
+        };
+        // Bound first: the rows borrow `bytes`, which ends with this block.
+        #[allow(clippy::let_and_return)]
+        let issue = parsed
+            .tables
+            .into_iter()
+            .flat_map(|t| t.rows)
+            .find_map(Result::err)
+            .expect("an error");
+        issue
+    }
+
+    #[test]
+    fn a_workbook_row_of_more_text_than_a_record_may_hold_is_refused() {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write_string(0, 0, "sku").unwrap();
+        let long = "x".repeat(30_000);
+        for col in 0..40 {
+            sheet.write_string(1, col, &long).unwrap();
+        }
+        let issue = first_error(&mut book);
+        assert_eq!(issue.code, Code::UnreadableFile);
+        assert_eq!(issue.place.row, Some(2));
+        assert!(
+            issue.message.contains("more than 1 MiB of text"),
+            "{}",
+            issue.message
+        );
+    }
+
+    #[test]
+    fn rows_reaching_far_to_the_right_are_refused_past_the_span() {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        let rows = (crate::parse::MAX_SHEET_SPAN / u64::from(MAX_SHEET_COLUMNS)) as u32 + 2;
+        for row in 0..rows {
+            sheet.write_number(row, 16_383, 1).unwrap();
+        }
+        let issue = first_error(&mut book);
+        assert!(
+            issue.message.contains("spans more than"),
+            "{}",
+            issue.message
+        );
+    }
+
+    #[test]
+    fn a_workbook_of_more_sheets_than_are_read_is_refused() {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        for _ in 0..=crate::parse::MAX_SHEETS {
+            book.add_worksheet().write_number(0, 0, 1).unwrap();
+        }
+        let issue = first_error(&mut book);
+        assert_eq!(issue.code, Code::FileTooLarge);
+        assert!(issue.message.contains("1025 sheets"), "{}", issue.message);
     }
 
     #[test]
