@@ -31,6 +31,9 @@ pub const MAX_SHEET_COLUMNS: u32 = 16_384;
 /// holds such a sheet as a dense range, twice while it is handed over
 /// (64 MiB each at this size).
 pub const MAX_DENSE_CELLS: u64 = 2_097_152;
+/// The most cells all of an `.xls`'s sheets may span together: calamine
+/// holds every sheet's range at once.
+pub const MAX_DENSE_CELLS_IN_ALL: u64 = 2 * MAX_DENSE_CELLS;
 /// The most shared-strings table a workbook's sheets may have read in all
 /// (the table's size times the sheets with data): 50 sheets of a 20 MB
 /// table took a minute.
@@ -543,11 +546,19 @@ pub fn xls_limits(bytes: &[u8]) -> Option<Issue> {
     let mut sheet = 0usize;
     let mut depth = 0usize;
     let mut bounds = Bounds::default();
+    // Cell records outside any BOF…EOF pair: calamine reads a sheet from
+    // the offset its BoundSheet record gives to the next EOF, so such
+    // cells may still be read, and as one sheet.
+    let mut outside = Bounds::default();
+    // calamine holds every sheet's range at once.
+    let mut all_sheets: u64 = 0;
     let mut at = 0usize;
     while let Some(head) = data.get(at..at + 4) {
         let typ = u16::from_le_bytes([head[0], head[1]]);
         let len = usize::from(u16::from_le_bytes([head[2], head[3]]));
-        let body = data.get(at + 4..at + 4 + len)?;
+        let Some(body) = data.get(at + 4..at + 4 + len) else {
+            break;
+        };
         at += 4 + len;
         match typ {
             0x0809 => {
@@ -562,30 +573,56 @@ pub fn xls_limits(bytes: &[u8]) -> Option<Issue> {
                     if let Some(cells) = bounds.too_many() {
                         return Some(xls_too_large(sheet.saturating_sub(1), cells));
                     }
+                    all_sheets = all_sheets.saturating_add(bounds.cells());
                 }
                 depth = depth.saturating_sub(1);
             }
-            _ if depth != 1 => {}
-            0x0200 => bounds.declared = declared_cells(body),
+            // SST: calamine makes room for the strings it declares first.
+            0x00FC if body.len() >= 8 => {
+                let unique = u32::from_le_bytes([body[4], body[5], body[6], body[7]]);
+                if u64::from(unique) * 24 > crate::parse::shared_strings::MAX_SHARED_STRINGS_MEMORY
+                {
+                    return Some(xls_too_many_strings(unique));
+                }
+            }
+            0x0200 if depth == 1 => bounds.declared = declared_cells(body),
             // Number, Label, RString, BoolErr, RK, LabelSST, Formula: row
             // and column first.
             0x0203 | 0x0204 | 0x00D6 | 0x0205 | 0x027E | 0x00FD | 0x0006 if body.len() >= 4 => {
                 let row = u16::from_le_bytes([body[0], body[1]]);
                 let col = u16::from_le_bytes([body[2], body[3]]);
-                bounds.add(row, col);
+                match depth {
+                    1 => bounds.add(row, col),
+                    _ => outside.add(row, col),
+                }
             }
             // MulRk: row, first column, …, last column.
             0x00BD if body.len() >= 6 => {
                 let row = u16::from_le_bytes([body[0], body[1]]);
                 let first = u16::from_le_bytes([body[2], body[3]]);
                 let last = u16::from_le_bytes([body[len - 2], body[len - 1]]);
-                bounds.add(row, first);
-                bounds.add(row, last);
+                let b = if depth == 1 {
+                    &mut bounds
+                } else {
+                    &mut outside
+                };
+                b.add(row, first);
+                b.add(row, last);
             }
             _ => {}
         }
     }
-    None
+    // A sheet the stream ends in, without its EOF.
+    if depth >= 1 {
+        if let Some(cells) = bounds.too_many() {
+            return Some(xls_too_large(sheet.saturating_sub(1), cells));
+        }
+        all_sheets = all_sheets.saturating_add(bounds.cells());
+    }
+    if let Some(cells) = outside.too_many() {
+        return Some(xls_too_large(sheet.max(1), cells));
+    }
+    (all_sheets > MAX_DENSE_CELLS_IN_ALL).then(|| xls_sheets_too_large(all_sheets))
 }
 
 /// The cells one sheet's substream declares and spans.
@@ -606,10 +643,15 @@ impl Bounds {
         self.cols = widen(self.cols, col);
     }
 
-    fn too_many(&self) -> Option<u64> {
+    /// The cells calamine's range of the sheet takes.
+    fn cells(&self) -> u64 {
         let span = |s: Option<(u16, u16)>| s.map_or(0, |(lo, hi)| u64::from(hi - lo) + 1);
         let implied = span(self.rows) * span(self.cols);
-        let most = implied.max(self.declared);
+        implied.max(self.declared)
+    }
+
+    fn too_many(&self) -> Option<u64> {
+        let most = self.cells();
         (most > MAX_DENSE_CELLS).then_some(most)
     }
 }
@@ -641,6 +683,29 @@ fn declared_cells(r: &[u8]) -> u64 {
 }
 
 /// `sheet` is the worksheet's 1-based position.
+fn xls_sheets_too_large(cells: u64) -> Issue {
+    Issue::new(
+        Code::UnreadableFile,
+        format!(
+            "the .xls workbook's sheets span {cells} cells together, more than the \
+             {MAX_DENSE_CELLS_IN_ALL} an .xls workbook is read with (the reader holds every sheet \
+             at once); save the stock list as .xlsx or CSV, or as several workbooks, and drop it \
+             again"
+        ),
+    )
+}
+
+fn xls_too_many_strings(unique: u32) -> Issue {
+    Issue::new(
+        Code::FileTooLarge,
+        format!(
+            "the .xls workbook declares {unique} distinct texts, more than its reader can hold \
+             in {} MiB; save the stock list as CSV and drop it again",
+            crate::parse::shared_strings::MAX_SHARED_STRINGS_MEMORY >> 20
+        ),
+    )
+}
+
 fn xls_too_large(sheet: usize, cells: u64) -> Issue {
     Issue::new(
         Code::UnreadableFile,
@@ -813,6 +878,81 @@ mod tests {
         assert_eq!(issue.code, Code::UnreadableFile);
         assert!(
             issue.message.contains("16777216 cells"),
+            "{}",
+            issue.message
+        );
+    }
+
+    /// A `Workbook` stream of exactly `records`, in a compound file.
+    fn xls_stream(records: &[Vec<u8>]) -> Vec<u8> {
+        let stream: Vec<u8> = records.concat();
+        let mut file = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+        file.create_stream("/Workbook")
+            .unwrap()
+            .write_all(&stream)
+            .unwrap();
+        file.flush().unwrap();
+        file.into_inner().into_inner()
+    }
+
+    #[test]
+    fn xls_sheets_without_an_end_or_outside_any_sheet_are_measured() {
+        let (bof, eof) = (record(0x0809, &[0; 16]), record(0x000A, &[]));
+        // The stream ends inside the sheet, before its EOF.
+        let no_end = xls_stream(&[
+            bof.clone(),
+            eof.clone(),
+            bof.clone(),
+            number(0, 0),
+            number(65_535, 255),
+        ]);
+        assert!(xls_limits(&no_end)
+            .expect("refused")
+            .message
+            .contains("16777216 cells"));
+        // Cells after the last sheet's EOF.
+        let outside = xls_stream(&[
+            bof.clone(),
+            eof.clone(),
+            bof.clone(),
+            eof.clone(),
+            number(0, 0),
+            number(65_535, 255),
+        ]);
+        assert!(xls_limits(&outside).is_some());
+        // Sheets each within the limit, too many together.
+        let mut many = vec![bof.clone(), eof.clone()];
+        for _ in 0..3 {
+            many.extend([bof.clone(), number(0, 0), number(9_999, 149), eof.clone()]);
+        }
+        let issue = xls_limits(&xls_stream(&many)).expect("refused");
+        assert!(
+            issue.message.contains("4500000 cells together"),
+            "{}",
+            issue.message
+        );
+        many.truncate(6);
+        assert!(
+            xls_limits(&xls_stream(&many)).is_none(),
+            "one such sheet is read"
+        );
+    }
+
+    #[test]
+    fn an_xls_declaring_more_texts_than_memory_holds_is_refused() {
+        let mut sst = 1u32.to_le_bytes().to_vec();
+        sst.extend_from_slice(&u32::MAX.to_le_bytes());
+        let file = xls(&[]);
+        assert!(xls_limits(&file).is_none());
+        let declaring = xls_stream(&[
+            record(0x0809, &[0; 16]),
+            record(0x00FC, &sst),
+            record(0x000A, &[]),
+        ]);
+        let issue = xls_limits(&declaring).expect("refused");
+        assert_eq!(issue.code, Code::FileTooLarge);
+        assert!(
+            issue.message.contains("4294967295 distinct texts"),
             "{}",
             issue.message
         );
