@@ -12,6 +12,7 @@ pub mod detect;
 pub mod json;
 pub mod ods;
 pub mod shared_strings;
+pub mod styles;
 pub mod workbook;
 
 use std::cell::Cell as Counter;
@@ -369,6 +370,9 @@ fn parse_tables<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<
             let xlsm = path
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("xlsm"));
+            if let container::Kind::Xlsx { .. } = kind {
+                styles::check(bytes, &members)?;
+            }
             let shared_strings = match &kind {
                 container::Kind::Xlsx { .. } => shared_strings::check(bytes, &members, false)?,
                 container::Kind::Xlsb { .. } => shared_strings::check(bytes, &members, true)?,

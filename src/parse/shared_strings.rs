@@ -141,7 +141,7 @@ fn too_many_declared(part: &str, declared: u64, limit: u64) -> Issue {
 
 /// calamine's XML settings (`xml_reader` in its `xlsx/mod.rs`): what it
 /// reads past, this reads past too.
-fn calamine_settings<R>(xml: &mut quick_xml::Reader<R>) {
+pub(super) fn calamine_settings<R>(xml: &mut quick_xml::Reader<R>) {
     let config = xml.config_mut();
     config.check_end_names = false;
     config.check_comments = false;
@@ -225,7 +225,7 @@ fn too_much(part: &str, strings: u64, bytes: u64, limit: u64) -> Issue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::Write;
 
@@ -242,7 +242,7 @@ mod tests {
     /// `container::inspect` allows: these tables are made of one pattern,
     /// so they compress far better than a real one (or a forged one whose
     /// directory lies about its sizes).
-    fn members(bytes: &[u8]) -> Vec<Member> {
+    pub(in crate::parse) fn members(bytes: &[u8]) -> Vec<Member> {
         let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
         (0..archive.len())
             .map(|index| {
