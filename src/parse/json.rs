@@ -114,8 +114,11 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, Issue> {
         // The walk that checks every item and names unknown keys.
         let items_json = items.get().as_bytes();
         for (i, element) in Elements::new(items_json, 0).enumerate() {
-            let (at, _) = element.map_err(not_json)?;
+            let (at, end) = element.map_err(not_json)?;
             let item_pointer = format!("{prefix}/items/{i}");
+            if end - at > MAX_ITEM_BYTES {
+                return Err(item_too_large(i, item_pointer));
+            }
             if items_json.get(at) != Some(&b'{') {
                 return Err(unreadable(
                     "each item must be an object".into(),
@@ -135,7 +138,7 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed<'_>, Issue> {
                 .map(|raw| serde_json::from_str::<Value>(raw.get()).map_err(not_json))
                 .transpose()
         };
-        let location = body_value(Field::LocationName.api_name())?;
+        let location = body_value(Field::LocationName.api_name())?.map(shorten_text);
         let manufacturer = body_value(Field::ManufacturerId.api_name())?;
         let header = Row {
             number: 0,
@@ -304,6 +307,37 @@ impl ItemRows<'_> {
     }
 }
 
+/// The most JSON one item may take: what a CSV record may
+/// ([`super::MAX_ROW_BYTES`]). An item is built whole, as a map of values,
+/// at several times its size; an item of the API is a few hundred bytes.
+const MAX_ITEM_BYTES: usize = super::MAX_ROW_BYTES;
+
+fn item_too_large(i: usize, pointer: String) -> Issue {
+    unreadable(
+        format!(
+            "item {i} takes more than {} MiB of JSON, far more than an item of the Inventory \
+             Refresh API; check the item, or what made the file, and drop it again",
+            MAX_ITEM_BYTES >> 20
+        ),
+        Some(pointer),
+    )
+}
+
+/// A text longer than any field may be is cut to one character past the
+/// limit: it is refused (`value-too-long`) all the same, and the body's
+/// location is copied into each of its items' rows.
+fn shorten_text(value: Value) -> Value {
+    match value {
+        Value::String(mut s) if s.len() > crate::validate::value::MAX_LEN + 1 => {
+            if let Some((cut, _)) = s.char_indices().nth(crate::validate::value::MAX_LEN + 1) {
+                s.truncate(cut);
+            }
+            Value::String(s)
+        }
+        other => other,
+    }
+}
+
 fn parse_one<T: DeserializeOwned>(json: &[u8], at: usize) -> Result<T, String> {
     let mut stream = serde_json::Deserializer::from_slice(&json[at..]).into_iter::<T>();
     match stream.next() {
@@ -393,6 +427,39 @@ mod tests {
             rows[2].pointers.as_ref().unwrap().item,
             "/items/1".to_string()
         );
+    }
+
+    #[test]
+    fn an_item_of_more_json_than_a_record_may_hold_is_refused() {
+        let many_keys: String = (0..200_000).map(|i| format!(r#""k{i}":1,"#)).collect();
+        let text = format!(
+            r#"{{"locationName":"7","items":[{{"sku":"A","quantity":1}},{{{many_keys}"sku":"B"}}]}}"#
+        );
+        let err = parse(text.as_bytes()).err().expect("refused");
+        assert_eq!(err.code, Code::UnreadableFile);
+        assert_eq!(err.place.pointer.as_deref(), Some("/items/1"));
+        assert!(
+            err.message.contains("more than 1 MiB of JSON"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn a_long_location_is_cut_once_not_copied_whole_into_every_item() {
+        let long = "ü".repeat(100_000);
+        let rows = rows(&format!(
+            r#"{{"locationName":"{long}","items":[{{"sku":"A","quantity":1}},{{"sku":"B","quantity":2}}]}}"#
+        ));
+        let Cell::Text(location) = &rows[1].cells[0] else {
+            panic!("{:?}", rows[1].cells[0]);
+        };
+        // One character past the limit: still refused as too long.
+        assert_eq!(
+            location.chars().count(),
+            crate::validate::value::MAX_LEN + 1
+        );
+        assert_eq!(rows[2].cells[0], rows[1].cells[0]);
     }
 
     #[test]
