@@ -509,9 +509,17 @@ impl Iterator for LeftOutRows<'_> {
 
 /// The errors CSV may take this much of the outbox: twice the file, plus
 /// room for the messages of a small one. A bad file must not fill the disk
-/// (ten kilobytes of `{}` items once made 473 MB of errors CSV).
-fn errors_csv_limit(content: &Content) -> u64 {
-    2 * content.input().len() + 16 * 1024 * 1024
+/// (ten kilobytes of `{}` items once made 473 MB of errors CSV). An
+/// archive's members share the archive's room (`errors_csv_room`): 40
+/// members of bad rows made 969 MB of errors CSVs from a 2 MB ZIP.
+fn errors_csv_limit(content: &Content, rules: &ImportRules) -> u64 {
+    let own = errors_csv_room(content.input().len());
+    rules.errors_csv_room.map_or(own, |room| room.min(own))
+}
+
+/// The errors-CSV room of a file (or an archive's members) of `bytes`.
+fn errors_csv_room(bytes: u64) -> u64 {
+    bytes.saturating_mul(2).saturating_add(16 * 1024 * 1024)
 }
 
 /// Writes the errors CSV of the rows left out into a hidden file beside
@@ -532,7 +540,7 @@ fn write_errors_csv(
         io::BufWriter::with_capacity(1 << 16, file),
         &draft.errors_csv_header,
         draft.errors_csv_location,
-        errors_csv_limit(content),
+        errors_csv_limit(content, rules),
     )?;
     // Several sheets share one header (see `resolve::errors_csv_header`):
     // each row's cells go under their own column names.
@@ -713,8 +721,12 @@ pub fn import_path(
     let mut skipped = Vec::new();
     // The members share one `import.max_locations`: each location costs a
     // transaction and an fsync, and a thousand members of 10,000 locations
-    // each would hold the daemon for most of an hour.
+    // each would hold the daemon for most of an hour. They share one
+    // errors-CSV room too, the archive's.
     let mut member_inbox = inbox.clone();
+    member_inbox.rules.errors_csv_room = Some(errors_csv_room(
+        members.iter().map(|m| m.size).fold(0, u64::saturating_add),
+    ));
     for member in &members {
         let name = crate::names::display(parse::container::base_name(&member.name).as_bytes());
         if !is_member_file(member, &name) {
@@ -745,6 +757,17 @@ pub fn import_path(
             .rules
             .archive_locations
             .saturating_add(outcome.locations);
+        let csv_bytes = outcome
+            .paths
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with(".errors.csv"))
+            .filter_map(|p| fs::metadata(p).ok())
+            .map(|m| m.len())
+            .fold(0, u64::saturating_add);
+        member_inbox.rules.errors_csv_room = member_inbox
+            .rules
+            .errors_csv_room
+            .map(|room| room.saturating_sub(csv_bytes));
         outcomes.push(outcome);
     }
     if !skipped.is_empty() {

@@ -98,6 +98,9 @@ pub struct ImportRules {
     /// named (0 for a file of its own). Not configured: the pipeline sets
     /// it.
     pub archive_locations: u64,
+    /// For a member of an archive: what is left of the archive's errors-CSV
+    /// room (`None` for a file of its own). Not configured either.
+    pub errors_csv_room: Option<u64>,
     pub max_unzipped_bytes: u64,
     pub csv_delimiter: Option<u8>,
     /// `csv.decimal`: `Some(',')` or `Some('.')`; `None` when not set.
@@ -322,6 +325,7 @@ impl ImportRules {
             max_rows: i.max_rows,
             max_locations: i.max_locations,
             archive_locations: 0,
+            errors_csv_room: None,
             max_unzipped_bytes: i.max_unzipped_bytes,
             csv_delimiter,
             csv_decimal,
