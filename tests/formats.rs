@@ -2176,3 +2176,34 @@ fn a_record_over_a_mebibyte_rejects_the_file_saying_where() {
     );
     assert!(env.stock(&[]).is_empty());
 }
+
+/// A product on two sheets of one location: the message names each row
+/// with its sheet ("rows 2 and 2" would say nothing).
+#[test]
+fn duplicates_on_different_sheets_are_named_with_their_sheets() {
+    let env = Env::with_config("[import]\nduplicates = \"reject\"\n");
+    xlsx(&env, "two.xlsx", |wb| {
+        for name in ["North", "South"] {
+            let sheet = wb.add_worksheet().set_name(name)?;
+            write_rows(
+                sheet,
+                0,
+                0,
+                &[
+                    &[S("store"), S("sku"), S("qty")],
+                    &[S("11"), S("A1"), N(3.0)],
+                ],
+            )?;
+        }
+        Ok(())
+    });
+    let run = env.import(&["two.xlsx"]);
+    let report = run.report();
+    let entries = entries(&report, "errors", "duplicate-item");
+    assert!(!entries.is_empty(), "{report:#}");
+    let message = entries[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("rows 2 of sheet \"North\" and 2 of sheet \"South\""),
+        "{message}"
+    );
+}

@@ -1347,7 +1347,20 @@ fn duplicate_issue(
     later: &CheckedRow,
     subject: &CheckedRow,
 ) -> Issue {
-    let (a, b, describe) = (earlier.number, later.number, later.ids().describe());
+    let describe = later.ids().describe();
+    // Rows of different sheets (or items of different bodies) are named
+    // with where they are: "rows 2 and 2" would say nothing.
+    let (a, b) = if earlier.table == later.table {
+        (earlier.number.to_string(), later.number.to_string())
+    } else {
+        let name = |row: &CheckedRow| match row_place(checked, row) {
+            Place {
+                sheet: Some(sheet), ..
+            } => format!("{} of sheet \"{sheet}\"", row.number),
+            place => place.human().trim_start_matches("row ").to_string(),
+        };
+        (name(earlier), name(later))
+    };
     let message = match policy {
         Duplicates::LastWins => {
             format!("row {a} names the same product as row {b} ({describe}); the later row wins")
