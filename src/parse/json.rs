@@ -275,7 +275,7 @@ impl ItemRows<'_> {
         let item_pointer = format!("{}/items/{i}", self.prefix);
         let item: Map<String, Value> = parse_one(self.json, at).map_err(|e| {
             unreadable(
-                format!("item {i} could not be read: {e}; correct the item (a number too large for a number, say) and drop the file again"),
+                format!("item {i} could not be read: {e}; correct the item (a number out of range, say) and drop the file again"),
                 Some(item_pointer.clone()),
             )
         })?;
