@@ -668,6 +668,18 @@ mod tests {
             .collect()
     }
 
+    /// The rows a table gives before it stops, and the error it stops at.
+    fn rows_until_refused(table: Table<'_>) -> (u64, Option<Issue>) {
+        let mut rows = 0u64;
+        for row in table.rows {
+            match row {
+                Ok(_) => rows += 1,
+                Err(issue) => return (rows, Some(issue)),
+            }
+        }
+        (rows, None)
+    }
+
     fn texts(row: &Row) -> Vec<String> {
         row.cells.iter().map(Cell::to_text).collect()
     }
@@ -763,14 +775,7 @@ mod tests {
         let members = container::inspect(&bytes, &config.rules).unwrap();
         let parsed = parse(&bytes, &members, &config.rules).unwrap();
         let table = parsed.tables.into_iter().next().unwrap();
-        let mut rows = 0u64;
-        let mut refused = None;
-        for row in table.rows {
-            match row {
-                Ok(_) => rows += 1,
-                Err(issue) => refused = Some(issue),
-            }
-        }
+        let (rows, refused) = rows_until_refused(table);
         let issue = refused.expect("refused");
         assert_eq!(issue.code, Code::UnreadableFile);
         assert!(
@@ -843,14 +848,7 @@ mod tests {
         let members = container::inspect(&down, &config.rules).unwrap();
         let parsed = parse(&down, &members, &config.rules).unwrap();
         let table = parsed.tables.into_iter().next().unwrap();
-        let mut rows = 0u64;
-        let mut refused = None;
-        for row in table.rows {
-            match row {
-                Ok(_) => rows += 1,
-                Err(issue) => refused = Some(issue),
-            }
-        }
+        let (rows, refused) = rows_until_refused(table);
         assert!(refused.expect("refused").message.contains("256 MiB"));
         assert_eq!(rows, 1 + MAX_REPEATED_BYTES / 100_000);
     }

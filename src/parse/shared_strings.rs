@@ -230,7 +230,7 @@ pub(super) mod tests {
     use std::io::Write;
 
     /// A package of one deflated member `name` holding `body`.
-    fn package(name: &str, body: &[u8]) -> Vec<u8> {
+    pub(in crate::parse) fn package(name: &str, body: &[u8]) -> Vec<u8> {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         zip.start_file(name, zip::write::SimpleFileOptions::default())
             .unwrap();

@@ -85,15 +85,8 @@ fn too_many_styles(part: &str, formats: u64, longest: u64, limit: u64) -> Issue 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
-    fn package(name: &str, body: &[u8]) -> Vec<u8> {
-        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        zip.start_file(name, zip::write::SimpleFileOptions::default())
-            .unwrap();
-        zip.write_all(body).unwrap();
-        zip.finish().unwrap().into_inner()
-    }
+    use crate::parse::shared_strings::tests::package;
 
     /// The members as the directory lists them, past the 100:1 ratio
     /// `container::inspect` allows (these parts are one pattern repeated).
