@@ -2207,3 +2207,36 @@ fn duplicates_on_different_sheets_are_named_with_their_sheets() {
         "{message}"
     );
 }
+
+/// Two members under one path: the `zip` crate keeps one entry per name,
+/// so one of them would be lost without a word. The archive is refused.
+#[test]
+fn zip_members_sharing_a_path_refuse_the_archive() {
+    let env = Env::new();
+    let a = stock_csv(&[("11", "A", "1")]);
+    let b = stock_csv(&[("12", "B", "2")]);
+    env.write_bytes(
+        "twice.zip",
+        &raw_zip(&[
+            RawMember::stored("dup.csv", a.as_bytes()),
+            RawMember::stored("dup.csv", b.as_bytes()),
+        ]),
+    );
+    let run = env.import(&["twice.zip"]);
+    run.code(1);
+    let report = run.report();
+    assert_eq!(report["status"], "rejected", "{report:#}");
+    let message = report["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("two members share a path"), "{message}");
+    assert!(env.stock(&[]).is_empty());
+    // Distinct paths with one file name are two files.
+    env.write_bytes(
+        "apart.zip",
+        &raw_zip(&[
+            RawMember::stored("north/dup.csv", a.as_bytes()),
+            RawMember::stored("south/dup.csv", b.as_bytes()),
+        ]),
+    );
+    env.import(&["apart.zip"]).code(0);
+    assert_eq!(env.stock(&[]).len(), 2);
+}

@@ -90,6 +90,17 @@ fn past_ratio(size: u64, compressed: u64) -> bool {
 /// compression ratio of every member and of the archive as a whole.
 pub fn inspect(bytes: &[u8], rules: &ImportRules) -> Result<Vec<Member>, Issue> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(damaged)?;
+    // The `zip` crate keeps one entry per name: of two members listed under
+    // one path, one would be imported and the other lost without a word.
+    if let Some(listed) = listed_entries(bytes) {
+        if listed != archive.len() {
+            return Err(damaged(format!(
+                "its directory lists {listed} members, but only {} distinct paths: two members \
+                 share a path",
+                archive.len()
+            )));
+        }
+    }
     if archive.len() > MAX_MEMBERS {
         return Err(too_large(format!(
             "the archive has {} members; at most {MAX_MEMBERS} are accepted",
@@ -132,6 +143,18 @@ pub fn inspect(bytes: &[u8], rules: &ImportRules) -> Result<Vec<Member>, Issue> 
         return Err(bomb("the archive", bytes.len() as u64, total));
     }
     Ok(members)
+}
+
+/// The members the end of central directory record says the archive has;
+/// `None` where it defers to ZIP64 (or is not found), whose count the
+/// `zip` crate reads itself.
+fn listed_entries(bytes: &[u8]) -> Option<usize> {
+    // The record is 22 bytes and a comment of at most 65,535 follows it.
+    let from = bytes.len().saturating_sub(22 + 65_535);
+    let at = memchr::memmem::rfind(&bytes[from..], b"PK\x05\x06")? + from;
+    let record = bytes.get(at..at + 22)?;
+    let total = u16::from_le_bytes([record[10], record[11]]);
+    (total != u16::MAX).then_some(usize::from(total))
 }
 
 /// A part name as OPC compares them.
