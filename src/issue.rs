@@ -156,11 +156,21 @@ const MAX_VALUE_CHARS: usize = 300;
 
 /// `s` cut to at most `max` characters, with `…` where it was cut.
 fn shortened(mut s: String, max_chars: usize) -> String {
-    if let Some((cut, _)) = s.char_indices().nth(max_chars) {
-        s.truncate(cut);
+    if truncate_chars(&mut s, max_chars) {
         s.push('…');
     }
     s
+}
+
+/// Cuts `s` to its first `max` characters; whether it was longer.
+pub fn truncate_chars(s: &mut String, max_chars: usize) -> bool {
+    match s.char_indices().nth(max_chars) {
+        Some((cut, _)) => {
+            s.truncate(cut);
+            true
+        }
+        None => false,
+    }
 }
 
 /// A value from the file as a message quotes it: at most 100 characters.

@@ -753,10 +753,6 @@ pub fn import_path(
             archive_kind,
             options,
         )?;
-        member_inbox.rules.archive_locations = member_inbox
-            .rules
-            .archive_locations
-            .saturating_add(outcome.locations);
         let csv_bytes = outcome
             .paths
             .iter()
@@ -764,10 +760,9 @@ pub fn import_path(
             .filter_map(|p| fs::metadata(p).ok())
             .map(|m| m.len())
             .fold(0, u64::saturating_add);
-        member_inbox.rules.errors_csv_room = member_inbox
+        member_inbox
             .rules
-            .errors_csv_room
-            .map(|room| room.saturating_sub(csv_bytes));
+            .count_member(outcome.locations, csv_bytes);
         outcomes.push(outcome);
     }
     if !skipped.is_empty() {
@@ -1221,10 +1216,8 @@ pub fn validate_path(
                 member_content(&content, member, name, rules),
                 archive_kind,
             )?;
-            member_inbox.rules.archive_locations = member_inbox
-                .rules
-                .archive_locations
-                .saturating_add(locations);
+            // `validate` writes no errors CSV.
+            member_inbox.rules.count_member(locations, 0);
             reports.push(report);
         } else {
             skipped.push(name);

@@ -112,6 +112,15 @@ pub struct ImportRules {
 }
 
 impl ImportRules {
+    /// Counts what an archive member used of the archive's shared limits:
+    /// the `locations` it named and the `errors_csv` bytes it wrote.
+    pub fn count_member(&mut self, locations: u64, errors_csv: u64) {
+        self.archive_locations = self.archive_locations.saturating_add(locations);
+        self.errors_csv_room = self
+            .errors_csv_room
+            .map(|room| room.saturating_sub(errors_csv));
+    }
+
     /// Checks the rule sections and builds the rules. Errors name the key
     /// as the global sections spell it (`import.on_error`); the caller adds
     /// an inbox's prefix.

@@ -157,6 +157,20 @@ fn listed_entries(bytes: &[u8]) -> Option<usize> {
     (total != u16::MAX).then_some(usize::from(total))
 }
 
+/// An XML reader of a package part with calamine's settings (`xml_reader`
+/// in its `xlsx/mod.rs`): what calamine reads past, this reads past too,
+/// so a part measured before calamine opens the workbook is the part
+/// calamine reads.
+pub fn calamine_xml<R: std::io::BufRead>(reader: R) -> quick_xml::Reader<R> {
+    let mut xml = quick_xml::Reader::from_reader(reader);
+    let config = xml.config_mut();
+    config.check_end_names = false;
+    config.check_comments = false;
+    config.trim_text(false);
+    config.expand_empty_elements = true;
+    xml
+}
+
 /// A part name as OPC compares them.
 fn part_key(name: &str) -> String {
     name.replace('\\', "/")

@@ -328,10 +328,8 @@ fn item_too_large(i: usize, pointer: String) -> Issue {
 /// location is copied into each of its items' rows.
 fn shorten_text(value: Value) -> Value {
     match value {
-        Value::String(mut s) if s.len() > crate::validate::value::MAX_LEN + 1 => {
-            if let Some((cut, _)) = s.char_indices().nth(crate::validate::value::MAX_LEN + 1) {
-                s.truncate(cut);
-            }
+        Value::String(mut s) => {
+            crate::issue::truncate_chars(&mut s, crate::validate::value::MAX_LEN + 1);
             Value::String(s)
         }
         other => other,

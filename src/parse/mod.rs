@@ -86,8 +86,13 @@ pub const MAX_SHEET_SPAN: u64 = 100_000_000;
 /// and opened on its own, and a stock list has a few.
 pub const MAX_SHEETS: usize = 1024;
 
-/// A workbook of more than [`MAX_SHEETS`] sheets.
-pub fn too_many_sheets(count: usize) -> Issue {
+/// A workbook of more than [`MAX_SHEETS`] sheets: `count` of them, where
+/// they were counted to the end.
+pub fn too_many_sheets(count: Option<usize>) -> Issue {
+    let count = match count {
+        Some(n) => n.to_string(),
+        None => format!("more than {MAX_SHEETS}"),
+    };
     Issue::new(
         Code::FileTooLarge,
         format!(
@@ -370,22 +375,16 @@ fn parse_tables<'a>(name: &str, bytes: &'a [u8], rules: &ImportRules) -> Result<
             let xlsm = path
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("xlsm"));
-            if let container::Kind::Xlsx { .. } = kind {
-                styles::check(bytes, &members)?;
-            }
-            let shared_strings = match &kind {
-                container::Kind::Xlsx { .. } => shared_strings::check(bytes, &members, false)?,
-                container::Kind::Xlsb { .. } => shared_strings::check(bytes, &members, true)?,
-                _ => 0,
-            };
             match kind {
                 container::Kind::Xlsx { .. } if xlsm => {
-                    workbook::parse_ooxml(bytes, Format::Xlsm, false, rules, shared_strings)
+                    workbook::parse_ooxml(bytes, &members, Format::Xlsm, false, rules)
                 }
                 container::Kind::Xlsx { .. } => {
-                    workbook::parse_ooxml(bytes, Format::Xlsx, false, rules, shared_strings)
+                    workbook::parse_ooxml(bytes, &members, Format::Xlsx, false, rules)
                 }
-                container::Kind::Xlsb { .. } => workbook::parse_ooxml(bytes, Format::Xlsb, true, rules, shared_strings),
+                container::Kind::Xlsb { .. } => {
+                    workbook::parse_ooxml(bytes, &members, Format::Xlsb, true, rules)
+                }
                 container::Kind::Ods => ods::parse(bytes, &members, rules),
                 container::Kind::OtherDocument(declared) => Err(Issue::new(
                     Code::UnsupportedFormat,

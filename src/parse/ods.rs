@@ -132,7 +132,8 @@ fn list_sheets(bytes: &[u8], content: &Member) -> Result<Vec<SheetInfo>, Issue> 
     let mut sheets = Vec::new();
     while let Some((name, style)) = pass.next_table()? {
         if sheets.len() == super::MAX_SHEETS {
-            return Err(super::too_many_sheets(super::MAX_SHEETS + 1));
+            // Not read on to count the rest.
+            return Err(super::too_many_sheets(None));
         }
         let mut has_data = false;
         while let Some(row) = pass.next_row(&name)? {

@@ -41,13 +41,11 @@ const ESTIMATE_PER_BYTE: u64 = 9;
 /// make differ from the one stockdrop reads the kind from, so every part
 /// that could be it is measured.
 fn is_table(member: &Member, binary: bool) -> bool {
-    let name = member.name.replace('\\', "/").to_ascii_lowercase();
-    let base = name.rsplit('/').next().unwrap_or_default();
-    base == if binary {
-        "sharedstrings.bin"
+    container::base_name(&member.name).eq_ignore_ascii_case(if binary {
+        "sharedStrings.bin"
     } else {
-        "sharedstrings.xml"
-    }
+        "sharedStrings.xml"
+    })
 }
 
 /// Refuses a workbook whose shared strings would take more than
@@ -72,7 +70,7 @@ fn measure(bytes: &[u8], part: &Member, binary: bool, limit: u64) -> Result<(), 
         // reading a string: a 2 KB part declaring 10^17 aborts the process.
         let reader = BufReader::new(container::member_reader(bytes, part)?);
         if let Some(declared) = declared_unique(reader) {
-            if declared.saturating_mul(STRING_SLOT) > limit {
+            if !declared_fits_within(declared, limit) {
                 return Err(too_many_declared(&part.name, declared, limit));
             }
         }
@@ -105,12 +103,22 @@ fn measure(bytes: &[u8], part: &Member, binary: bool, limit: u64) -> Result<(), 
 /// What calamine's `Vec<String>` takes per string reserved.
 const STRING_SLOT: u64 = 24;
 
+/// Whether room for `count` strings, reserved up front as calamine does
+/// from a count a workbook declares (an `.xlsx`'s `uniqueCount`, an
+/// `.xls`'s SST), fits in [`MAX_SHARED_STRINGS_MEMORY`].
+pub fn declared_fit(count: u64) -> bool {
+    declared_fits_within(count, MAX_SHARED_STRINGS_MEMORY)
+}
+
+fn declared_fits_within(count: u64, limit: u64) -> bool {
+    count.saturating_mul(STRING_SLOT) <= limit
+}
+
 /// The `uniqueCount` the table's `sst` element declares, as calamine reads
 /// it (a number it cannot parse, it ignores); looked for among the first
 /// few elements only.
 fn declared_unique(reader: impl std::io::BufRead) -> Option<u64> {
-    let mut xml = quick_xml::Reader::from_reader(reader);
-    calamine_settings(&mut xml);
+    let mut xml = container::calamine_xml(reader);
     let mut buf = Vec::new();
     for _ in 0..16 {
         buf.clear();
@@ -139,16 +147,6 @@ fn too_many_declared(part: &str, declared: u64, limit: u64) -> Issue {
     )
 }
 
-/// calamine's XML settings (`xml_reader` in its `xlsx/mod.rs`): what it
-/// reads past, this reads past too.
-pub(super) fn calamine_settings<R>(xml: &mut quick_xml::Reader<R>) {
-    let config = xml.config_mut();
-    config.check_end_names = false;
-    config.check_comments = false;
-    config.trim_text(false);
-    config.expand_empty_elements = true;
-}
-
 enum Measured {
     TooMuch { strings: u64, bytes: u64 },
     Unreadable,
@@ -161,10 +159,9 @@ fn estimate(strings: u64, bytes: u64) -> u64 {
 /// Counts the `si` elements (each a string calamine keeps) and the bytes
 /// inflated, stopping as soon as the estimate passes the limit.
 fn measure_xml(reader: impl std::io::BufRead, limit: u64) -> Result<(), Measured> {
-    let mut xml = quick_xml::Reader::from_reader(reader);
     // Read as calamine reads it, a stray end tag cannot stop the
     // measuring and leave calamine to read the rest.
-    calamine_settings(&mut xml);
+    let mut xml = container::calamine_xml(reader);
     let mut buf = Vec::new();
     let mut strings: u64 = 0;
     loop {

@@ -23,8 +23,7 @@ pub const MAX_STYLES_MEMORY: u64 = 96 << 20;
 const PER_STYLE: u64 = 256;
 
 fn is_styles(member: &Member) -> bool {
-    let name = member.name.replace('\\', "/").to_ascii_lowercase();
-    name.rsplit('/').next() == Some("styles.xml")
+    container::base_name(&member.name).eq_ignore_ascii_case("styles.xml")
 }
 
 /// Refuses a workbook whose styles would take more than
@@ -36,8 +35,7 @@ pub fn check(bytes: &[u8], members: &[Member]) -> Result<(), Issue> {
 fn check_within(bytes: &[u8], members: &[Member], limit: u64) -> Result<(), Issue> {
     for part in members.iter().filter(|m| is_styles(m)) {
         let reader = BufReader::with_capacity(1 << 16, container::member_reader(bytes, part)?);
-        let mut xml = quick_xml::Reader::from_reader(reader);
-        super::shared_strings::calamine_settings(&mut xml);
+        let mut xml = container::calamine_xml(reader);
         let mut buf = Vec::new();
         let mut formats: u64 = 0;
         // The longest element (its name and attributes): a number format's

@@ -20,7 +20,7 @@ use std::io::{Cursor, Read};
 use calamine::{Data, DataRef, Reader, SheetVisible, Xls, Xlsb, Xlsx, XlsxCellReader};
 use ouroboros::self_referencing;
 
-use super::{Cell, Format, Parsed, Row, Table};
+use super::{container, Cell, Format, Parsed, Row, Table};
 use crate::config::ImportRules;
 use crate::issue::{Code, Issue, Place};
 
@@ -307,16 +307,20 @@ impl CellSource for XlsbSheet<'_> {
 }
 
 /// `.xlsx` and `.xlsm` (`binary` false) and `.xlsb` (`binary` true),
-/// streamed.
-/// `shared_strings_bytes`: the size of the workbook's shared-strings
-/// table, which calamine reads again for every sheet it opens.
+/// streamed, the package's `members` listed by `container::inspect`. What
+/// calamine reads whole when it opens the workbook (the shared strings,
+/// the cell styles) is measured first.
 pub fn parse_ooxml<'a>(
     bytes: &'a [u8],
+    members: &[container::Member],
     format: Format,
     binary: bool,
     rules: &ImportRules,
-    shared_strings_bytes: u64,
 ) -> Result<Parsed<'a>, Issue> {
+    if !binary {
+        super::styles::check(bytes, members)?;
+    }
+    let shared_strings_bytes = super::shared_strings::check(bytes, members, binary)?;
     let mut warnings = Vec::new();
     // Listed once, with one workbook: the sheets, and which have a cell
     // with a value (a sheet without one gets `empty-sheet`).
@@ -324,7 +328,7 @@ pub fn parse_ooxml<'a>(
     if binary {
         let mut book: Xlsb<_> = Xlsb::new(Cursor::new(bytes)).map_err(|e| unopenable(format, e))?;
         if book.sheets_metadata().len() > super::MAX_SHEETS {
-            return Err(super::too_many_sheets(book.sheets_metadata().len()));
+            return Err(super::too_many_sheets(Some(book.sheets_metadata().len())));
         }
         let names = chosen_sheets(book.sheets_metadata(), rules, &mut warnings);
         for name in names {
@@ -338,7 +342,7 @@ pub fn parse_ooxml<'a>(
     } else {
         let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| unopenable(format, e))?;
         if book.sheets_metadata().len() > super::MAX_SHEETS {
-            return Err(super::too_many_sheets(book.sheets_metadata().len()));
+            return Err(super::too_many_sheets(Some(book.sheets_metadata().len())));
         }
         let names = chosen_sheets(book.sheets_metadata(), rules, &mut warnings);
         for name in names {
@@ -580,8 +584,7 @@ pub fn xls_limits(bytes: &[u8]) -> Option<Issue> {
             // SST: calamine makes room for the strings it declares first.
             0x00FC if body.len() >= 8 => {
                 let unique = u32::from_le_bytes([body[4], body[5], body[6], body[7]]);
-                if u64::from(unique) * 24 > crate::parse::shared_strings::MAX_SHARED_STRINGS_MEMORY
-                {
+                if !super::shared_strings::declared_fit(u64::from(unique)) {
                     return Some(xls_too_many_strings(unique));
                 }
             }
@@ -682,7 +685,6 @@ fn declared_cells(r: &[u8]) -> u64 {
     last_row.saturating_sub(first_row).max(1) * last_col.saturating_sub(first_col).max(1)
 }
 
-/// `sheet` is the worksheet's 1-based position.
 fn xls_sheets_too_large(cells: u64) -> Issue {
     Issue::new(
         Code::UnreadableFile,
@@ -706,6 +708,7 @@ fn xls_too_many_strings(unique: u32) -> Issue {
     )
 }
 
+/// `sheet` is the worksheet's 1-based position.
 fn xls_too_large(sheet: usize, cells: u64) -> Issue {
     Issue::new(
         Code::UnreadableFile,
@@ -811,7 +814,10 @@ mod tests {
     fn first_error(book: &mut rust_xlsxwriter::Workbook) -> Issue {
         let bytes = book.save_to_buffer().unwrap();
         let rules = crate::config::Config::defaults().rules;
-        let parsed = match parse_ooxml(&bytes, Format::Xlsx, false, &rules, 0) {
+        // As the directory lists them: these sheets of one repeated value
+        // compress past the 100:1 `container::inspect` allows.
+        let members = crate::parse::shared_strings::tests::members(&bytes);
+        let parsed = match parse_ooxml(&bytes, &members, Format::Xlsx, false, &rules) {
             Ok(parsed) => parsed,
             Err(issue) => return issue,
         };

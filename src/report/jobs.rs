@@ -1,7 +1,7 @@
 //! A report's jobs. A file can make a job per row (a manufacturer per row,
 //! say), so a report never holds them all: it keeps the first
 //! [`JOBS_HELD`] and counts every one by status, and where the jobs are
-//! kept in the store, the JSON written reads the rest from there a page at
+//! kept in the store, the JSON written reads the rest from there one row at
 //! a time ([`JobSource`]). Memory stays bounded whatever the file; the JSON
 //! report still lists every job (SPEC §5).
 
