@@ -9,6 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::model::{Item, Optionals};
 use crate::plan::JobPlan;
+use crate::store::checkpointer::Background;
 use crate::store::history::{self, Journal};
 use crate::store::queries::{self, PendingJob};
 use crate::store::records::{self, Record};
@@ -26,17 +27,31 @@ pub fn apply_import(
     import_id: i64,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<()> {
-    let total = queries::count_pending_jobs(&store.read(), import_id)?;
+    let (total, items) = queries::count_pending_jobs(&store.read(), import_id)?;
     // A location's identifier indexes take about 130 bytes a record: past
     // SQLite's default 2 MB cache at some 15,000 records, each insert
     // into them reads and writes pages through the kernel. 32 MiB holds a
     // location of 250,000 records.
     store.set_cache_kib(APPLY_CACHE_KIB)?;
+    // A large file's pages are copied from the WAL into the database on
+    // the other core, which applying leaves idle (a small one's are not
+    // worth a thread and a connection).
+    let checkpointer = match store.path() {
+        Some(path) if items >= BACKGROUND_CHECKPOINT_ITEMS => Background::start(&path),
+        _ => None,
+    };
+    if checkpointer.is_some() {
+        store.set_auto_checkpoint(false)?;
+    }
     let applied = apply_locations(store, import_id, total, &mut progress);
+    drop(checkpointer);
+    store.set_auto_checkpoint(true)?;
     store.set_cache_kib(DEFAULT_CACHE_KIB)?;
     applied
 }
 
+/// Items from which applying checkpoints on a thread of its own.
+const BACKGROUND_CHECKPOINT_ITEMS: u64 = 50_000;
 const APPLY_CACHE_KIB: i64 = 32 * 1024;
 const DEFAULT_CACHE_KIB: i64 = 2000;
 

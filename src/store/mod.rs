@@ -6,6 +6,7 @@
 //! boundary as [`StoreError`].
 
 pub mod busy;
+pub mod checkpointer;
 pub mod history;
 pub mod queries;
 pub mod records;
@@ -41,6 +42,9 @@ pub enum StoreError {
     #[error("database holds an unreadable {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
 }
+
+/// SQLite's default: checkpoint once the WAL holds 1,000 pages.
+const DEFAULT_AUTO_CHECKPOINT: i64 = 1000;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -245,6 +249,13 @@ impl Store {
     /// 2,000).
     pub fn set_cache_kib(&self, kib: i64) -> Result<()> {
         self.conn.pragma_update(None, "cache_size", -kib)?;
+        Ok(())
+    }
+
+    /// Turns SQLite's automatic checkpoint after each commit on or off.
+    pub fn set_auto_checkpoint(&self, on: bool) -> Result<()> {
+        let pages = if on { DEFAULT_AUTO_CHECKPOINT } else { 0 };
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
         Ok(())
     }
 

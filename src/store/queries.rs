@@ -105,13 +105,15 @@ pub struct PendingJob {
 }
 
 /// How many of the import's jobs are not applied yet.
-pub fn count_pending_jobs(r: &impl Reader, import_id: i64) -> Result<u64> {
-    let n: i64 = r.conn().query_row(
-        "SELECT count(*) FROM jobs WHERE import_id = ?1 AND status IN ('pending', 'working')",
+/// The import's jobs not applied yet, and the items they hold.
+pub fn count_pending_jobs(r: &impl Reader, import_id: i64) -> Result<(u64, u64)> {
+    let (jobs, items): (i64, i64) = r.conn().query_row(
+        "SELECT count(*), coalesce(sum(item_count), 0) FROM jobs \
+         WHERE import_id = ?1 AND status IN ('pending', 'working')",
         [import_id],
-        |row| row.get(0),
+        |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
-    Ok(n as u64)
+    Ok((jobs as u64, items as u64))
 }
 
 /// Up to `limit` of the import's jobs not applied yet, after job `after`,
