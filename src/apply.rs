@@ -43,7 +43,13 @@ pub fn apply_import(
     if checkpointer.is_some() {
         store.set_auto_checkpoint(false)?;
     }
-    let applied = apply_locations(store, import_id, total, &mut progress);
+    let applied = apply_locations(
+        store,
+        import_id,
+        total,
+        checkpointer.as_ref(),
+        &mut progress,
+    );
     drop(checkpointer);
     store.set_auto_checkpoint(true)?;
     store.set_cache_kib(DEFAULT_CACHE_KIB)?;
@@ -67,6 +73,7 @@ fn apply_locations(
     store: &mut Store,
     import_id: i64,
     total: u64,
+    checkpointer: Option<&Background>,
     progress: &mut impl FnMut(u64, u64),
 ) -> Result<()> {
     let mut done = 0;
@@ -94,6 +101,9 @@ fn apply_locations(
         }
         write.commit()?;
         crate::crashpoint::hit_commit();
+        if let Some(checkpointer) = checkpointer {
+            checkpointer.keep_wal_bounded();
+        }
         progress(done, total);
     }
     Ok(())

@@ -309,3 +309,58 @@ fn an_unchanged_item_is_stored_as_nothing_yet_counts_and_recovers() {
         expect_quantities(&[("A", "S1", 5), ("A", "S2", 9), ("Z", "N1", 1)])
     );
 }
+
+#[test]
+fn a_large_import_killed_while_checkpointed_on_another_thread_is_finished() {
+    // 60,000 items: applying copies the WAL into the database on a thread
+    // of its own (from 50,000), which the crash stops wherever it is.
+    let env = Env::new();
+    let rows: Vec<(String, String, String)> = ["A", "B", "C"]
+        .iter()
+        .flat_map(|l| {
+            (0..20_000).map(move |i| (l.to_string(), format!("S{i}"), (i % 50 + 1).to_string()))
+        })
+        .collect();
+    let refs: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|(l, s, q)| (l.as_str(), s.as_str(), q.as_str()))
+        .collect();
+    env.write("large.csv", &stock_csv(&refs));
+    import_crashing_at(&env, "after-commit-2", "large.csv");
+    let per_location = || -> Vec<(String, i64, i64)> {
+        let db = rusqlite::Connection::open(env.database()).unwrap();
+        let ok: String = db
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok");
+        let mut stmt = db
+            .prepare(
+                "SELECT l.name, count(*), sum(i.quantity) FROM inventory i \
+                 JOIN locations l ON l.id = i.location_id GROUP BY l.name ORDER BY l.name",
+            )
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // Each of the 20,000 quantities 1..=50 400 times.
+    let sum = 400 * (1..=50).sum::<i64>();
+    assert_eq!(
+        per_location(),
+        [("A".into(), 20_000, sum), ("B".into(), 20_000, sum)]
+    );
+    let (recovered, _) = import_after_crash(&env, "large.csv");
+    assert_eq!(recovered["status"], "applied", "{recovered:#}");
+    assert_eq!(recovered["rows"]["accepted"], 60_000, "{recovered:#}");
+    assert_eq!(
+        per_location(),
+        [
+            ("A".into(), 20_000, sum),
+            ("B".into(), 20_000, sum),
+            ("C".into(), 20_000, sum),
+            ("Z".into(), 1, 1),
+        ]
+    );
+    assert_eq!(only_report_of(&env, "large"), recovered);
+}
