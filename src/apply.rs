@@ -57,7 +57,7 @@ pub fn apply_import(
 }
 
 /// Items from which applying checkpoints on a thread of its own.
-const BACKGROUND_CHECKPOINT_ITEMS: u64 = 50_000;
+pub const BACKGROUND_CHECKPOINT_ITEMS: u64 = 50_000;
 const APPLY_CACHE_KIB: i64 = 32 * 1024;
 const DEFAULT_CACHE_KIB: i64 = 2000;
 

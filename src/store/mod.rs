@@ -118,6 +118,17 @@ impl Write<'_> {
         self.tx.commit()?;
         Ok(())
     }
+
+    /// Commits without SQLite's automatic checkpoint after the commit,
+    /// which would copy the whole transaction into the database file on
+    /// this thread: for a large plan, applied next with the checkpoint on
+    /// the other core ([`checkpointer`]). The checkpoint stays off for the
+    /// connection until [`Store::set_auto_checkpoint`] turns it back on.
+    pub fn commit_leaving_checkpoint(self) -> Result<()> {
+        self.tx.pragma_update(None, "wal_autocheckpoint", 0)?;
+        self.tx.commit()?;
+        Ok(())
+    }
 }
 
 impl Store {
