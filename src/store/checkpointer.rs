@@ -3,7 +3,7 @@
 //! SQLite's automatic checkpoint runs on the committing thread, right after
 //! the commit: each location's transaction waited while its pages were
 //! copied from the WAL into the database file and that file was synced
-//! (a third of the writes of a fresh import). While a file is applied, the
+//! (over a quarter of the writes of a fresh import). While a file is applied, the
 //! writing connection's automatic checkpoint is off and this thread, on a
 //! connection of its own, checkpoints instead (`PASSIVE`: it never blocks
 //! the writer nor waits for readers). What it has not copied when the apply

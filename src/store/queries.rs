@@ -104,8 +104,8 @@ pub struct PendingJob {
     pub job_type: String,
 }
 
-/// How many of the import's jobs are not applied yet.
-/// The import's jobs not applied yet, and the items they hold.
+/// How many of the import's jobs are not applied yet, and the items they
+/// hold.
 pub fn count_pending_jobs(r: &impl Reader, import_id: i64) -> Result<(u64, u64)> {
     let (jobs, items): (i64, i64) = r.conn().query_row(
         "SELECT count(*), coalesce(sum(item_count), 0) FROM jobs \
