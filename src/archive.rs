@@ -54,13 +54,36 @@ pub fn archive(claimed: &Path, target: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     fs::rename(claimed, target)?;
     sync_dir(dir)?;
+    // The day's folder's own entry is made durable by the first file this
+    // process moves into it (whoever created it: another process may not
+    // have fsynced its parent yet), not by every file of the day.
     if let Some(root) = dir.parent() {
-        sync_dir(root)?;
+        if first_use(dir) {
+            sync_dir(root)?;
+        }
     }
     if let Some(work) = claimed.parent() {
         sync_dir(work)?;
     }
     crate::claim::remove_sidecar(claimed)
+}
+
+/// Whether this process has not moved a file into `dir` before (then it
+/// has now).
+fn first_use(dir: &Path) -> bool {
+    static SYNCED: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let Ok(mut synced) = SYNCED.lock() else {
+        return true;
+    };
+    if synced.iter().any(|d| d == dir) {
+        return false;
+    }
+    // A day's folder a day, per inbox and outcome: a short list, kept so.
+    if synced.len() >= 64 {
+        synced.remove(0);
+    }
+    synced.push(dir.to_path_buf());
+    true
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::durable::{write_atomic, write_atomic_with};
+use crate::durable::{replace, sync_dir, Durability};
 use crate::issue::{Code, Issue};
 use crate::plan::Draft;
 pub use jobs::{JobEntry, JobList, JobSource, JOBS_HELD};
@@ -196,7 +196,7 @@ impl Report {
 
 /// The longest ending `write_all` adds to a base name.
 const LONGEST_ENDING: &str = "_UPDATE_.errors.csv";
-/// What `durable::write_atomic` adds to a name for its temporary file
+/// What `durable::replace` adds to a name for its temporary file
 /// (`.NAME.tmp-PID`, a pid of at most 7 digits), with room to spare.
 const TEMPORARY_NAME_EXTRA: usize = 16;
 
@@ -218,15 +218,20 @@ pub fn write_all(
 ) -> std::io::Result<Vec<PathBuf>> {
     let base = report.base_name();
     let mut written = Vec::new();
+    // Each file whole on disk before its name; the names made durable by
+    // one fsync of the folder at the end, before the caller records the
+    // import as finished.
     let json = dir.join(format!("{base}.json"));
     // Streamed: the job list may be read from the store as it is written.
-    write_atomic_with(&json, |out| {
+    replace(&json, Durability::Written, |out| {
         serde_json::to_writer_pretty(&mut *out, report).map_err(std::io::Error::other)?;
         out.write_all(b"\n")
     })?;
     written.push(json);
     let html_path = dir.join(format!("{base}.html"));
-    write_atomic(&html_path, html::render(report).as_bytes())?;
+    replace(&html_path, Durability::Written, |out| {
+        out.write_all(html::render(report).as_bytes())
+    })?;
     written.push(html_path);
     let csv_path = dir.join(report.errors_csv_name());
     let staged = staged_errors_csv(dir, import_id);
@@ -237,18 +242,19 @@ pub fn write_all(
     } else if draft.errors_csv_rows > 0 || draft.errors_csv_omitted > 0 {
         if staged.exists() {
             std::fs::rename(&staged, &csv_path)?;
-            crate::durable::sync_dir(dir)?;
         }
         // Otherwise renamed already, by an attempt that crashed after.
         if csv_path.exists() {
             written.push(csv_path);
         }
     } else if !draft.errors_csv.is_empty() {
-        write_atomic(&csv_path, &errors_csv::render(draft)?)?;
+        let csv = errors_csv::render(draft)?;
+        replace(&csv_path, Durability::Written, |out| out.write_all(&csv))?;
         written.push(csv_path);
     } else if staged.exists() {
         // Left by an attempt whose plan never committed.
         std::fs::remove_file(&staged)?;
     }
+    sync_dir(dir)?;
     Ok(written)
 }
