@@ -111,6 +111,57 @@ fn default_inbox() -> String {
     crate::config::DEFAULT_INBOX.to_string()
 }
 
+/// Room kept in the work folder for the fault file. A disk that fills up
+/// is itself a fault `status` must show, and the file that says so needs a
+/// few blocks: this file holds them, is deleted when the fault file cannot
+/// be written for want of space, and is made again once the fault clears.
+pub const RESERVE_FILE: &str = ".stockdrop.reserve";
+const RESERVE_BYTES: usize = 64 * 1024;
+
+/// Makes the work folder's reserve if it is missing (best effort: a disk
+/// too full for it is retried at the next cleared fault).
+fn keep_reserve(work: &Path) {
+    use std::io::Write as _;
+    let path = work.join(RESERVE_FILE);
+    if path.exists() {
+        return;
+    }
+    let made = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&[0; RESERVE_BYTES]));
+    if made.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Publishes `fault` for `stockdrop status` in `work`'s fault file. It
+/// means something only while the daemon runs, so it is never fsynced;
+/// when the disk is full, the reserve is given up for it.
+fn write_fault_file(work: &Path, fault: &Fault) {
+    let Ok(json) = serde_json::to_vec_pretty(fault) else {
+        return;
+    };
+    let path = work.join(FAULT_FILE);
+    let write = || {
+        crate::durable::replace(&path, crate::durable::Durability::Volatile, |out| {
+            std::io::Write::write_all(out, &json)
+        })
+    };
+    let full = |e: &std::io::Error| matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT));
+    let written = match write() {
+        Err(e) if full(&e) && std::fs::remove_file(work.join(RESERVE_FILE)).is_ok() => {
+            warn!("the disk is full: the work folder's reserve is given up so that `stockdrop status` shows the fault");
+            write()
+        }
+        other => other,
+    };
+    if let Err(e) = written {
+        tracing::debug!(error = %e, "cannot publish the fault for `stockdrop status`");
+    }
+}
+
 /// The fault a running daemon published in `work`, if any.
 pub fn read_fault(work: &Path) -> Option<Fault> {
     let text = std::fs::read(work.join(FAULT_FILE)).ok()?;
@@ -162,15 +213,10 @@ fn publish_lock_wait(watch: &LockWatch, wait: &crate::store::busy::Wait) {
         }),
         Wait::Ended => watch.previous.clone(),
     };
-    let path = watch.work.join(FAULT_FILE);
     match &fault {
-        Some(fault) => {
-            if let Ok(json) = serde_json::to_vec_pretty(fault) {
-                let _ = crate::durable::write_atomic(&path, &json);
-            }
-        }
+        Some(fault) => write_fault_file(&watch.work, fault),
         None => {
-            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(watch.work.join(FAULT_FILE));
         }
     }
     if let (Wait::Began { .. }, Some(fault)) = (wait, &fault) {
@@ -360,6 +406,7 @@ pub async fn run(
         lock_watch,
     };
     let _ = std::fs::remove_file(daemon.config.paths.work.join(FAULT_FILE));
+    keep_reserve(&daemon.config.paths.work);
 
     let stop = Arc::new(AtomicBool::new(false));
     let woken = Arc::new(Notify::new());
@@ -831,13 +878,7 @@ impl Daemon {
             _ => crate::apply::now(),
         };
         let news = !same_file || previous.as_ref().is_some_and(|p| p.error != fault.error);
-        if let Ok(json) = serde_json::to_vec_pretty(&fault) {
-            if let Err(e) =
-                crate::durable::write_atomic(&self.config.paths.work.join(FAULT_FILE), &json)
-            {
-                tracing::debug!(error = %e, "cannot publish the fault for `stockdrop status`");
-            }
-        }
+        write_fault_file(&self.config.paths.work, &fault);
         if news {
             if let Some(command) = &self.config.notify_command {
                 hook::fault(command, &fault);
@@ -851,6 +892,7 @@ impl Daemon {
     fn clear_fault(&mut self) {
         if self.fault.take().is_some() {
             let _ = std::fs::remove_file(self.config.paths.work.join(FAULT_FILE));
+            keep_reserve(&self.config.paths.work);
             self.write_metrics();
         }
     }
