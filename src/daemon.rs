@@ -118,13 +118,18 @@ fn default_inbox() -> String {
 pub const RESERVE_FILE: &str = ".stockdrop.reserve";
 const RESERVE_BYTES: usize = 64 * 1024;
 
-/// Makes the work folder's reserve if it is missing (best effort: a disk
-/// too full for it is retried at the next cleared fault).
+/// Makes the work folder's reserve if it is missing or short (a power
+/// cut while it was written; best effort: a disk too full for it is
+/// retried at the next cleared fault).
 fn keep_reserve(work: &Path) {
     use std::io::Write as _;
     let path = work.join(RESERVE_FILE);
-    if path.exists() {
-        return;
+    match path.symlink_metadata() {
+        Ok(m) if m.is_file() && m.len() >= RESERVE_BYTES as u64 => return,
+        Ok(_) => {
+            let _ = std::fs::remove_file(&path);
+        }
+        Err(_) => {}
     }
     let made = std::fs::File::options()
         .write(true)
@@ -1315,4 +1320,35 @@ impl Daemon {
 fn file_identity(path: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt as _;
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The work folder's reserve is made whole, and made again when a
+    /// power cut left it short; a fault is written beside it.
+    #[test]
+    fn the_reserve_is_kept_whole_beside_the_fault_file() {
+        let work = tempfile::tempdir().expect("work");
+        let reserve = work.path().join(RESERVE_FILE);
+        keep_reserve(work.path());
+        let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).ok();
+        assert_eq!(size(&reserve), Some(RESERVE_BYTES as u64));
+        std::fs::write(&reserve, b"short").expect("shorten");
+        keep_reserve(work.path());
+        assert_eq!(size(&reserve), Some(RESERVE_BYTES as u64));
+        let fault = Fault {
+            file: "a.csv".into(),
+            import_id: Some(3),
+            error: "disk full".into(),
+            attempts: 2,
+            since: "2026-12-07T00:00:00Z".into(),
+            plan_stored: true,
+            inbox: "default".into(),
+        };
+        write_fault_file(work.path(), &fault);
+        assert_eq!(read_fault(work.path()), Some(fault));
+        assert_eq!(size(&reserve), Some(RESERVE_BYTES as u64));
+    }
 }

@@ -3,8 +3,8 @@
 //! directory, is fsynced, then renamed over the final name, and the
 //! directory is fsynced so the rename itself survives a power cut.
 //!
-//! An fsync costs a disk flush (0.4 ms each where the benchmark runs, and
-//! a small file's way through the daemon took 17 of them), so where a
+//! An fsync costs a disk flush (0.2–0.7 ms each where the benchmark ran,
+//! and a small file's way through the daemon took 17 of them), so where a
 //! file's durability is not what a guarantee rests on the caller says so
 //! ([`Durability`]): the reports of one import share one directory fsync,
 //! the outbox index (rebuilt after every import) and the daemon's

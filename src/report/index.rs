@@ -63,7 +63,7 @@ pub fn rewrite(r: &impl Reader, report_dir: &str) -> Result<(), IndexError> {
 /// An outbox, open, for the page's lookups: each report is looked up by
 /// its name in the open folder (`fstatat`) rather than by its whole path,
 /// which walked every folder above the outbox, up to 600 times an import
-/// (a third of a small file's time in the daemon).
+/// (13% of the daemon's samples while it drained 1,000 small files).
 struct Outbox(std::fs::File);
 
 impl Outbox {
