@@ -149,11 +149,8 @@ fn write_fault_file(work: &Path, fault: &Fault) {
         return;
     };
     let path = work.join(FAULT_FILE);
-    let write = || {
-        crate::durable::replace(&path, crate::durable::Durability::Volatile, |out| {
-            std::io::Write::write_all(out, &json)
-        })
-    };
+    let write =
+        || crate::durable::replace_with_bytes(&path, crate::durable::Durability::Volatile, &json);
     let full = |e: &std::io::Error| matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT));
     let written = match write() {
         Err(e) if full(&e) && std::fs::remove_file(work.join(RESERVE_FILE)).is_ok() => {

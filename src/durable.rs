@@ -17,7 +17,12 @@ use std::path::Path;
 /// Writes `bytes` to `path` atomically. A crash before the rename leaves at
 /// most a hidden `.NAME.tmp-PID` file, never a partial `NAME`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_atomic_with(path, |out| out.write_all(bytes))
+    replace_with_bytes(path, Durability::Renamed, bytes)
+}
+
+/// [`replace`] with `bytes`.
+pub fn replace_with_bytes(path: &Path, durability: Durability, bytes: &[u8]) -> io::Result<()> {
+    replace(path, durability, |out| out.write_all(bytes))
 }
 
 /// [`write_atomic`] of what `write` writes, through a buffer: for content

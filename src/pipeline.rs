@@ -102,9 +102,11 @@ fn progress_after(work: &Path, name: &str, quiet: std::time::Duration) -> Progre
         // Meaningful only while the daemon runs (`status` shows it only
         // then): never fsynced.
         let text = format!("{line} (at {})\n", now());
-        let _ = crate::durable::replace(&path, crate::durable::Durability::Volatile, |out| {
-            io::Write::write_all(out, text.as_bytes())
-        });
+        let _ = crate::durable::replace_with_bytes(
+            &path,
+            crate::durable::Durability::Volatile,
+            text.as_bytes(),
+        );
     })
 }
 

@@ -16,12 +16,11 @@
 //! external assets, so it works opened from disk.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::Path;
 
 use super::html::{escape, CSS};
 use super::Report;
-use crate::durable::{replace, Durability};
+use crate::durable::{replace_with_bytes, Durability};
 use crate::store::queries::{self, IndexRow};
 use crate::store::{Reader, StoreError};
 
@@ -54,10 +53,8 @@ pub fn rewrite(r: &impl Reader, report_dir: &str) -> Result<(), IndexError> {
     // Rebuilt from the store after every import: a power cut that loses
     // the rename leaves the previous page, whole, until the next import,
     // so the folder is not fsynced for it.
-    replace(&dir.join(FILE_NAME), Durability::Written, |out| {
-        out.write_all(page.as_bytes())
-    })
-    .map_err(write_error)
+    replace_with_bytes(&dir.join(FILE_NAME), Durability::Written, page.as_bytes())
+        .map_err(write_error)
 }
 
 /// An outbox, open, for the page's lookups: each report is looked up by

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::durable::{replace, sync_dir, Durability};
+use crate::durable::{replace, replace_with_bytes, sync_dir, Durability};
 use crate::issue::{Code, Issue};
 use crate::plan::Draft;
 pub use jobs::{JobEntry, JobList, JobSource, JOBS_HELD};
@@ -229,9 +229,11 @@ pub fn write_all(
     })?;
     written.push(json);
     let html_path = dir.join(format!("{base}.html"));
-    replace(&html_path, Durability::Written, |out| {
-        out.write_all(html::render(report).as_bytes())
-    })?;
+    replace_with_bytes(
+        &html_path,
+        Durability::Written,
+        html::render(report).as_bytes(),
+    )?;
     written.push(html_path);
     let csv_path = dir.join(report.errors_csv_name());
     let staged = staged_errors_csv(dir, import_id);
@@ -249,7 +251,7 @@ pub fn write_all(
         }
     } else if !draft.errors_csv.is_empty() {
         let csv = errors_csv::render(draft)?;
-        replace(&csv_path, Durability::Written, |out| out.write_all(&csv))?;
+        replace_with_bytes(&csv_path, Durability::Written, &csv)?;
         written.push(csv_path);
     } else if staged.exists() {
         // Left by an attempt whose plan never committed.
