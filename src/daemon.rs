@@ -42,6 +42,7 @@ use crate::dirs::DirError;
 use crate::issue::{Code, Issue};
 use crate::open::{Identity, LeaseSupport, Refusal, Trust, Writers};
 use crate::pipeline::{self, ImportOptions, Outcome, PipelineError, Stamp};
+use crate::report::index;
 use crate::store::queries::{self, NewImport};
 use crate::store::{Reader as _, Store, StoreError};
 use crate::watch::scan::{Entry, Filter};
@@ -340,6 +341,9 @@ struct Daemon {
     fault: Option<Fault>,
     /// Shared with the database lock-wait listener.
     lock_watch: Arc<std::sync::Mutex<LockWatch>>,
+    /// Outbox indexes owed a rewrite: paid once the queue is empty, or
+    /// every `index::MAX_LAG` while a burst drains.
+    owed: index::Owed,
 }
 
 /// Runs the daemon until `shutdown` completes (or, with `once`, until the
@@ -406,6 +410,7 @@ pub async fn run(
         probe_errors: HashSet::new(),
         fault: None,
         lock_watch,
+        owed: index::Owed::default(),
     };
     let _ = std::fs::remove_file(daemon.config.paths.work.join(FAULT_FILE));
     keep_reserve(&daemon.config.paths.work);
@@ -448,11 +453,19 @@ pub async fn run(
             source,
         })?
         .into();
+    // Every outbox's index is rewritten at start: one owed when the last
+    // run stopped (or was killed) is paid now.
+    for inbox in &daemon.config.inboxes {
+        daemon.owed.add(&inbox.outbox.display().to_string());
+    }
     tokio::task::block_in_place(|| match pipeline::recover(&mut daemon.store) {
         Ok(results) => {
             for (import_id, result) in results {
-                if let Err(e) = result {
-                    warn!(import_id, error = %e, "cannot finish an interrupted import; will retry at the next start");
+                match result {
+                    Ok(outcome) => pipeline::index_owed(&mut daemon.owed, [&outcome]),
+                    Err(e) => {
+                        warn!(import_id, error = %e, "cannot finish an interrupted import; will retry at the next start")
+                    }
                 }
             }
         }
@@ -530,9 +543,11 @@ pub async fn run(
             next_prune = Instant::now() + Duration::from_secs(24 * 3600);
         }
         if daemon.step() {
+            daemon.pay_owed(false);
             systemd::status(&daemon.status_line());
             continue;
         }
+        daemon.pay_owed(true);
         if options.once && daemon.idle() {
             break;
         }
@@ -584,6 +599,7 @@ pub async fn run(
             warn!(error = %e, "cannot list the inbox; trying again at the next rescan");
         }
     }
+    daemon.pay_owed(true);
     drop(watches);
     systemd::stopping();
     tokio::task::block_in_place(|| hook::finish(hook::STOP_WAIT));
@@ -1127,9 +1143,21 @@ impl Daemon {
         Ok(Some(outcome))
     }
 
-    /// After a file: the operator's `notify.command` for each report, and
-    /// the metrics file. Neither can hold up the queue.
-    fn after_file(&self, claimed: &Path, outcomes: &[Outcome]) {
+    /// Rewrites the owed outbox indexes when they are due: before the
+    /// daemon waits or stops (`force`), when no other file is ready, or
+    /// once the oldest has been owed `index::MAX_LAG`.
+    fn pay_owed(&mut self, force: bool) {
+        let more_waiting = !self.queue.is_empty() || !self.backlog.is_empty();
+        if self.owed.due(more_waiting && !force) {
+            tokio::task::block_in_place(|| self.owed.pay(&self.store.read()));
+        }
+    }
+
+    /// After a file: its outbox's index is owed a rewrite, the operator's
+    /// `notify.command` runs for each report, and the metrics file is
+    /// written. None of them can hold up the queue.
+    fn after_file(&mut self, claimed: &Path, outcomes: &[Outcome]) {
+        pipeline::index_owed(&mut self.owed, outcomes);
         if let Some(command) = &self.config.notify_command {
             for outcome in outcomes {
                 hook::run(command, outcome, &claim::inbox_of(claimed));

@@ -137,6 +137,9 @@ pub struct ImportOptions {
 pub struct Outcome {
     pub report: Report,
     pub paths: Vec<PathBuf>,
+    /// The outbox the reports went to, as `imports.report_dir` holds it:
+    /// its `index.html` is owed a rewrite ([`index_owed`]).
+    pub outbox: String,
     /// The distinct locations the file named (`Draft::locations`).
     pub locations: u64,
 }
@@ -1128,13 +1131,26 @@ fn write_reports(
     let write = store.write()?;
     queries::finish_import(&write, import_id, status, &report.finished_at)?;
     write.commit()?;
-    report::index::rewrite_or_log(&store.read(), &record.report_dir);
     tracing::info!(import_id, file = %record.file, status, "import finished");
     Ok(Outcome {
         report,
         paths,
+        outbox: record.report_dir,
         locations: record.draft.locations,
     })
+}
+
+/// The outbox indexes that `outcomes` leave to rewrite (SPEC §5: after
+/// every import), each once: a ZIP's members share one. The caller pays
+/// them ([`report::index::Owed::pay`]) when it chooses: the CLI at once, the
+/// daemon once a burst is drained.
+pub fn index_owed<'a>(
+    owed: &mut report::index::Owed,
+    outcomes: impl IntoIterator<Item = &'a Outcome>,
+) {
+    for outcome in outcomes {
+        owed.add(&outcome.outbox);
+    }
 }
 
 /// Ends a file as `failed` after an operational failure that retries did

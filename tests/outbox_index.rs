@@ -354,6 +354,81 @@ fn the_daemon_rewrites_the_index_after_every_file() {
     daemon.terminate(&root);
 }
 
+/// A burst: files dropped together are imported one after another and the
+/// index, rewritten once nothing else waits (or within a second), lists
+/// every one of them once the burst is drained. A daemon that stops with
+/// its page stale (here: removed) rewrites it as it starts, before any
+/// new file comes.
+#[test]
+fn a_burst_ends_with_every_file_in_the_index_and_a_start_rewrites_it() {
+    let root = Root::new(FAST_WATCH);
+    let outbox = root.0.outbox();
+    let command = || {
+        let mut c = Command::new(BIN);
+        c.arg("--config")
+            .arg(root.0.config_path())
+            .arg("run")
+            .env_remove("STOCKDROP_CRASH_AT")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .stdin(Stdio::null());
+        c
+    };
+    let mut daemon = Daemon::spawn_logged(command(), root.0.path().join("run-1.log"));
+    daemon.wait_ready(&root);
+    const FILES: usize = 40;
+    let staging = root.0.inbox().join(".burst");
+    fs::create_dir_all(&staging).expect("create staging");
+    for n in 0..FILES {
+        let text = format!("locationName,sku,quantity\nBurst,B-{n},{n}\n");
+        fs::write(staging.join(format!("burst-{n:02}.csv")), text).expect("write burst file");
+    }
+    for n in 0..FILES {
+        let name = format!("burst-{n:02}.csv");
+        fs::rename(staging.join(&name), root.0.inbox().join(&name)).expect("rename burst file");
+    }
+    let index = outbox.join("index.html");
+    let reports = || {
+        fs::read_dir(&outbox)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    wait_until(&root, Root::DEADLINE, "a report for every file", || {
+        reports() == FILES
+    });
+    let count = || std::panic::catch_unwind(|| parse(&index).len()).unwrap_or(0);
+    wait_until(
+        &root,
+        Root::DEADLINE,
+        "index.html to list every file",
+        || count() == FILES,
+    );
+    let rows = parse(&index);
+    let mut files: Vec<&str> = rows.iter().map(|r| r.cells[1].as_str()).collect();
+    files.sort_unstable();
+    let expected: Vec<String> = (0..FILES).map(|n| format!("burst-{n:02}.csv")).collect();
+    assert_eq!(files, expected, "{}", root.describe());
+    for row in &rows {
+        assert_eq!(row.links.len(), 2, "{row:?}");
+    }
+    daemon.terminate(&root);
+
+    fs::remove_file(&index).expect("remove index.html");
+    let mut daemon = Daemon::spawn_logged(command(), root.0.path().join("run-2.log"));
+    daemon.wait_ready(&root);
+    wait_until(
+        &root,
+        Root::DEADLINE,
+        "the start to rewrite index.html",
+        || count() == FILES,
+    );
+    daemon.terminate(&root);
+}
+
 /// The page as a browser sees it: headless Chromium loads it from disk and
 /// dumps its DOM; the rows and the hostile name (as text) must be there.
 #[test]

@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{open_write, output, summary, CmdResult, Exit, Failure};
 use crate::config::Config;
 use crate::pipeline::{self, ImportOptions, Outcome, Progress};
+use crate::report::index;
 
 /// Files larger than this get a progress bar on a terminal.
 const PROGRESS_BYTES: u64 = 10 * 1024 * 1024;
@@ -42,6 +43,8 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         .map_err(Failure::Usage)?;
     let mut store = open_write(config)?;
     let mut exit = Exit::Success;
+    // Each outbox's index is rewritten once a file is done (SPEC §5).
+    let mut owed = index::Owed::default();
     // An import killed half way is finished first, from its stored plan.
     for (import_id, result) in pipeline::recover(&mut store)? {
         match result {
@@ -50,6 +53,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
                     "stockdrop: finished interrupted import {import_id} ({})",
                     outcome.report.file
                 );
+                pipeline::index_owed(&mut owed, [&outcome]);
                 exit = exit.worst(print_outcome(&outcome, args.json)?);
             }
             Err(e) => {
@@ -58,6 +62,7 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
             }
         }
     }
+    owed.pay(&store.read());
     for file in &args.files {
         let options = ImportOptions {
             force: args.force,
@@ -67,6 +72,8 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         };
         match pipeline::import_path(&mut store, inbox, file, &options) {
             Ok(outcomes) => {
+                pipeline::index_owed(&mut owed, &outcomes);
+                owed.pay(&store.read());
                 for outcome in &outcomes {
                     exit = exit.worst(print_outcome(outcome, args.json)?);
                 }

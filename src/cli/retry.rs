@@ -52,6 +52,9 @@ pub fn run(args: Args, config: &Config) -> CmdResult {
         ))
     })?;
     let outcomes = pipeline::import_path(&mut store, inbox, &original, &options)?;
+    let mut owed = crate::report::index::Owed::default();
+    pipeline::index_owed(&mut owed, &outcomes);
+    owed.pay(&store.read());
     let mut exit = Exit::Success;
     for outcome in &outcomes {
         exit = exit.worst(print_outcome(outcome, args.json)?);
