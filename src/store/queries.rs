@@ -36,11 +36,12 @@ pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
         what: "report draft",
         detail: e.to_string(),
     })?;
-    w.tx.execute(
+    w.tx.prepare_cached(
         "INSERT INTO imports (file, source_path, sha256, format, status, duplicate_of, refresh_mode, \
          received_at, rows_total, rows_accepted, rows_rejected, report_dir, draft, file_raw, job_type, inbox) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        params![
+    )?
+    .execute(params![
             i.file,
             i.source_path,
             i.sha256,
@@ -58,8 +59,7 @@ pub fn insert_import(w: &Write<'_>, i: &NewImport<'_>) -> Result<i64> {
             crate::names::raw(i.file),
             i.job_type,
             i.inbox
-        ],
-    )?;
+        ])?;
     Ok(w.tx.last_insert_rowid())
 }
 
@@ -78,10 +78,11 @@ pub struct NewJob<'a> {
 }
 
 pub fn insert_job(w: &Write<'_>, j: &NewJob<'_>) -> Result<i64> {
-    w.tx.execute(
+    w.tx.prepare_cached(
         "INSERT INTO jobs (import_id, location, manufacturer_id, item_count, status, file, messages, \
          added, plan, type) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
+    )?
+    .execute(params![
             j.import_id,
             j.location,
             j.manufacturer_id,
@@ -92,8 +93,7 @@ pub fn insert_job(w: &Write<'_>, j: &NewJob<'_>) -> Result<i64> {
             j.added,
             j.plan,
             j.job_type
-        ],
-    )?;
+        ])?;
     Ok(w.tx.last_insert_rowid())
 }
 
@@ -107,12 +107,13 @@ pub struct PendingJob {
 /// How many of the import's jobs are not applied yet, and the items they
 /// hold.
 pub fn count_pending_jobs(r: &impl Reader, import_id: i64) -> Result<(u64, u64)> {
-    let (jobs, items): (i64, i64) = r.conn().query_row(
-        "SELECT count(*), coalesce(sum(item_count), 0) FROM jobs \
+    let (jobs, items): (i64, i64) = r
+        .conn()
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(item_count), 0) FROM jobs \
          WHERE import_id = ?1 AND status IN ('pending', 'working')",
-        [import_id],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )?;
+        )?
+        .query_row([import_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
     Ok((jobs as u64, items as u64))
 }
 
@@ -153,9 +154,8 @@ pub fn job_plan(r: &impl Reader, id: i64) -> Result<Vec<u8>> {
 pub fn is_pending(r: &impl Reader, id: i64) -> Result<bool> {
     let status: Option<String> = r
         .conn()
-        .query_row("SELECT status FROM jobs WHERE id = ?1", [id], |row| {
-            row.get(0)
-        })
+        .prepare_cached("SELECT status FROM jobs WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
         .optional()?;
     Ok(matches!(status.as_deref(), Some("pending" | "working")))
 }
@@ -167,14 +167,13 @@ pub fn finish_job(
     finished: &str,
     zeroed: u64,
 ) -> Result<()> {
-    w.tx.execute(
-        // The plan is done with once applied (history records what it
-        // did): dropping it keeps the store from growing by a copy of
-        // every file.
+    // The plan is done with once applied (history records what it did):
+    // dropping it keeps the store from growing by a copy of every file.
+    w.tx.prepare_cached(
         "UPDATE jobs SET status = 'success', started = ?2, finished = ?3, zeroed = ?4, plan = x'' \
          WHERE id = ?1",
-        params![id, started, finished, zeroed as i64],
-    )?;
+    )?
+    .execute(params![id, started, finished, zeroed as i64])?;
     Ok(())
 }
 
@@ -214,20 +213,17 @@ pub fn mark_failing(
 /// The import of a file claimed into the work folder, by its claimed path.
 pub fn import_by_source(r: &impl Reader, source_path: &str) -> Result<Option<(i64, String)>> {
     Ok(r.conn()
-        .query_row(
+        .prepare_cached(
             "SELECT id, status FROM imports WHERE source_path = ?1 ORDER BY id DESC LIMIT 1",
-            [source_path],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        )?
+        .query_row([source_path], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?)
 }
 
 /// Records where the original of an import ended up.
 pub fn set_archived(w: &Write<'_>, id: i64, path: &str) -> Result<()> {
-    w.tx.execute(
-        "UPDATE imports SET archived_path = ?2 WHERE id = ?1",
-        params![id, path],
-    )?;
+    w.tx.prepare_cached("UPDATE imports SET archived_path = ?2 WHERE id = ?1")?
+        .execute(params![id, path])?;
     Ok(())
 }
 
@@ -263,9 +259,11 @@ pub struct ImportRecord {
 pub fn import(r: &impl Reader, id: i64) -> Result<Option<ImportRecord>> {
     let row = r
         .conn()
-        .query_row(
+        .prepare_cached(
             "SELECT id, file, source_path, sha256, format, status, duplicate_of, received_at, \
              finished_at, report_dir, draft, refresh_mode, job_type, inbox FROM imports WHERE id = ?1",
+        )?
+        .query_row(
             [id],
             |row| {
                 Ok((
@@ -301,10 +299,8 @@ pub fn import(r: &impl Reader, id: i64) -> Result<Option<ImportRecord>> {
 }
 
 pub fn finish_import(w: &Write<'_>, id: i64, status: &str, finished_at: &str) -> Result<()> {
-    w.tx.execute(
-        "UPDATE imports SET status = ?2, finished_at = ?3 WHERE id = ?1",
-        params![id, status, finished_at],
-    )?;
+    w.tx.prepare_cached("UPDATE imports SET status = ?2, finished_at = ?3 WHERE id = ?1")?
+        .execute(params![id, status, finished_at])?;
     Ok(())
 }
 
@@ -445,7 +441,7 @@ pub fn each_job_of_import(
     skip: u64,
     mut f: impl FnMut(JobRow) -> Result<()>,
 ) -> Result<()> {
-    let mut stmt = r.conn().prepare(&format!(
+    let mut stmt = r.conn().prepare_cached(&format!(
         "SELECT {JOB_COLUMNS} FROM jobs WHERE import_id = ?1 AND id <= ?2 ORDER BY id \
          LIMIT -1 OFFSET ?3"
     ))?;
