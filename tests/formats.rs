@@ -395,6 +395,95 @@ fn a_failed_formula_is_no_sku_and_no_location() {
     );
 }
 
+/// Rewrites one part of an xlsx (a zip) through `edit`, keeping the rest.
+fn edit_xlsx_part(path: &Path, part: &str, edit: impl Fn(String) -> String) {
+    let bytes = std::fs::read(path).expect("read the workbook");
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).expect("open the workbook");
+    let mut out = ZipWriter::new(Cursor::new(Vec::new()));
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).expect("a part");
+        let name = entry.name().expect("a part name").to_string();
+        let mut content = Vec::new();
+        entry.read_to_end(&mut content).expect("read a part");
+        if name == part {
+            content = edit(String::from_utf8(content).expect("XML")).into_bytes();
+        }
+        out.start_file(name, SimpleFileOptions::default())
+            .expect("start a part");
+        out.write_all(&content).expect("write a part");
+    }
+    let out = out.finish().expect("finish the workbook").into_inner();
+    std::fs::write(path, out).expect("write the workbook");
+}
+
+#[test]
+fn an_error_value_calamine_does_not_name_is_that_cells_error_not_an_unreadable_sheet() {
+    // calamine 0.38.0 knows seven error values; any other one in a cell
+    // (Excel 365's #SPILL! and #CALC! from dynamic arrays, the
+    // #GETTING_DATA rust_xlsxwriter itself writes) made the whole sheet
+    // unreadable (patches/calamine/PATCH.md).
+    let env = Env::new();
+    let path = xlsx(&env, "spills.xlsx", |wb| {
+        let sheet = wb.add_worksheet();
+        write_rows(sheet, 0, 0, &[&[S("location"), S("sku"), S("qty")]])?;
+        sheet.write_string(1, 0, "11")?;
+        // Written as an error (t="e") by rust_xlsxwriter as it is.
+        sheet.write_formula(
+            1,
+            1,
+            Formula::new("=WEBSERVICE(\"x\")").set_result("#GETTING_DATA"),
+        )?;
+        sheet.write_number(1, 2, 4.0)?;
+        sheet.write_string(2, 0, "11")?;
+        sheet.write_string(2, 1, "F3")?;
+        // Text results, made errors below: as Excel writes a spill that
+        // is blocked, and an array formula that came to nothing.
+        sheet.write_formula(2, 2, Formula::new("=SEQUENCE(3)").set_result("SPILL-MARK"))?;
+        sheet.write_formula(
+            3,
+            0,
+            Formula::new("=FILTER(A1:A2,A1:A2=0)").set_result("CALC-MARK"),
+        )?;
+        sheet.write_string(3, 1, "F4")?;
+        sheet.write_number(3, 2, 5.0)?;
+        sheet.write_string(4, 0, "11")?;
+        sheet.write_string(4, 1, "F5")?;
+        sheet.write_number(4, 2, 6.0)?;
+        Ok(())
+    });
+    edit_xlsx_part(&path, "xl/worksheets/sheet1.xml", |xml| {
+        assert!(
+            xml.contains("SPILL-MARK") && xml.contains("CALC-MARK"),
+            "{xml}"
+        );
+        xml.replace(" t=\"str\"", " t=\"e\"")
+            .replace("SPILL-MARK", "#SPILL!")
+            .replace("CALC-MARK", "#CALC!")
+    });
+    let run = env.import(&["spills.xlsx"]);
+    run.code(1);
+    let report = run.report();
+    assert_eq!(
+        report["rows"],
+        json!({"total": 4, "accepted": 1, "rejected": 3}),
+        "{report:#}"
+    );
+    for (cell, code, held) in [
+        ("B2", "missing-identifier", "#GETTING_DATA"),
+        ("C3", "not-an-integer", "#SPILL!"),
+        ("A4", "missing-location", "#CALC!"),
+    ] {
+        let error = error_at(&report, "Sheet1", cell);
+        assert_eq!(error["code"], code, "{error:#}");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(message.contains(held), "{cell}: {message}");
+    }
+    assert_eq!(
+        quantities(&env.stock(&[])),
+        expect_quantities(&[("11", "F5", 6)])
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 4. Title rows and merged cells above or in the header.
 
