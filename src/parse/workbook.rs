@@ -325,6 +325,11 @@ pub fn parse_ooxml<'a>(
     // Listed once, with one workbook: the sheets, and which have a cell
     // with a value (a sheet without one gets `empty-sheet`).
     let mut chosen: Vec<(String, bool)> = Vec::new();
+    // The workbook opened to list the sheets reads the first sheet with
+    // data: opening one again reads its shared-strings table (and styles)
+    // whole once more, and a workbook saved by Excel keeps every text there.
+    let mut listed_xlsb: Option<Xlsb<Cursor<&'a [u8]>>> = None;
+    let mut listed_xlsx: Option<Xlsx<Cursor<&'a [u8]>>> = None;
     if binary {
         let mut book: Xlsb<_> = Xlsb::new(Cursor::new(bytes)).map_err(|e| unopenable(format, e))?;
         if book.sheets_metadata().len() > super::MAX_SHEETS {
@@ -339,6 +344,7 @@ pub fn parse_ooxml<'a>(
                 .map_err(|e| unreadable_sheet(&name, e))?;
             chosen.push((name, has_data));
         }
+        listed_xlsb = Some(book);
     } else {
         let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).map_err(|e| unopenable(format, e))?;
         if book.sheets_metadata().len() > super::MAX_SHEETS {
@@ -353,9 +359,10 @@ pub fn parse_ooxml<'a>(
                 .map_err(|e| unreadable_sheet(&name, e))?;
             chosen.push((name, has_data));
         }
+        listed_xlsx = Some(book);
     }
-    // Each sheet opens the workbook again, and calamine reads the whole
-    // shared-strings table each time.
+    // Each sheet after the first opens the workbook again, and calamine
+    // reads the whole shared-strings table each time.
     let read = chosen.iter().filter(|c| c.1).count() as u64;
     if read.saturating_mul(shared_strings_bytes) > MAX_SHARED_STRINGS_REREAD {
         return Err(Issue::new(
@@ -377,8 +384,12 @@ pub fn parse_ooxml<'a>(
         }
         let sheet = name.clone();
         let open: Opener<'a> = if binary {
+            let listed = listed_xlsb.take();
             Box::new(move || {
-                let book = Xlsb::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
+                let book = match listed {
+                    Some(book) => book,
+                    None => Xlsb::new(Cursor::new(bytes)).map_err(|e| e.to_string())?,
+                };
                 let source = XlsbSheetTryBuilder {
                     book,
                     cells_builder: |book| {
@@ -399,8 +410,12 @@ pub fn parse_ooxml<'a>(
                 Ok(Box::new(source) as Box<dyn CellSource + 'a>)
             })
         } else {
+            let listed = listed_xlsx.take();
             Box::new(move || {
-                let book = Xlsx::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
+                let book = match listed {
+                    Some(book) => book,
+                    None => Xlsx::new(Cursor::new(bytes)).map_err(|e| e.to_string())?,
+                };
                 let source = XlsxSheetTryBuilder {
                     book,
                     cells_builder: |book| book.worksheet_cells_reader(&sheet),
