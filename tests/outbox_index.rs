@@ -64,6 +64,19 @@ impl Root {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `stockdrop run` on this root's config, as a daemon test starts it.
+    fn run(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config")
+            .arg(self.0.config_path())
+            .arg("run")
+            .env_remove("STOCKDROP_CRASH_AT")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .stdin(Stdio::null());
+        c
+    }
+
     /// Writes `text` as `name` beside the config and imports it.
     fn import(&self, name: &str, text: &str, extra: &[&str]) {
         let path = self.0.path().join("drops").join(name);
@@ -322,18 +335,7 @@ fn prune_keeps_the_index_and_it_no_longer_links_deleted_reports() {
 fn the_daemon_rewrites_the_index_after_every_file() {
     let root = Root::new(FAST_WATCH);
     let outbox = root.0.outbox();
-    let command = {
-        let mut c = Command::new(BIN);
-        c.arg("--config")
-            .arg(root.0.config_path())
-            .arg("run")
-            .env_remove("STOCKDROP_CRASH_AT")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .stdin(Stdio::null());
-        c
-    };
-    let mut daemon = Daemon::spawn_logged(command, root.0.path().join("run-1.log"));
+    let mut daemon = Daemon::spawn_logged(root.run(), root.0.path().join("run-1.log"));
     daemon.wait_ready(&root);
     let index = outbox.join("index.html");
     let count = || std::panic::catch_unwind(|| parse(&index).len()).unwrap_or(0);
@@ -363,18 +365,7 @@ fn the_daemon_rewrites_the_index_after_every_file() {
 fn a_burst_ends_with_every_file_in_the_index_and_a_start_rewrites_it() {
     let root = Root::new(FAST_WATCH);
     let outbox = root.0.outbox();
-    let command = || {
-        let mut c = Command::new(BIN);
-        c.arg("--config")
-            .arg(root.0.config_path())
-            .arg("run")
-            .env_remove("STOCKDROP_CRASH_AT")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .stdin(Stdio::null());
-        c
-    };
-    let mut daemon = Daemon::spawn_logged(command(), root.0.path().join("run-1.log"));
+    let mut daemon = Daemon::spawn_logged(root.run(), root.0.path().join("run-1.log"));
     daemon.wait_ready(&root);
     const FILES: usize = 40;
     let staging = root.0.inbox().join(".burst");
@@ -418,7 +409,7 @@ fn a_burst_ends_with_every_file_in_the_index_and_a_start_rewrites_it() {
     daemon.terminate(&root);
 
     fs::remove_file(&index).expect("remove index.html");
-    let mut daemon = Daemon::spawn_logged(command(), root.0.path().join("run-2.log"));
+    let mut daemon = Daemon::spawn_logged(root.run(), root.0.path().join("run-2.log"));
     daemon.wait_ready(&root);
     wait_until(
         &root,
