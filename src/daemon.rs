@@ -344,6 +344,9 @@ struct Daemon {
     /// Outbox indexes owed a rewrite: paid once the queue is empty, or
     /// every `index::MAX_LAG` while a burst drains.
     owed: index::Owed,
+    /// The metrics file is owed a rewrite, paid with the indexes: each
+    /// rewrite is a new file, two fsyncs and the day's counts queried.
+    metrics_owed: bool,
 }
 
 /// Runs the daemon until `shutdown` completes (or, with `once`, until the
@@ -411,6 +414,7 @@ pub async fn run(
         fault: None,
         lock_watch,
         owed: index::Owed::default(),
+        metrics_owed: false,
     };
     let _ = std::fs::remove_file(daemon.config.paths.work.join(FAULT_FILE));
     keep_reserve(&daemon.config.paths.work);
@@ -1147,23 +1151,29 @@ impl Daemon {
     /// daemon waits or stops (`force`), when no other file is ready, or
     /// once the oldest has been owed `index::MAX_LAG`.
     fn pay_owed(&mut self, force: bool) {
-        let more_waiting = !self.queue.is_empty() || !self.backlog.is_empty();
-        if self.owed.due(more_waiting && !force) {
-            tokio::task::block_in_place(|| self.owed.pay(&self.store.read()));
+        let more_waiting = !force && (!self.queue.is_empty() || !self.backlog.is_empty());
+        let due = self.owed.due(more_waiting) || (self.metrics_owed && !more_waiting);
+        if due {
+            tokio::task::block_in_place(|| {
+                self.owed.pay(&self.store.read());
+                if std::mem::take(&mut self.metrics_owed) {
+                    self.write_metrics();
+                }
+            });
         }
     }
 
-    /// After a file: its outbox's index is owed a rewrite, the operator's
-    /// `notify.command` runs for each report, and the metrics file is
-    /// written. None of them can hold up the queue.
+    /// After a file: its outbox's index and the metrics file are owed a
+    /// rewrite, and the operator's `notify.command` runs for each report.
+    /// None of them can hold up the queue.
     fn after_file(&mut self, claimed: &Path, outcomes: &[Outcome]) {
         pipeline::index_owed(&mut self.owed, outcomes);
+        self.metrics_owed = true;
         if let Some(command) = &self.config.notify_command {
             for outcome in outcomes {
                 hook::run(command, outcome, &claim::inbox_of(claimed));
             }
         }
-        self.write_metrics();
     }
 
     /// Retention, once a day (and at start-up).
