@@ -363,7 +363,11 @@ fn the_daemon_rewrites_the_index_after_every_file() {
 /// new file comes.
 #[test]
 fn a_burst_ends_with_every_file_in_the_index_and_a_start_rewrites_it() {
-    let root = Root::new(FAST_WATCH);
+    // The metrics file is written with the index: it too counts every
+    // file once the burst is over.
+    let root = Root::new(&format!(
+        "{FAST_WATCH}[metrics]\ntextfile = \"metrics.prom\"\n"
+    ));
     let outbox = root.0.outbox();
     let mut daemon = Daemon::spawn_logged(root.run(), root.0.path().join("run-1.log"));
     daemon.wait_ready(&root);
@@ -406,6 +410,14 @@ fn a_burst_ends_with_every_file_in_the_index_and_a_start_rewrites_it() {
     for row in &rows {
         assert_eq!(row.links.len(), 2, "{row:?}");
     }
+    let metrics = root.0.path().join("metrics.prom");
+    let applied = format!("stockdrop_files_total{{status=\"applied\"}} {FILES}\n");
+    wait_until(
+        &root,
+        Root::DEADLINE,
+        "the metrics to count every file",
+        || fs::read_to_string(&metrics).is_ok_and(|m| m.contains(&applied)),
+    );
     daemon.terminate(&root);
 
     fs::remove_file(&index).expect("remove index.html");
