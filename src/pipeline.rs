@@ -759,22 +759,40 @@ pub fn import_path(
             continue;
         }
         let member_source = format!("{source}#{}", member.index);
-        if options.resume {
-            if let Some((id, _)) = queries::import_by_source(&store.read(), &member_source)? {
-                outcomes.push(finish(store, id, None)?);
-                continue;
+        let member_import = || -> Result<(Outcome, bool), PipelineError> {
+            if options.resume {
+                if let Some((id, _)) = queries::import_by_source(&store.read(), &member_source)? {
+                    return Ok((finish(store, id, None)?, true));
+                }
             }
+            let member_content = member_content(&content, member, name, rules);
+            let outcome = import_content(
+                store,
+                &member_inbox,
+                path,
+                &member_source,
+                member_content,
+                archive_kind,
+                options,
+            )?;
+            Ok((outcome, false))
+        };
+        let (outcome, resumed) = match member_import() {
+            Ok(done) => done,
+            Err(e) => {
+                // The members done so far are not returned with the error:
+                // their outbox's index is rewritten now, as it would have
+                // been after each of them.
+                let mut owed = report::index::Owed::default();
+                index_owed(&mut owed, &outcomes);
+                owed.pay(&store.read());
+                return Err(e);
+            }
+        };
+        if resumed {
+            outcomes.push(outcome);
+            continue;
         }
-        let member_content = member_content(&content, member, name, rules);
-        let outcome = import_content(
-            store,
-            &member_inbox,
-            path,
-            &member_source,
-            member_content,
-            archive_kind,
-            options,
-        )?;
         let csv_bytes = outcome
             .paths
             .iter()
