@@ -25,6 +25,7 @@ pub mod apply;
 pub mod archive;
 pub mod claim;
 pub mod cli;
+pub mod columns;
 pub mod config;
 pub mod crashpoint;
 pub mod daemon;

@@ -3,6 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The longest value a field accepts, in characters (SPEC §4.2). Where a
+/// reader would otherwise multiply a value (a JSON body's location copied
+/// into each item, an ODS run of spaces), it cuts it just past this, still
+/// too long to pass.
+pub const MAX_LEN: usize = 255;
+
 /// A field of the Inventory Refresh request that a column can map to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {

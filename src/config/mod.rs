@@ -638,8 +638,8 @@ fn describe_deserialize_error(e: config::ConfigError) -> ConfigError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::columns::ColumnTarget;
     use crate::model::Field;
-    use crate::validate::header::ColumnTarget;
 
     fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
         Some(

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::raw::{RawCsv, RawImport, RawReport, RawSheet};
 use super::{bad, ConfigError, MAX_ITEMS_PER_JOB};
+use crate::columns::{normalise_header, ColumnTarget};
 use crate::model::Field;
-use crate::validate::header::{normalise_header, ColumnTarget};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -6,9 +6,9 @@ use std::fs::File;
 use std::io::{Cursor, Read, Seek, SeekFrom};
 
 use super::{decode, Cell, DecimalComma, Format, Parsed, Row, Table};
+use crate::columns::known_field_count;
 use crate::config::ImportRules;
 use crate::issue::{Code, Issue, Place};
-use crate::validate::header;
 
 const CANDIDATES: [u8; 4] = [b',', b';', b'\t', b'|'];
 /// How much of the file delimiter detection looks at.
@@ -317,7 +317,7 @@ fn detect_delimiter(text: &[u8], rules: &ImportRules) -> u8 {
             .collect();
         let known = rows
             .iter()
-            .map(|cells| header::known_field_count(cells, &rules.columns))
+            .map(|cells| known_field_count(cells, &rules.columns))
             .max()
             .unwrap_or(0);
         if known >= 2 && known > best_header.0 {

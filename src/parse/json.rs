@@ -329,7 +329,7 @@ fn item_too_large(i: usize, pointer: String) -> Issue {
 fn shorten_text(value: Value) -> Value {
     match value {
         Value::String(mut s) => {
-            crate::issue::truncate_chars(&mut s, crate::validate::value::MAX_LEN + 1);
+            crate::issue::truncate_chars(&mut s, crate::model::MAX_LEN + 1);
             Value::String(s)
         }
         other => other,
@@ -453,10 +453,7 @@ mod tests {
             panic!("{:?}", rows[1].cells[0]);
         };
         // One character past the limit: still refused as too long.
-        assert_eq!(
-            location.chars().count(),
-            crate::validate::value::MAX_LEN + 1
-        );
+        assert_eq!(location.chars().count(), crate::model::MAX_LEN + 1);
         assert_eq!(rows[2].cells[0], rows[1].cells[0]);
     }
 

@@ -152,7 +152,7 @@ impl Cell {
             Cell::Empty => String::new(),
             Cell::Text(s) => s.clone(),
             Cell::Int(i) => i.to_string(),
-            Cell::Float(f) => crate::validate::value::format_number(*f),
+            Cell::Float(f) => format_number(*f),
             Cell::Bool(true) => "TRUE".into(),
             Cell::Bool(false) => "FALSE".into(),
             Cell::Date(s) | Cell::Error(s) => s.clone(),
@@ -169,6 +169,16 @@ impl Cell {
             }
             _ => false,
         }
+    }
+}
+
+/// Formats a spreadsheet number the way a person reads it: `101` rather
+/// than `101.0`, and never in scientific notation for whole numbers.
+fn format_number(f: f64) -> String {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e17 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
     }
 }
 
@@ -293,9 +303,8 @@ pub fn parse_input<'a>(
             }
         },
     };
-    let allowance = (rules.max_rows).saturating_add(
-        crate::validate::header::HEADER_SEARCH_ROWS as u64 * parsed.tables.len() as u64,
-    );
+    let allowance = (rules.max_rows)
+        .saturating_add(crate::columns::HEADER_SEARCH_ROWS as u64 * parsed.tables.len() as u64);
     let seen = Rc::new(Counter::new(0u64));
     let max_rows = rules.max_rows;
     for table in &mut parsed.tables {
@@ -423,5 +432,18 @@ pub fn archive_members(
             _ => None,
         },
         Err(issue) => Some(Err(issue)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cell;
+
+    #[test]
+    fn numbers_read_without_point_zero() {
+        assert_eq!(Cell::Float(101.0).to_text(), "101");
+        assert_eq!(Cell::Float(36000291452.0).to_text(), "36000291452");
+        assert_eq!(Cell::Float(12.5).to_text(), "12.5");
+        assert_eq!(Cell::Float(1e20).to_text(), "100000000000000000000");
     }
 }

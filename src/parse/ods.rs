@@ -451,7 +451,7 @@ impl<'a> Pass<'a> {
                             let count = attr(&e, "text:c")
                                 .and_then(|c| c.parse::<usize>().ok())
                                 .unwrap_or(1)
-                                .min(crate::validate::value::MAX_LEN + 1);
+                                .min(crate::model::MAX_LEN + 1);
                             text.extend(std::iter::repeat_n(' ', count));
                         }
                         "text:tab" if in_paragraph > 0 => text.push('\t'),

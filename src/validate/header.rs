@@ -2,35 +2,11 @@
 
 use std::collections::BTreeMap;
 
+use crate::columns::{
+    known_field_count, normalise_header, target, ColumnTarget, HEADER_SEARCH_ROWS,
+};
 use crate::issue::{column_letters, Code, Issue, Place};
 use crate::model::Field;
-
-/// What a configured column alias (`[columns]`) maps to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnTarget {
-    Field(Field),
-    Ignore,
-}
-
-/// How many non-empty rows the header may be preceded by, plus one.
-pub const HEADER_SEARCH_ROWS: usize = 10;
-
-/// Lower-cases and drops spaces, `_`, `-`, `.` and `#`, so "Qty On-Hand"
-/// and "qty_on_hand" both read `qtyonhand`.
-pub fn normalise_header(name: &str) -> String {
-    let name = name.trim().trim_start_matches('\u{feff}');
-    // One leading `'` marks text in a spreadsheet, on headers too.
-    name.strip_prefix('\'')
-        .unwrap_or(name)
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '_' | '-' | '.' | '#') && !c.is_whitespace())
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
-/// Columns `stockdrop export` adds to the API's fields (normalised): read
-/// back, they are stockdrop's own bookkeeping, skipped without a warning.
-const EXPORT_COLUMNS: [&str; 2] = ["updatedat", "jobid"];
 
 /// Headers (normalised) that often hold a product's code but are no alias,
 /// because just as many exports use them for a description (`Item`). A file
@@ -49,23 +25,6 @@ const IDENTIFIER_LIKE: [&str; 12] = [
     "artikel",
     "artikelnummer",
 ];
-
-/// What one header cell means.
-fn target(name: &str, columns: &BTreeMap<String, ColumnTarget>) -> Option<ColumnTarget> {
-    let key = normalise_header(name);
-    if key.is_empty() {
-        return None;
-    }
-    columns.get(&key).copied().or_else(|| {
-        Field::from_alias(&key)
-            .map(ColumnTarget::Field)
-            .or_else(|| {
-                EXPORT_COLUMNS
-                    .contains(&key.as_str())
-                    .then_some(ColumnTarget::Ignore)
-            })
-    })
-}
 
 /// For a file refused for want of an identifier column: the `[columns]`
 /// lines that would map the columns named like one (`"Item #" = "sku"`),
@@ -105,14 +64,6 @@ fn toml_key(name: &str) -> String {
         })
         .collect();
     format!("\"{escaped}\"")
-}
-
-/// How many cells of a row name a known field: two or more make a header.
-pub fn known_field_count(cells: &[String], columns: &BTreeMap<String, ColumnTarget>) -> usize {
-    cells
-        .iter()
-        .filter(|c| matches!(target(c, columns), Some(ColumnTarget::Field(_))))
-        .count()
 }
 
 /// The columns of a table: which field each one feeds.
@@ -240,15 +191,6 @@ mod tests {
 
     fn strings(cells: &[&str]) -> Vec<String> {
         cells.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn normalising_ignores_case_and_punctuation() {
-        assert_eq!(normalise_header(" Qty On-Hand "), "qtyonhand");
-        assert_eq!(normalise_header("Store #"), "store");
-        assert_eq!(normalise_header("part_no."), "partno");
-        assert_eq!(normalise_header("\u{feff}SKU"), "sku");
-        assert_eq!(normalise_header("'Qty"), "qty");
     }
 
     #[test]

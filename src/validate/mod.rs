@@ -129,7 +129,9 @@ pub fn check_into(
     check_input(name, parse::Input::Bytes(bytes), rules, sink)
 }
 
-/// [`check_into`] of either kind of [`parse::Input`].
+/// [`check_into`] of either kind of [`parse::Input`]: the file's tables
+/// one after the other, each its header found, then its rows checked and
+/// handed to `sink` as they are read.
 pub fn check_input(
     name: &str,
     input: parse::Input<'_>,
@@ -167,19 +169,88 @@ pub fn check_input(
     };
     checked.format = parsed.format;
     checked.warnings = parsed.warnings;
-    let file_location = location_from_name(name, rules);
-    let mut location_index: HashMap<String, u32> = HashMap::new();
-    let errors_report = is_errors_report(name);
-    let extra_ignored: &[&str] = if errors_report { &["error"] } else { &[] };
-    let mut any_header = false;
-    let mut first_rows_seen: Vec<String> = Vec::new();
+    let mut file = FileCheck {
+        rules,
+        sink,
+        checked,
+        file_location: location_from_name(name, rules),
+        extra_ignored: if is_errors_report(name) {
+            &["error"]
+        } else {
+            &[]
+        },
+        location_index: HashMap::new(),
+        any_header: false,
+        first_row: Vec::new(),
+    };
+    for (index, table) in parsed.tables.into_iter().enumerate() {
+        let table_no = u16::try_from(index).unwrap_or(u16::MAX);
+        if let Err(stop) = file.table(table_no, table) {
+            if stop.drop_rows {
+                file.sink.clear();
+            }
+            file.checked.file_error = Some(stop.issue);
+            return file.checked;
+        }
+    }
+    if !file.any_header {
+        file.checked.file_error = Some(no_header(&file.first_row, rules));
+    }
+    file.checked
+}
 
-    for (table_index, table) in parsed.tables.into_iter().enumerate() {
-        let table_no = u16::try_from(table_index).unwrap_or(u16::MAX);
-        let sheet = table.sheet.clone();
-        let decimal_comma = table.decimal_comma;
-        let mut rows = table.rows;
-        // Buffer the first rows to find the header among them.
+/// A file being checked, a table at a time.
+struct FileCheck<'a> {
+    rules: &'a ImportRules,
+    sink: &'a mut dyn RowSink,
+    checked: Checked,
+    /// The location the file's name gives (`import.location_from_filename`).
+    file_location: Option<String>,
+    /// Header names (normalised) skipped silently: a dropped-back errors
+    /// CSV's `error` column.
+    extra_ignored: &'static [&'static str],
+    location_index: HashMap<String, u32>,
+    any_header: bool,
+    /// The first table's first row, trimmed: quoted when no table has a
+    /// header.
+    first_row: Vec<String>,
+}
+
+/// Why a file's check stops before its end: the error that rejects it as
+/// a whole, and whether the rows checked so far are dropped (for a file
+/// too large to list, or one whose rows cannot be trusted) or kept, to be
+/// listed in the report as rejected with it.
+struct Stop {
+    issue: Issue,
+    drop_rows: bool,
+}
+
+impl Stop {
+    fn keeping_rows(issue: Issue) -> Stop {
+        Stop {
+            issue,
+            drop_rows: false,
+        }
+    }
+
+    fn dropping_rows(issue: Issue) -> Stop {
+        Stop {
+            issue,
+            drop_rows: true,
+        }
+    }
+}
+
+impl FileCheck<'_> {
+    /// One table: its header looked for in its first rows, then every row
+    /// below it checked.
+    fn table(&mut self, table_no: u16, table: parse::Table<'_>) -> Result<(), Stop> {
+        let parse::Table {
+            sheet,
+            decimal_comma,
+            mut rows,
+        } = table;
+        // The first rows are held to find the header among them.
         let mut head: Vec<Row> = Vec::new();
         let mut read_error = None;
         for next in rows.by_ref() {
@@ -190,81 +261,32 @@ pub fn check_input(
                     break;
                 }
             }
-            if head.len() >= header::HEADER_SEARCH_ROWS {
+            if head.len() >= crate::columns::HEADER_SEARCH_ROWS {
                 break;
             }
         }
-        let texts: Vec<Vec<String>> = head
-            .iter()
-            .map(|r| r.cells.iter().map(Cell::to_text).collect())
-            .collect();
-        let numbers: Vec<u64> = head.iter().map(|r| r.number).collect();
-        if first_rows_seen.is_empty() {
-            if let Some(first) = texts.first() {
-                first_rows_seen = first.iter().map(|s| s.trim().to_string()).collect();
-            }
-        }
-        let (header_index, layout) = match header::find_header(
-            &texts,
-            &numbers,
-            sheet.as_deref(),
-            &rules.columns,
-            extra_ignored,
-        ) {
-            HeaderSearch::Found(i, layout) => (i, layout),
-            HeaderSearch::Unusable(issue) => {
-                checked.file_error = Some(issue);
-                return checked;
-            }
-            // The rows could not be read as far as a header: what stopped
-            // them is what the sender must fix, not a header they have.
-            HeaderSearch::NotFound if read_error.is_some() => {
-                checked.file_error = read_error;
-                sink.clear();
-                return checked;
-            }
-            HeaderSearch::NotFound => {
-                checked.tables.push(TableInfo {
-                    sheet: sheet.clone(),
-                    layout: None,
-                });
-                if let Some(name) = &sheet {
-                    checked.warnings.push(
-                        Issue::new(
-                            Code::NoHeader,
-                            format!("sheet \"{name}\" has no header row in its first 10 rows and was skipped"),
-                        )
-                        .at(Place { sheet: sheet.clone(), ..Place::default() }),
-                    );
-                }
-                continue;
-            }
+        let Some((header_index, layout)) = self.header(&head, sheet.as_deref(), &mut read_error)?
+        else {
+            self.checked.tables.push(TableInfo {
+                sheet,
+                layout: None,
+            });
+            return Ok(());
         };
-        any_header = true;
-        if let Some(issue) = missing_columns(&layout, rules, file_location.is_some()) {
-            checked.file_error = Some(issue.at(Place {
-                row: Some(layout.row),
-                sheet: sheet.clone(),
-                ..Place::default()
-            }));
-            return checked;
-        }
-        if layout.column(Field::LocationName).is_none() {
-            checked.location_outside_columns = true;
-        }
-        checked.warnings.extend(layout.warnings.iter().cloned());
+        // Sheet name (import.location_from_sheet), then the file name,
+        // then import.default_location.
+        let fallback_location = sheet
+            .as_deref()
+            .filter(|_| self.rules.location_from_sheet)
+            .or(self.file_location.as_deref())
+            .or(self.rules.default_location.as_deref())
+            .map(str::to_string);
         let context = row::Context {
             layout: &layout,
-            rules,
+            rules: self.rules,
             sheet: sheet.as_deref(),
             decimal_comma,
-            // Sheet name (import.location_from_sheet), then the file name,
-            // then import.default_location.
-            fallback_location: sheet
-                .as_deref()
-                .filter(|_| rules.location_from_sheet)
-                .or(file_location.as_deref())
-                .or(rules.default_location.as_deref()),
+            fallback_location: fallback_location.as_deref(),
         };
         let mut data_rows = 0usize;
         let body = head.into_iter().skip(header_index + 1).map(Ok).chain(rows);
@@ -276,101 +298,177 @@ pub fn check_input(
                     break;
                 }
             };
-            if sink.len() >= rules.max_rows {
-                checked.file_error = Some(Issue::new(
-                    Code::TooManyRows,
-                    format!(
-                        "the file has more than {} rows (import.max_rows); split it into smaller files",
-                        rules.max_rows
-                    ),
-                ));
-                sink.clear();
-                return checked;
-            }
             data_rows += 1;
-            let result = row::check_row(&context, &row);
-            let location = match result.location {
-                Some(name) => match location_index.get(&name) {
-                    Some(&index) => Some(index),
-                    // Each location is resolved, applied and committed on
-                    // its own: a file naming a million (a product column
-                    // taken for the location) would hold the daemon for
-                    // hours.
-                    None if checked.locations.len() as u64 + rules.archive_locations
-                        >= rules.max_locations =>
-                    {
-                        checked.file_error =
-                            Some(too_many_locations(rules, &row, sheet.as_deref(), &name));
-                        sink.clear();
-                        return checked;
-                    }
-                    None => {
-                        let index = checked.locations.len() as u32;
-                        location_index.insert(name.clone(), index);
-                        checked.locations.push(name);
-                        Some(index)
-                    }
-                },
-                None => None,
-            };
-            sink.push(CheckedRow {
-                table: table_no,
-                number: row.number,
-                pointer: row.pointers.as_ref().map(|p| p.item.clone()),
-                location,
-                manufacturer_id: result.manufacturer_id,
-                ids: result.ids,
-                item: result.item,
-                errors: result.errors,
-                warnings: result.warnings,
-            });
+            self.row(table_no, &context, &row)?;
         }
         if data_rows == 0 {
-            checked.warnings.push(
-                Issue::new(
-                    Code::EmptySheet,
-                    match &sheet {
-                        Some(name) => format!("sheet \"{name}\" has a header but no data rows"),
-                        None => "the file has a header but no data rows".to_string(),
-                    },
-                )
-                .at(Place {
-                    sheet: sheet.clone(),
-                    ..Place::default()
-                }),
-            );
+            self.checked.warnings.push(empty_sheet(sheet.as_deref()));
         }
-        checked.tables.push(TableInfo {
+        self.checked.tables.push(TableInfo {
             sheet,
             layout: Some(layout),
         });
-        if let Some(issue) = read_error {
-            checked.file_error = Some(issue);
-            sink.clear();
-            return checked;
+        match read_error {
+            Some(issue) => Err(Stop::dropping_rows(issue)),
+            None => Ok(()),
         }
     }
-    if !any_header {
-        checked.file_error = Some(Issue::new(
-            Code::MissingColumn,
-            format!(
-                "no header row found in the first 10 rows: a header names at least two known \
-                 columns. The first row reads: {}. Expected {}{}",
-                if first_rows_seen.is_empty() {
-                    "(nothing)".to_string()
-                } else {
-                    first_rows_seen
-                        .iter()
-                        .map(|c| format!("\"{c}\""))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                },
-                header::expected_headers(),
-                header::identifier_hint(&first_rows_seen, &rules.columns)
-            ),
-        ));
+
+    /// The header among a table's first rows and the columns it maps, or
+    /// `None` for a table without one (skipped, with a warning for a
+    /// sheet). `read_error` is what stopped the rows being read, if
+    /// anything did.
+    fn header(
+        &mut self,
+        head: &[Row],
+        sheet: Option<&str>,
+        read_error: &mut Option<Issue>,
+    ) -> Result<Option<(usize, Layout)>, Stop> {
+        let texts: Vec<Vec<String>> = head
+            .iter()
+            .map(|r| r.cells.iter().map(Cell::to_text).collect())
+            .collect();
+        let numbers: Vec<u64> = head.iter().map(|r| r.number).collect();
+        if self.first_row.is_empty() {
+            if let Some(first) = texts.first() {
+                self.first_row = first.iter().map(|s| s.trim().to_string()).collect();
+            }
+        }
+        let search = header::find_header(
+            &texts,
+            &numbers,
+            sheet,
+            &self.rules.columns,
+            self.extra_ignored,
+        );
+        let (index, layout) = match search {
+            HeaderSearch::Found(index, layout) => (index, layout),
+            HeaderSearch::Unusable(issue) => return Err(Stop::keeping_rows(issue)),
+            // The rows could not be read as far as a header: what stopped
+            // them is what the sender must fix, not a header they have.
+            HeaderSearch::NotFound => match read_error.take() {
+                Some(issue) => return Err(Stop::dropping_rows(issue)),
+                None => {
+                    if let Some(name) = sheet {
+                        self.checked.warnings.push(
+                            Issue::new(
+                                Code::NoHeader,
+                                format!("sheet \"{name}\" has no header row in its first 10 rows and was skipped"),
+                            )
+                            .at(Place { sheet: Some(name.to_string()), ..Place::default() }),
+                        );
+                    }
+                    return Ok(None);
+                }
+            },
+        };
+        self.any_header = true;
+        if let Some(issue) = missing_columns(&layout, self.rules, self.file_location.is_some()) {
+            return Err(Stop::keeping_rows(issue.at(Place {
+                row: Some(layout.row),
+                sheet: sheet.map(str::to_string),
+                ..Place::default()
+            })));
+        }
+        if layout.column(Field::LocationName).is_none() {
+            self.checked.location_outside_columns = true;
+        }
+        self.checked
+            .warnings
+            .extend(layout.warnings.iter().cloned());
+        Ok(Some((index, layout)))
     }
-    checked
+
+    /// One data row, checked and handed to the sink.
+    fn row(&mut self, table_no: u16, context: &row::Context<'_>, row: &Row) -> Result<(), Stop> {
+        let rules = self.rules;
+        if self.sink.len() >= rules.max_rows {
+            return Err(Stop::dropping_rows(Issue::new(
+                Code::TooManyRows,
+                format!(
+                    "the file has more than {} rows (import.max_rows); split it into smaller files",
+                    rules.max_rows
+                ),
+            )));
+        }
+        let result = row::check_row(context, row);
+        let location = match result.location {
+            Some(name) => Some(self.location(&name, row, context.sheet)?),
+            None => None,
+        };
+        self.sink.push(CheckedRow {
+            table: table_no,
+            number: row.number,
+            pointer: row.pointers.as_ref().map(|p| p.item.clone()),
+            location,
+            manufacturer_id: result.manufacturer_id,
+            ids: result.ids,
+            item: result.item,
+            errors: result.errors,
+            warnings: result.warnings,
+        });
+        Ok(())
+    }
+
+    /// The index of the location `name`, numbered in the order the file
+    /// first names them.
+    fn location(&mut self, name: &str, row: &Row, sheet: Option<&str>) -> Result<u32, Stop> {
+        if let Some(&index) = self.location_index.get(name) {
+            return Ok(index);
+        }
+        let rules = self.rules;
+        let locations = &mut self.checked.locations;
+        // Each location is resolved, applied and committed on its own: a
+        // file naming a million (a product column taken for the location)
+        // would hold the daemon for hours.
+        if locations.len() as u64 + rules.archive_locations >= rules.max_locations {
+            return Err(Stop::dropping_rows(too_many_locations(
+                rules, row, sheet, name,
+            )));
+        }
+        let index = locations.len() as u32;
+        self.location_index.insert(name.to_string(), index);
+        locations.push(name.to_string());
+        Ok(index)
+    }
+}
+
+/// The warning for a table with a header and nothing under it.
+fn empty_sheet(sheet: Option<&str>) -> Issue {
+    Issue::new(
+        Code::EmptySheet,
+        match sheet {
+            Some(name) => format!("sheet \"{name}\" has a header but no data rows"),
+            None => "the file has a header but no data rows".to_string(),
+        },
+    )
+    .at(Place {
+        sheet: sheet.map(str::to_string),
+        ..Place::default()
+    })
+}
+
+/// `missing-column` for a file in which no table has a header, quoting
+/// its first row.
+fn no_header(first_row: &[String], rules: &ImportRules) -> Issue {
+    Issue::new(
+        Code::MissingColumn,
+        format!(
+            "no header row found in the first 10 rows: a header names at least two known \
+             columns. The first row reads: {}. Expected {}{}",
+            if first_row.is_empty() {
+                "(nothing)".to_string()
+            } else {
+                first_row
+                    .iter()
+                    .map(|c| format!("\"{c}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            header::expected_headers(),
+            header::identifier_hint(first_row, &rules.columns)
+        ),
+    )
 }
 
 /// `too-many-locations`: `row` names one location more than

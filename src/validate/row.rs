@@ -7,7 +7,8 @@ use crate::parse::{Cell, DecimalComma, Row};
 
 use super::header::Layout;
 use super::upc::{self, UpcCheck};
-use super::value::{self, MAX_INT, MAX_LEN};
+use super::value::{self, MAX_INT};
+use crate::model::MAX_LEN;
 
 /// Most attributes on one row and on one item after merging (SPEC §1).
 pub const MAX_ATTRIBUTES: usize = 63;

@@ -4,11 +4,11 @@
 //! numbers it, the cell, the column's API name and the message.
 
 use super::{check, Checked, CheckedRow};
+use crate::columns::{normalise_header, ColumnTarget};
 use crate::config::{Config, ImportRules, UpcCheck};
 use crate::issue::{Code, Issue};
 use crate::model::Field;
 use crate::parse::Format;
-use crate::validate::header::{normalise_header, ColumnTarget};
 
 // ---------------------------------------------------------------------------
 // Helpers.

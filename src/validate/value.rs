@@ -8,18 +8,6 @@ use crate::parse::{Cell, DecimalComma};
 
 /// The largest integer the API accepts.
 pub const MAX_INT: i64 = 2_147_483_647;
-/// The longest value accepted, in characters.
-pub const MAX_LEN: usize = 255;
-
-/// Formats a spreadsheet number the way a person reads it: `101` rather
-/// than `101.0`, and never in scientific notation for whole numbers.
-pub fn format_number(f: f64) -> String {
-    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e17 {
-        format!("{}", f as i64)
-    } else {
-        format!("{f}")
-    }
-}
 
 /// The text of a cell after the rules of SPEC §3: trimmed, one leading `'`
 /// dropped. `None` for an empty cell.
@@ -266,13 +254,6 @@ mod tests {
         assert_eq!(integer(&t("5.00"), Allowed), Ok(5));
         assert!(integer(&t("5.00"), Only).is_err());
         assert!(integer(&t("1,000"), Allowed).is_err());
-    }
-
-    #[test]
-    fn numbers_format_without_point_zero() {
-        assert_eq!(format_number(101.0), "101");
-        assert_eq!(format_number(36000291452.0), "36000291452");
-        assert_eq!(format_number(12.5), "12.5");
     }
 
     #[test]
