@@ -230,3 +230,19 @@ pub(super) fn member_content(
         Err(issue) => rejected(issue),
     }
 }
+
+/// `unsupported-format` for an archive none of whose members is a stock
+/// file; `skipped` are the members' names.
+pub(super) fn no_stock_file(skipped: &[String]) -> Issue {
+    Issue::new(
+        Code::UnsupportedFormat,
+        format!(
+            "the archive holds no stock file (CSV, workbook or JSON){}",
+            if skipped.is_empty() {
+                String::new()
+            } else {
+                format!("; it has: {}", skipped.join(", "))
+            }
+        ),
+    )
+}

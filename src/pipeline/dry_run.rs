@@ -4,13 +4,12 @@
 use std::path::Path;
 
 use super::{
-    check, duplicate_of, file_rules, is_member_file, member_content, mode_name, read_content,
-    Content, PipelineError,
+    check, duplicate_of, file_rules, is_member_file, member_content, mode_name, no_stock_file,
+    read_content, Content, PipelineError,
 };
 use crate::adjust;
 use crate::apply::now;
 use crate::config::{Inbox, JobType};
-use crate::issue::{Code, Issue};
 use crate::parse;
 use crate::report::{self, JobEntry, JobList, Report};
 use crate::resolve;
@@ -69,17 +68,7 @@ pub fn validate_path(
         // Nothing to validate: the archive itself gets the one report, as
         // `import` gives it.
         let mut content = content;
-        content.forced_error = Some(Issue::new(
-            Code::UnsupportedFormat,
-            format!(
-                "the archive holds no stock file (CSV, workbook or JSON){}",
-                if skipped.is_empty() {
-                    String::new()
-                } else {
-                    format!("; it has: {}", skipped.join(", "))
-                }
-            ),
-        ));
+        content.forced_error = Some(no_stock_file(&skipped));
         reports.push(validate_content(store, inbox, content, archive_kind)?.0);
     }
     Ok(reports)

@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use crate::adjust;
 use crate::apply::{self, now};
 use crate::config::{ImportRules, Inbox, JobType, RefreshMode};
-use crate::issue::{Code, Issue};
 use crate::parse;
 use crate::plan::Plan;
 use crate::report::{self, Report};
@@ -35,7 +34,7 @@ mod left_out;
 mod progress;
 
 use check::check;
-use content::{member_content, read_content, Content};
+use content::{member_content, no_stock_file, read_content, Content};
 pub use dry_run::{validate_file, validate_path};
 pub use finish::{fail, finish, index_owed, recover, Recovered};
 use left_out::{errors_csv_room, write_errors_csv};
@@ -275,17 +274,7 @@ pub fn import_path(
     if outcomes.is_empty() {
         // Nothing to import: the archive itself gets the one report.
         let mut content = content;
-        content.forced_error = Some(Issue::new(
-            Code::UnsupportedFormat,
-            format!(
-                "the archive holds no stock file (CSV, workbook or JSON){}",
-                if skipped.is_empty() {
-                    String::new()
-                } else {
-                    format!("; it has: {}", skipped.join(", "))
-                }
-            ),
-        ));
+        content.forced_error = Some(no_stock_file(&skipped));
         outcomes.push(import_content(
             store,
             inbox,
