@@ -1333,7 +1333,11 @@ fn zip_without_stock_files_gets_one_report() {
     let reports = run.json_lines();
     assert_eq!(reports.len(), 1, "{run}");
     assert_eq!(reports[0]["file"], "docs.zip");
-    file_error(&reports[0], "unsupported-format");
+    let error = file_error(&reports[0], "unsupported-format");
+    assert_eq!(
+        error["message"],
+        "the archive holds no stock file (CSV, workbook or JSON); it has: notes.pdf, photo.png"
+    );
 }
 
 #[test]
@@ -1988,7 +1992,12 @@ fn validate_of_an_archive_without_stock_files_says_rejected() {
     run.code(1);
     let reports = run.json_lines();
     assert_eq!(reports.len(), 1, "{run}");
-    file_error(&reports[0], "unsupported-format");
+    let error = file_error(&reports[0], "unsupported-format");
+    // The same words as `import`'s (zip_without_stock_files_gets_one_report).
+    assert_eq!(
+        error["message"],
+        "the archive holds no stock file (CSV, workbook or JSON); it has: notes.pdf, photo.png"
+    );
 }
 
 // ---------------------------------------------------------------------------
