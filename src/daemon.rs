@@ -37,13 +37,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tracing::{info, info_span, warn};
 
-use crate::config::{Config, Inbox, RefreshMode};
+use crate::config::{Config, Inbox};
 use crate::dirs::DirError;
 use crate::issue::{Code, Issue};
 use crate::open::{Identity, LeaseSupport, Refusal, Trust, Writers};
 use crate::pipeline::{self, ImportOptions, Outcome, PipelineError, Stamp};
 use crate::report::index;
-use crate::store::queries::{self, NewImport};
+use crate::store::queries;
 use crate::store::{Reader as _, Store, StoreError};
 use crate::watch::scan::{Entry, Filter};
 use crate::watch::settle::Settler;
@@ -1085,28 +1085,15 @@ impl Daemon {
                     inbox.rules.max_errors,
                 );
                 let write = self.store.write()?;
-                let id = queries::insert_import(
+                // Never read, so no checksum: it is no one's duplicate.
+                let id = pipeline::record_unread(
                     &write,
-                    &NewImport {
-                        file: name,
-                        source_path: &source,
-                        sha256: "",
-                        format: "unknown",
-                        status: "planned",
-                        duplicate_of: None,
-                        refresh_mode: match inbox.rules.refresh_mode {
-                            RefreshMode::Delta => "delta",
-                            RefreshMode::Full => "full",
-                        },
-                        job_type: inbox.rules.job_type.as_str(),
-                        received_at: &crate::apply::now(),
-                        rows_total: 0,
-                        rows_accepted: 0,
-                        rows_rejected: 0,
-                        report_dir: &inbox.outbox.display().to_string(),
-                        draft: &draft,
-                        inbox: &inbox.name,
-                    },
+                    inbox,
+                    name,
+                    &source,
+                    "",
+                    inbox.rules.job_type,
+                    &draft,
                 )?;
                 write.commit()?;
                 id

@@ -681,6 +681,55 @@ async fn an_operational_failure_is_retried_and_files_behind_it_wait() {
     );
 }
 
+/// A file that fails before its plan is stored, `import.max_attempts`
+/// times, is given up: an import is recorded for it with no rows
+/// (`pipeline::record_unread`), nothing is applied, and once its report can
+/// be written it ends in failed/ with an `operational-error` report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_failing_before_its_plan_is_given_up_with_a_report() {
+    let env = Env::new("", "[import]\nmax_attempts = 1\n");
+    let daemon = env.start();
+    env.wait_for("the outbox to exist", || env.outbox().is_dir())
+        .await;
+    // A plain file where the outbox should be: the errors CSV, written
+    // before the plan is stored, cannot be.
+    fs::remove_dir(env.outbox()).unwrap();
+    fs::write(env.outbox(), "not a directory").unwrap();
+    // The second row has no identifier: the file owes an errors CSV.
+    env.drop_file("x.csv", &csv(&[("11", "A", 1), ("11", "", 2)]));
+    env.wait_for("x.csv to be given up", || {
+        env.imports_of("x.csv").len() == 1
+    })
+    .await;
+    assert_eq!(
+        env.count("SELECT COUNT(*) FROM jobs"),
+        0,
+        "{}",
+        env.describe()
+    );
+
+    fs::remove_file(env.outbox()).unwrap();
+    fs::create_dir(env.outbox()).unwrap();
+    env.wait_finished(1).await;
+    daemon.stop(&env).await;
+
+    let imports = env.imports_of("x.csv");
+    assert_eq!(imports[0].status, "failed", "{}", env.describe());
+    assert_eq!(imports[0].rows_total, 0);
+    let report = env.report("x", imports[0].id);
+    assert_eq!(report["status"], "failed", "{report:#}");
+    assert_eq!(report["job_type"], "refresh", "{report:#}");
+    assert_eq!(
+        report["errors"][0]["code"], "operational-error",
+        "{report:#}"
+    );
+    assert_eq!(
+        env.names(&env.failed_today()),
+        vec![format!("{}_x.csv", imports[0].id)]
+    );
+    assert_eq!(env.count("SELECT COUNT(*) FROM inventory"), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_processes_what_is_there_and_returns() {
     let env = Env::plain();

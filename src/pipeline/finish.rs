@@ -8,11 +8,12 @@ use std::sync::Arc;
 use super::{mode_name, Outcome, PipelineError, Progress};
 use crate::adjust;
 use crate::apply::{self, now};
-use crate::config::Inbox;
+use crate::config::{Inbox, JobType};
 use crate::issue::{Code, Issue};
+use crate::plan::Draft;
 use crate::report::{self, JobEntry, JobList, Report};
 use crate::store::queries::{self, NewImport};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Write};
 
 /// Applies what is left of a stored plan, writes the reports and marks the
 /// import finished. Safe to call again after a crash at any point.
@@ -144,34 +145,53 @@ pub fn fail(
     let write = store.write()?;
     let import_id = match existing {
         Some(id) => id,
-        None => {
-            let sha256 = crate::open::sha256_of(path, inbox.rules.max_file_bytes);
-            let draft = crate::plan::Draft::default();
-            queries::insert_import(
-                &write,
-                &NewImport {
-                    file: name,
-                    source_path: &path.display().to_string(),
-                    sha256: &sha256,
-                    format: "unknown",
-                    status: "planned",
-                    duplicate_of: None,
-                    refresh_mode: mode_name(inbox.rules.refresh_mode),
-                    job_type: adjust::kind_of(name, inbox.rules.job_type).as_str(),
-                    received_at: &now(),
-                    rows_total: 0,
-                    rows_accepted: 0,
-                    rows_rejected: 0,
-                    report_dir: &inbox.outbox.display().to_string(),
-                    draft: &draft,
-                    inbox: &inbox.name,
-                },
-            )?
-        }
+        None => record_unread(
+            &write,
+            inbox,
+            name,
+            &path.display().to_string(),
+            &crate::open::sha256_of(path, inbox.rules.max_file_bytes),
+            adjust::kind_of(name, inbox.rules.job_type),
+            &crate::plan::Draft::default(),
+        )?,
     };
     queries::mark_failing(&write, import_id, &issue, inbox.rules.max_errors)?;
     write.commit()?;
     finish(store, import_id, None)
+}
+
+/// Records an import of a file that was never read — refused when it was
+/// claimed, or failed before its plan was stored — with no rows and
+/// `planned`, so that [`finish`] writes its report and ends it.
+pub fn record_unread(
+    write: &Write<'_>,
+    inbox: &Inbox,
+    name: &str,
+    source_path: &str,
+    sha256: &str,
+    job_type: JobType,
+    draft: &Draft,
+) -> Result<i64, StoreError> {
+    queries::insert_import(
+        write,
+        &NewImport {
+            file: name,
+            source_path,
+            sha256,
+            format: "unknown",
+            status: "planned",
+            duplicate_of: None,
+            refresh_mode: mode_name(inbox.rules.refresh_mode),
+            job_type: job_type.as_str(),
+            received_at: &now(),
+            rows_total: 0,
+            rows_accepted: 0,
+            rows_rejected: 0,
+            report_dir: &inbox.outbox.display().to_string(),
+            draft,
+            inbox: &inbox.name,
+        },
+    )
 }
 
 /// What recovery did with one interrupted import.

@@ -36,7 +36,7 @@ mod progress;
 use check::check;
 use content::{member_content, no_stock_file, read_content, Content};
 pub use dry_run::{validate_file, validate_path};
-pub use finish::{fail, finish, index_owed, recover, Recovered};
+pub use finish::{fail, finish, index_owed, record_unread, recover, Recovered};
 use left_out::{errors_csv_room, write_errors_csv};
 pub use progress::{operator_progress, progress_file};
 
