@@ -469,32 +469,65 @@ fn plan_large_location(
     window_rows: usize,
     location_errors: &mut Vec<Issue>,
 ) -> Result<LocationFindings> {
+    stage.start_location()?;
+    let mut first_error = FirstError::default();
+    match_windows(at, stage, window_rows, &mut first_error)?;
+    stage_duplicates(at, stage, window_rows, &mut first_error)?;
+    let mut rejected = reject_location(at.rules, at.location, first_error.number());
+    let zero = full_mode_zero(at, stage, &mut rejected, location_errors, |stage, id| {
+        stage.is_listed(id)
+    })?;
+    let guard_rejected = zero.is_none();
+    jobs_from_windows(at, stage, window_rows, zero, rejected.is_some())?;
+    Ok(LocationFindings {
+        issues: Vec::new(),
+        rejected,
+        any_error: first_error.0.is_some(),
+        guard_rejected,
+    })
+}
+
+/// The first row with errors at a location, in file order: (seq, row
+/// number).
+#[derive(Default)]
+struct FirstError(Option<(u64, u64)>);
+
+impl FirstError {
+    fn note(&mut self, seq: u64, number: u64) {
+        if self.0.is_none_or(|(s, _)| seq < s) {
+            self.0 = Some((seq, number));
+        }
+    }
+
+    fn number(&self) -> Option<u64> {
+        self.0.map(|(_, number)| number)
+    }
+}
+
+/// A large location's first pass, a window of rows at a time: each row's
+/// record, and what the later passes need of it staged (its keys, the
+/// record it names, whether it is skipped, what was found).
+fn match_windows(
+    at: &At<'_, impl Reader>,
+    stage: &mut Stage,
+    window_rows: usize,
+    first_error: &mut FirstError,
+) -> Result<()> {
     let At {
         checked,
         store,
-        rules,
         mode,
         location_index,
         location,
         ..
     } = *at;
-    stage.start_location()?;
     let wants_listed = mode == RefreshMode::Full;
-    // The first row with errors, in file order: (seq, row number).
-    let mut first_error: Option<(u64, u64)> = None;
-    let mut note_error = |seq: u64, number: u64| {
-        if first_error.is_none_or(|(s, _)| seq < s) {
-            first_error = Some((seq, number));
-        }
-    };
-
-    // 1. Each row's record, a window at a time.
     let mut scan = true;
     let mut after = None;
     loop {
         let window = stage.location_window(location_index, after, window_rows)?;
         let Some(&(last, _)) = window.last() else {
-            break;
+            return Ok(());
         };
         after = Some(last);
         let (seqs, rows): (Vec<u64>, Vec<CheckedRow>) = window.into_iter().unzip();
@@ -524,7 +557,7 @@ fn plan_large_location(
                 verdicts.push((seq, record, found.unchanged));
             }
             if !row.errors.is_empty() || !found.errors.is_empty() {
-                note_error(seq, row.number);
+                first_error.note(seq, row.number);
                 skip.push(seq);
             } else {
                 // Only a valid row with no error found claims its keys, as
@@ -541,8 +574,22 @@ fn plan_large_location(
         stage.push_skip(skip)?;
         stage.push_found(location_index, issues)?;
     }
+}
 
-    // 2. Duplicates: rows paired by the stage, told apart here.
+/// A large location's duplicates: rows paired by the stage from their
+/// keys, told apart here, and the rows a duplicate leaves out skipped.
+fn stage_duplicates(
+    at: &At<'_, impl Reader>,
+    stage: &mut Stage,
+    window_rows: usize,
+    first_error: &mut FirstError,
+) -> Result<()> {
+    let At {
+        checked,
+        rules,
+        location_index,
+        ..
+    } = *at;
     let last_wins = rules.duplicates == Duplicates::LastWins;
     let mut duplicates: Vec<(u64, Findings)> = Vec::new();
     let mut skip: Vec<u64> = Vec::new();
@@ -569,7 +616,7 @@ fn plan_large_location(
         if last_wins {
             duplicates.push((seq, (Vec::new(), vec![issue])));
         } else {
-            note_error(seq, row.number);
+            first_error.note(seq, row.number);
             duplicates.push((seq, (vec![issue], Vec::new())));
         }
         skip.push(seq);
@@ -578,20 +625,22 @@ fn plan_large_location(
         }
         Ok(())
     })?;
-    flush(stage, &mut duplicates, &mut skip)?;
+    flush(stage, &mut duplicates, &mut skip)
+}
 
-    let any_error = first_error.is_some();
-    let mut rejected = reject_location(rules, location, first_error.map(|e| e.1));
-    let zero = full_mode_zero(at, stage, &mut rejected, location_errors, |stage, id| {
-        stage.is_listed(id)
-    })?;
-    let guard_rejected = zero.is_none();
-
-    // 3. The jobs, from the rows left, in file order.
-    let mut jobs = JobSplitter::new(location_index, rules.items_per_job);
+/// A large location's jobs, from the rows left, in file order, a window
+/// at a time; the zeroing (`zero`) rides on the last.
+fn jobs_from_windows(
+    at: &At<'_, impl Reader>,
+    stage: &mut Stage,
+    window_rows: usize,
+    zero: Option<Vec<i64>>,
+    rejected: bool,
+) -> Result<()> {
+    let mut jobs = JobSplitter::new(at.location_index, at.rules.items_per_job);
     let mut after = None;
     loop {
-        let window = stage.location_window_to_plan(location_index, after, window_rows)?;
+        let window = stage.location_window_to_plan(at.location_index, after, window_rows)?;
         let Some(&(last, _, _)) = window.last() else {
             break;
         };
@@ -607,14 +656,7 @@ fn plan_large_location(
             jobs.push_row(stage, &row, *item, record, unchanged)?;
         }
     }
-    jobs.finish_location(stage, zero, rejected.is_some(), rules.manufacturer_id)?;
-
-    Ok(LocationFindings {
-        issues: Vec::new(),
-        rejected,
-        any_error,
-        guard_rejected,
-    })
+    jobs.finish_location(stage, zero, rejected, at.rules.manufacturer_id)
 }
 
 /// A location whose rows are held in memory while it is resolved: a
